@@ -20,7 +20,8 @@ var (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newApp().RunContext(ctx, os.Args)
+	app := newApp()
+	err := app.RunContext(ctx, interleaveFlags(app, os.Args))
 	stop()
 	os.Exit(reportError(os.Stderr, err))
 }

@@ -1,0 +1,727 @@
+package evidence
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+)
+
+// Compression choices for the archive.
+const (
+	CompressZstd = "zstd"
+	CompressNone = "none"
+)
+
+// SealOptions configures SealCase and SealDir.
+type SealOptions struct {
+	Incident string
+	// OutDir receives <incident>.tar.zst (or .tar) and its sidecars.
+	OutDir   string
+	Compress string
+	// SealTime is recorded everywhere a time is; the same case sealed twice
+	// with the same SealTime gives identical bytes.
+	SealTime           time.Time
+	Signer             *Signer
+	SourceOrganization string
+	Examiner           string
+	Tool               string
+	Actor              string
+	Collector          Collector
+	// Workers bounds parallel reading and hashing; GOMAXPROCS when 0.
+	Workers int
+	// Progress, when set, is called with payload bytes written so far.
+	Progress func(done, total int64)
+}
+
+// SealResult describes a sealed archive.
+type SealResult struct {
+	Archive        string `json:"archive"`
+	Sidecar        string `json:"sidecar"`
+	SHA256         string `json:"sha256"`
+	ArchiveBytes   int64  `json:"archive_bytes"`
+	PayloadBytes   int64  `json:"payload_bytes"`
+	PayloadFiles   int    `json:"payload_files"`
+	CustodyHead    string `json:"custody_head"`
+	CustodyRecords int64  `json:"custody_records"`
+	KeyID          string `json:"key_id"`
+}
+
+// ArchiveName returns the archive file name for an incident.
+func ArchiveName(incident, compress string) string {
+	if compress == CompressNone {
+		return incident + ".tar"
+	}
+	return incident + ".tar.zst"
+}
+
+// payloadFile is one file to seal: where it is on disk and, in a case, the
+// hash taken at acquisition that sealing must reproduce.
+type payloadFile struct {
+	bagPath  string // "data/..."
+	diskPath string
+	size     int64
+	want     string
+}
+
+// SealCase seals a case folder. Every item is re-hashed while it is written
+// into the archive and must match the hash taken at acquisition. On success
+// a "sealed" record is appended to the case's custody log; sealing again with
+// the same time reuses it, so the archive is byte-identical.
+func SealCase(ctx context.Context, c *Case, opts SealOptions) (SealResult, error) {
+	opts.Incident = c.Incident()
+	var files []payloadFile
+	for _, it := range c.Items() {
+		if it.Status != StatusCollected {
+			continue
+		}
+		disk := filepath.Join(c.Dir(), filepath.FromSlash(it.Path))
+		fi, err := os.Lstat(disk)
+		if err != nil {
+			return SealResult{}, &Error{Kind: ErrVerification, Msg: fmt.Sprintf("%s is in the custody log but not in the case", it.Path), Err: err,
+				hint: "evidence went missing after acquisition; preserve the case folder and investigate before sealing"}
+		}
+		if !fi.Mode().IsRegular() || fi.Size() != it.Size {
+			return SealResult{}, &Error{Kind: ErrVerification, Msg: fmt.Sprintf("%s changed after acquisition (size %d, acquired %d)", it.Path, fi.Size(), it.Size),
+				hint: "preserve the case folder and investigate before sealing"}
+		}
+		files = append(files, payloadFile{bagPath: it.Path, diskPath: disk, size: it.Size, want: it.SHA256})
+	}
+	logData, err := os.ReadFile(c.Log().path)
+	if err != nil {
+		return SealResult{}, fmt.Errorf("read custody log: %w", err)
+	}
+	recs := c.Log().Records()
+	head, count := c.Log().Head()
+	custody := func(_ map[string]string, details sealDetails) ([]byte, chainHead, []byte, error) {
+		rec, err := newRecord(Actor(opts.Actor), ActionSealed, opts.SealTime, details, map[string]string{manifestTxt: details.ManifestSHA256})
+		if err != nil {
+			return nil, chainHead{}, nil, err
+		}
+		// Idempotent re-seal: the last record already says exactly this.
+		if n := len(recs); n > 0 && recs[n-1].Action == ActionSealed && string(recs[n-1].Details) == string(rec.Details) {
+			return logData, chainHead{Seq: count, Hash: head}, nil, nil
+		}
+		line, _, err := signRecord(chainHead{Seq: count, Hash: head}, opts.Signer, rec)
+		if err != nil {
+			return nil, chainHead{}, nil, err
+		}
+		all := append(append(append([]byte(nil), logData...), line...), '\n')
+		return all, chainHead{Seq: count, Hash: head}.next(line), line, nil
+	}
+	items := func(map[string]string) []Item { return c.Items() }
+	res, sealedLine, err := seal(ctx, files, items, custody, opts)
+	if err != nil || sealedLine == nil {
+		return res, err
+	}
+	var rec Record
+	body, _, _ := splitSigned(sealedLine)
+	_ = json.Unmarshal(body, &rec)
+	c.Log().mu.Lock()
+	defer c.Log().mu.Unlock()
+	if c.Log().head.Hash != head {
+		return res, errors.New("custody log changed while sealing; seal again")
+	}
+	return res, c.Log().appendLocked(sealedLine, rec)
+}
+
+// SealDir seals any folder of files as a bag. Its custody chain starts with
+// one "acquired" record listing every file, followed by the "sealed" record.
+func SealDir(ctx context.Context, dir string, opts SealOptions) (SealResult, error) {
+	if err := ValidIncidentID(opts.Incident); err != nil {
+		return SealResult{}, err
+	}
+	files, err := listPayload(ctx, dir)
+	if err != nil {
+		return SealResult{}, err
+	}
+	abs, _ := filepath.Abs(dir)
+	host, _ := os.Hostname()
+	at := FormatTime(opts.SealTime)
+	items := func(sums map[string]string) []Item {
+		out := make([]Item, 0, len(files))
+		for _, f := range files {
+			out = append(out, Item{
+				Path: f.bagPath, Status: StatusCollected, Size: f.size, SHA256: sums[f.bagPath],
+				AcquisitionStart: at, AcquisitionEnd: at,
+				Source: Source{Host: host, Path: filepath.Join(abs, filepath.FromSlash(strings.TrimPrefix(f.bagPath, "data/")))},
+				Method: "eksir seal: file read from a local folder", Tool: opts.Tool, Collector: opts.Collector,
+			})
+		}
+		return out
+	}
+	custody := func(sums map[string]string, details sealDetails) ([]byte, chainHead, []byte, error) {
+		acq, err := newRecord(Actor(opts.Actor), ActionAcquired, opts.SealTime,
+			map[string]any{"source": abs, "host": host, "files": len(files), "method": "eksir seal DIR"}, sums)
+		if err != nil {
+			return nil, chainHead{}, nil, err
+		}
+		sealed, err := newRecord(Actor(opts.Actor), ActionSealed, opts.SealTime, details, map[string]string{manifestTxt: details.ManifestSHA256})
+		if err != nil {
+			return nil, chainHead{}, nil, err
+		}
+		var out []byte
+		head := emptyHead()
+		for _, rec := range []Record{acq, sealed} {
+			line, _, err := signRecord(head, opts.Signer, rec)
+			if err != nil {
+				return nil, chainHead{}, nil, err
+			}
+			out = append(append(out, line...), '\n')
+			head = head.next(line)
+		}
+		return out, head, nil, nil
+	}
+	res, _, err := seal(ctx, files, items, custody, opts)
+	return res, err
+}
+
+// listPayload walks dir and returns its regular files, sorted by bag path.
+// Links, devices and names a bag cannot carry are refused before anything
+// is written.
+func listPayload(ctx context.Context, dir string) ([]payloadFile, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, invalidErr(err, "give the folder that holds the evidence files", "cannot seal %s", dir)
+	}
+	if !fi.IsDir() {
+		return nil, invalidf("give a folder, not a file", "cannot seal %s: not a folder", dir)
+	}
+	var files []payloadFile
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return invalidErr(err, "check the folder's permissions", "cannot read %s", p)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			where := "inside the folder"
+			if abs, err := filepath.Abs(filepath.Join(filepath.Dir(p), target)); err == nil {
+				if r, err := filepath.Rel(dir, abs); err != nil || r == ".." || strings.HasPrefix(r, "../") || filepath.IsAbs(target) && !strings.HasPrefix(abs, mustAbs(dir)) {
+					where = "outside the folder"
+				}
+			}
+			return invalidf("replace the link with a copy of the file it points to, or remove it", "%s is a symbolic link to %s (%s); evidence bags hold no links", rel, target, where)
+		case d.IsDir():
+			return nil
+		case !d.Type().IsRegular():
+			return invalidf("remove it or copy its content into a regular file", "%s is not a regular file (%v)", rel, d.Type())
+		}
+		if !utf8.ValidString(rel) {
+			return invalidf("rename the file to a UTF-8 name; BagIt manifests are UTF-8", "file name %q is not valid UTF-8", rel)
+		}
+		info, err := d.Info()
+		if err != nil {
+			return invalidErr(err, "check the folder's permissions", "cannot read %s", rel)
+		}
+		files = append(files, payloadFile{bagPath: "data/" + filepath.ToSlash(rel), diskPath: p, size: info.Size()})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].bagPath < files[j].bagPath })
+	return files, nil
+}
+
+func mustAbs(p string) string {
+	a, _ := filepath.Abs(p)
+	return a
+}
+
+// sealDetails is the "sealed" custody record's details.
+type sealDetails struct {
+	Bag            string `json:"bag"`
+	Archive        string `json:"archive"`
+	SealedAt       string `json:"sealed_at"`
+	PayloadOxum    string `json:"payload_oxum"`
+	ManifestSHA256 string `json:"manifest_sha256"`
+}
+
+// SealPredicate is the predicate of the signed in-toto statement.
+type SealPredicate struct {
+	Incident          string `json:"incident"`
+	Bag               string `json:"bag"`
+	SealedAt          string `json:"sealedAt"`
+	PayloadOxum       string `json:"payloadOxum"`
+	ManifestSHA256    string `json:"manifestSha256"`
+	CustodyLogHead    string `json:"custodyLogHead"`
+	CustodyLogRecords int64  `json:"custodyLogRecords"`
+	Tool              string `json:"tool"`
+}
+
+// Statement is an in-toto v1 Statement.
+type Statement struct {
+	Type          string        `json:"_type"`
+	Subject       []Subject     `json:"subject"`
+	PredicateType string        `json:"predicateType"`
+	Predicate     SealPredicate `json:"predicate"`
+}
+
+// Subject is an in-toto subject.
+type Subject struct {
+	Name   string            `json:"name"`
+	Digest map[string]string `json:"digest"`
+}
+
+// In-toto and DSSE identifiers.
+const (
+	StatementType     = "https://in-toto.io/Statement/v1"
+	SealPredicateType = "https://eksir.dev/attestations/seal/v1"
+	InTotoPayloadType = "application/vnd.in-toto+json"
+)
+
+type custodyFunc func(sums map[string]string, d sealDetails) (jsonl []byte, head chainHead, newLine []byte, err error)
+
+// seal writes the archive: bagit.txt, the payload in path order, then the
+// tag files, the tag manifest and the signature. One pass reads each payload
+// file once; its hash and the archive's hash are computed on separate cores
+// while the bytes are written.
+func seal(ctx context.Context, files []payloadFile, items func(map[string]string) []Item, custody custodyFunc, opts SealOptions) (SealResult, []byte, error) {
+	if opts.Signer == nil {
+		return SealResult{}, nil, errNoKey()
+	}
+	switch opts.Compress {
+	case "":
+		opts.Compress = CompressZstd
+	case CompressZstd, CompressNone:
+	default:
+		return SealResult{}, nil, invalidf("use --compress zstd or --compress none", "unknown compression %q", opts.Compress)
+	}
+	if opts.SealTime.IsZero() {
+		opts.SealTime = time.Now()
+	}
+	opts.SealTime = opts.SealTime.UTC()
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if err := os.MkdirAll(opts.OutDir, dirMode); err != nil {
+		return SealResult{}, nil, fmt.Errorf("create output folder: %w", err)
+	}
+	name := ArchiveName(opts.Incident, opts.Compress)
+	final := filepath.Join(opts.OutDir, name)
+	out, err := os.CreateTemp(opts.OutDir, "."+name+tempSuffix+"*")
+	if err != nil {
+		return SealResult{}, nil, fmt.Errorf("create archive: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			out.Close()
+			os.Remove(out.Name())
+		}
+	}()
+	if err := out.Chmod(fileMode); err != nil {
+		return SealResult{}, nil, err
+	}
+	aw, err := newArchiveWriter(out, opts)
+	if err != nil {
+		return SealResult{}, nil, err
+	}
+	res, newLine, err := aw.writeBag(ctx, files, items, custody, opts)
+	if err != nil {
+		return res, nil, err
+	}
+	if err := out.Sync(); err != nil {
+		return res, nil, fmt.Errorf("sync archive: %w", err)
+	}
+	if err := out.Close(); err != nil {
+		return res, nil, fmt.Errorf("close archive: %w", err)
+	}
+	if err := os.Rename(out.Name(), final); err != nil {
+		return res, nil, fmt.Errorf("rename archive: %w", err)
+	}
+	committed = true
+	res.Archive, res.Sidecar = final, final+".sha256"
+	if err := writeFileSync(res.Sidecar, []byte(res.SHA256+"  "+name+"\n"), fileMode); err != nil {
+		return res, nil, err
+	}
+	return res, newLine, nil
+}
+
+// archiveWriter is the tar stream: tar → bufio → [zstd] → hashing file.
+type archiveWriter struct {
+	sink *hashingWriter
+	buf  *bufio.Writer
+	zw   *zstd.Encoder
+	tw   *tar.Writer
+	top  string
+	time time.Time
+	dirs map[string]bool
+}
+
+func newArchiveWriter(f *os.File, opts SealOptions) (*archiveWriter, error) {
+	aw := &archiveWriter{sink: &hashingWriter{w: f, h: NewHash()}, top: opts.Incident, time: opts.SealTime.Truncate(time.Second), dirs: map[string]bool{}}
+	var w io.Writer = aw.sink
+	if opts.Compress == CompressZstd {
+		zw, err := zstd.NewWriter(aw.sink, zstd.WithEncoderLevel(zstd.SpeedDefault))
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		aw.zw, w = zw, zw
+	}
+	aw.buf = bufio.NewWriterSize(w, 1<<20)
+	aw.tw = tar.NewWriter(aw.buf)
+	return aw, nil
+}
+
+// header returns a deterministic PAX header: fixed owner, mode and time.
+func (aw *archiveWriter) header(name string, size int64, dir bool) *tar.Header {
+	h := &tar.Header{Name: aw.top + "/" + name, Size: size, Mode: fileMode, ModTime: aw.time, Format: tar.FormatPAX, Typeflag: tar.TypeReg}
+	if dir {
+		h.Name, h.Mode, h.Typeflag, h.Size = aw.top+"/"+name+"/", dirMode, tar.TypeDir, 0
+	}
+	if name == "" {
+		h.Name = aw.top + "/"
+	}
+	return h
+}
+
+// parents writes directory entries for name's parents not yet written.
+func (aw *archiveWriter) parents(name string) error {
+	var missing []string
+	for d := pathDir(name); !aw.dirs[d]; d = pathDir(d) {
+		missing = append(missing, d)
+		aw.dirs[d] = true
+		if d == "" {
+			break
+		}
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := aw.tw.WriteHeader(aw.header(missing[i], 0, true)); err != nil {
+			return fmt.Errorf("write archive: %w", err)
+		}
+	}
+	return nil
+}
+
+func pathDir(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+func (aw *archiveWriter) writeSmall(name string, data []byte) error {
+	if err := aw.parents(name); err != nil {
+		return err
+	}
+	if err := aw.tw.WriteHeader(aw.header(name, int64(len(data)), false)); err != nil {
+		return fmt.Errorf("write archive: %w", err)
+	}
+	if _, err := aw.tw.Write(data); err != nil {
+		return fmt.Errorf("write archive: %w", err)
+	}
+	return nil
+}
+
+func (aw *archiveWriter) writeBag(ctx context.Context, files []payloadFile, items func(map[string]string) []Item, custody custodyFunc, opts SealOptions) (SealResult, []byte, error) {
+	res := SealResult{KeyID: opts.Signer.ID(), PayloadFiles: len(files)}
+	for _, f := range files {
+		res.PayloadBytes += f.size
+	}
+	if err := aw.writeSmall(bagitTxt, []byte(bagitContent)); err != nil {
+		return res, nil, err
+	}
+	sums, err := aw.writePayload(ctx, files, res.PayloadBytes, opts)
+	if err != nil {
+		return res, nil, err
+	}
+	lines := make([]manifestLine, 0, len(files))
+	for _, f := range files {
+		lines = append(lines, manifestLine{sums[f.bagPath], f.bagPath})
+	}
+	manifest := formatManifest(lines)
+	oxum := fmt.Sprintf("%d.%d", res.PayloadBytes, res.PayloadFiles)
+	details := sealDetails{Bag: opts.Incident, Archive: ArchiveName(opts.Incident, opts.Compress), SealedAt: FormatTime(opts.SealTime), PayloadOxum: oxum, ManifestSHA256: SumHex(manifest)}
+	custodyData, head, newLine, err := custody(sums, details)
+	if err != nil {
+		return res, nil, err
+	}
+	res.CustodyHead, res.CustodyRecords = head.Hash, head.Seq
+	index, err := MarshalIndex(Index{Incident: opts.Incident, Items: items(sums)})
+	if err != nil {
+		return res, nil, err
+	}
+	info := bagInfo{SourceOrganization: opts.SourceOrganization, Incident: opts.Incident, Examiner: opts.Examiner, Tool: opts.Tool,
+		SealTime: opts.SealTime, PayloadBytes: res.PayloadBytes, PayloadFiles: res.PayloadFiles, CustodyHead: head.Hash, CustodyRecords: head.Seq}.format()
+	tags := []struct {
+		name string
+		data []byte
+	}{{bagInfoTxt, info}, {manifestTxt, manifest}, {custodyJSONL, custodyData}, {itemsJSON, index}}
+	tagLines := []manifestLine{{SumHex([]byte(bagitContent)), bagitTxt}}
+	for _, t := range tags {
+		if err := aw.writeSmall(t.name, t.data); err != nil {
+			return res, nil, err
+		}
+		tagLines = append(tagLines, manifestLine{SumHex(t.data), t.name})
+	}
+	tagManifest := formatManifest(tagLines)
+	if err := aw.writeSmall(tagManifestTxt, tagManifest); err != nil {
+		return res, nil, err
+	}
+	envelope, err := signSeal(ctx, opts.Signer, Statement{
+		Type:          StatementType,
+		Subject:       []Subject{{Name: tagManifestTxt, Digest: map[string]string{"sha256": SumHex(tagManifest)}}},
+		PredicateType: SealPredicateType,
+		Predicate: SealPredicate{Incident: opts.Incident, Bag: opts.Incident, SealedAt: FormatTime(opts.SealTime), PayloadOxum: oxum,
+			ManifestSHA256: details.ManifestSHA256, CustodyLogHead: head.Hash, CustodyLogRecords: head.Seq, Tool: opts.Tool},
+	})
+	if err != nil {
+		return res, nil, err
+	}
+	if err := aw.writeSmall(sealDSSE, envelope); err != nil {
+		return res, nil, err
+	}
+	if err := aw.writeSmall(sealPub, EncodePublicKey(opts.Signer.Public())); err != nil {
+		return res, nil, err
+	}
+	if err := aw.close(); err != nil {
+		return res, nil, err
+	}
+	res.SHA256, res.ArchiveBytes = hexSum(aw.sink.h), aw.sink.n
+	return res, newLine, nil
+}
+
+func (aw *archiveWriter) close() error {
+	err := aw.tw.Close()
+	if err == nil {
+		err = aw.buf.Flush()
+	}
+	if err == nil && aw.zw != nil {
+		err = aw.zw.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("finish archive: %w", err)
+	}
+	return nil
+}
+
+// signSeal wraps the statement in a DSSE envelope signed by signer.
+func signSeal(ctx context.Context, signer *Signer, st Statement) ([]byte, error) {
+	payload, err := json.Marshal(st)
+	if err != nil {
+		return nil, fmt.Errorf("encode statement: %w", err)
+	}
+	es, err := dsse.NewEnvelopeSigner(signer)
+	if err != nil {
+		return nil, err
+	}
+	env, err := es.SignPayload(ctx, InTotoPayloadType, payload)
+	if err != nil {
+		return nil, fmt.Errorf("sign seal: %w", err)
+	}
+	b, err := json.MarshalIndent(env, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// Read buffers: large ones for big files, small ones so that 100,000 small
+// files do not each pin a megabyte.
+const (
+	bigBuf   = 1 << 20
+	smallBuf = 64 << 10
+)
+
+var (
+	bigPool   = sync.Pool{New: func() any { b := make([]byte, bigBuf); return &b }}
+	smallPool = sync.Pool{New: func() any { b := make([]byte, smallBuf); return &b }}
+)
+
+func getBuf(remaining int64) *[]byte {
+	if remaining < smallBuf {
+		return smallPool.Get().(*[]byte)
+	}
+	return bigPool.Get().(*[]byte)
+}
+
+func putBuf(b *[]byte) {
+	if cap(*b) == bigBuf {
+		bigPool.Put(b)
+	} else {
+		smallPool.Put(b)
+	}
+}
+
+type chunk struct {
+	buf *[]byte
+	n   int
+}
+
+// readJob is one payload file travelling from a reader to the writer.
+type readJob struct {
+	pf     payloadFile
+	chunks chan chunk
+	sum    string
+	err    error
+}
+
+// writePayload reads and hashes files on opts.Workers goroutines and writes
+// them into the tar in order. Lookahead is bounded: at most 4 chunks per
+// file in flight and 256 files queued, so memory stays small.
+func (aw *archiveWriter) writePayload(ctx context.Context, files []payloadFile, total int64, opts SealOptions) (map[string]string, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan *readJob)
+	ordered := make(chan *readJob, 256)
+	var wg sync.WaitGroup
+	for i := 0; i < opts.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				readFile(ctx, j)
+			}
+		}()
+	}
+	go func() {
+		defer close(ordered)
+		defer close(work)
+		for _, pf := range files {
+			j := &readJob{pf: pf, chunks: make(chan chunk, 4)}
+			select {
+			case work <- j:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case ordered <- j:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	defer wg.Wait()
+	defer cancel()
+
+	sums := make(map[string]string, len(files))
+	var done int64
+	for j := range ordered {
+		name := strings.TrimPrefix(j.pf.bagPath, "")
+		if err := aw.parents(name); err != nil {
+			return nil, err
+		}
+		if err := aw.tw.WriteHeader(aw.header(name, j.pf.size, false)); err != nil {
+			return nil, fmt.Errorf("write archive: %w", err)
+		}
+		for c := range j.chunks {
+			_, err := aw.tw.Write((*c.buf)[:c.n])
+			putBuf(c.buf)
+			if err != nil {
+				return nil, fmt.Errorf("write %s into archive: %w", j.pf.bagPath, err)
+			}
+			done += int64(c.n)
+		}
+		if j.err != nil {
+			return nil, j.err
+		}
+		if j.pf.want != "" && j.pf.want != j.sum {
+			return nil, &Error{Kind: ErrVerification, Msg: fmt.Sprintf("%s changed after acquisition: sha256 %s at acquisition, %s now", j.pf.bagPath, j.pf.want, j.sum),
+				hint: "the seal was aborted and nothing was written; preserve the case folder and investigate"}
+		}
+		sums[j.pf.bagPath] = j.sum
+		if opts.Progress != nil {
+			opts.Progress(done, total)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return sums, nil
+}
+
+// readFile streams one file into j.chunks, hashing each chunk first.
+func readFile(ctx context.Context, j *readJob) {
+	defer close(j.chunks)
+	f, err := os.OpenFile(j.pf.diskPath, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		j.err = invalidErr(err, "check that the file is readable and not a link", "cannot read %s", j.pf.bagPath)
+		return
+	}
+	defer f.Close()
+	h := NewHash()
+	var n int64
+	for {
+		buf := getBuf(j.pf.size - n)
+		m, err := io.ReadFull(f, *buf)
+		if n+int64(m) > j.pf.size {
+			putBuf(buf)
+			j.err = fmt.Errorf("%s grew while sealing (expected %d bytes): %w", j.pf.bagPath, j.pf.size, ErrInvalidInput)
+			return
+		}
+		if m > 0 {
+			h.Write((*buf)[:m])
+			n += int64(m)
+			select {
+			case j.chunks <- chunk{buf, m}:
+			case <-ctx.Done():
+				putBuf(buf)
+				j.err = ctx.Err()
+				return
+			}
+		} else {
+			putBuf(buf)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			j.err = invalidErr(err, "check that the file is readable", "cannot read %s", j.pf.bagPath)
+			return
+		}
+	}
+	if n != j.pf.size {
+		j.err = fmt.Errorf("%s shrank while sealing (%d of %d bytes): %w", j.pf.bagPath, n, j.pf.size, ErrInvalidInput)
+		return
+	}
+	j.sum = hexSum(h)
+}
+
+// hashingWriter writes to w and hashes the same bytes; large writes hash on
+// a second goroutine while the first one writes.
+type hashingWriter struct {
+	w io.Writer
+	h hash.Hash
+	n int64
+}
+
+func (s *hashingWriter) Write(p []byte) (int, error) {
+	if len(p) < smallBuf {
+		s.h.Write(p)
+		n, err := s.w.Write(p)
+		s.n += int64(n)
+		return n, err
+	}
+	done := make(chan struct{})
+	go func() {
+		s.h.Write(p)
+		close(done)
+	}()
+	n, err := s.w.Write(p)
+	<-done
+	s.n += int64(n)
+	return n, err
+}
