@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -360,16 +361,29 @@ func (c *Case) writeIndex() error {
 	return writeFileSync(filepath.Join(c.root, "metadata", "items.json"), b, fileMode)
 }
 
-// MarshalIndex encodes an index the way it is stored: indented, one trailing newline.
+// MarshalIndex encodes an index the way it is stored: valid JSON with one
+// item per line, so that a 100,000-item index is cheap to write and easy to
+// grep.
 func MarshalIndex(ix Index) ([]byte, error) {
-	if ix.Items == nil {
-		ix.Items = []Item{}
+	var b bytes.Buffer
+	id, _ := json.Marshal(ix.Incident)
+	b.Grow(64 + 400*len(ix.Items))
+	b.WriteString(`{"incident":`)
+	b.Write(id)
+	b.WriteString(`,"items":[`)
+	enc := json.NewEncoder(&b)
+	for i := range ix.Items {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("\n  ")
+		if err := enc.Encode(&ix.Items[i]); err != nil {
+			return nil, fmt.Errorf("encode items index: %w", err)
+		}
+		b.Truncate(b.Len() - 1) // Encode's newline
 	}
-	b, err := json.MarshalIndent(ix, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("encode items index: %w", err)
-	}
-	return append(b, '\n'), nil
+	b.WriteString("\n]}\n")
+	return b.Bytes(), nil
 }
 
 // ItemWriter streams one item into the case.

@@ -77,7 +77,7 @@ func ArchiveName(incident, compress string) string {
 type payloadFile struct {
 	bagPath  string // "data/..."
 	diskPath string
-	size     int64
+	size     int64 // -1 until the file is opened, when not known in advance
 	want     string
 }
 
@@ -87,6 +87,7 @@ type payloadFile struct {
 // the same time reuses it, so the archive is byte-identical.
 func SealCase(ctx context.Context, c *Case, opts SealOptions) (SealResult, error) {
 	opts.Incident = c.Incident()
+	opts.SealTime = defaultSealTime(opts.SealTime)
 	var files []payloadFile
 	for _, it := range c.Items() {
 		if it.Status != StatusCollected {
@@ -148,6 +149,7 @@ func SealDir(ctx context.Context, dir string, opts SealOptions) (SealResult, err
 	if err := ValidIncidentID(opts.Incident); err != nil {
 		return SealResult{}, err
 	}
+	opts.SealTime = defaultSealTime(opts.SealTime)
 	files, err := listPayload(ctx, dir)
 	if err != nil {
 		return SealResult{}, err
@@ -193,6 +195,16 @@ func SealDir(ctx context.Context, dir string, opts SealOptions) (SealResult, err
 	return res, err
 }
 
+// defaultSealTime is t in UTC, or now when t is zero. SealCase and SealDir
+// apply it before building custody records, so every record and the item
+// index carry the same seal time as the statement.
+func defaultSealTime(t time.Time) time.Time {
+	if t.IsZero() {
+		t = time.Now()
+	}
+	return t.UTC()
+}
+
 // listPayload walks dir and returns its regular files, sorted by bag path.
 // Links, devices and names a bag cannot carry are refused before anything
 // is written.
@@ -216,11 +228,9 @@ func listPayload(ctx context.Context, dir string) ([]payloadFile, error) {
 		switch {
 		case d.Type()&fs.ModeSymlink != 0:
 			target, _ := os.Readlink(p)
-			where := "inside the folder"
-			if abs, err := filepath.Abs(filepath.Join(filepath.Dir(p), target)); err == nil {
-				if r, err := filepath.Rel(dir, abs); err != nil || r == ".." || strings.HasPrefix(r, "../") || filepath.IsAbs(target) && !strings.HasPrefix(abs, mustAbs(dir)) {
-					where = "outside the folder"
-				}
+			where := "outside the folder"
+			if linkPointsInside(dir, p, target) {
+				where = "inside the folder"
 			}
 			return invalidf("replace the link with a copy of the file it points to, or remove it", "%s is a symbolic link to %s (%s); evidence bags hold no links", rel, target, where)
 		case d.IsDir():
@@ -231,11 +241,9 @@ func listPayload(ctx context.Context, dir string) ([]payloadFile, error) {
 		if !utf8.ValidString(rel) {
 			return invalidf("rename the file to a UTF-8 name; BagIt manifests are UTF-8", "file name %q is not valid UTF-8", rel)
 		}
-		info, err := d.Info()
-		if err != nil {
-			return invalidErr(err, "check the folder's permissions", "cannot read %s", rel)
-		}
-		files = append(files, payloadFile{bagPath: "data/" + filepath.ToSlash(rel), diskPath: p, size: info.Size()})
+		// The size comes from fstat when the file is read: one syscall less
+		// per file, which matters with 100,000 of them.
+		files = append(files, payloadFile{bagPath: "data/" + filepath.ToSlash(rel), diskPath: p, size: -1})
 		return nil
 	})
 	if err != nil {
@@ -245,9 +253,19 @@ func listPayload(ctx context.Context, dir string) ([]payloadFile, error) {
 	return files, nil
 }
 
-func mustAbs(p string) string {
-	a, _ := filepath.Abs(p)
-	return a
+// linkPointsInside reports whether the link at p, whose target is target,
+// names a path inside dir (lexically; the target need not exist).
+func linkPointsInside(dir, p, target string) bool {
+	if !filepath.IsAbs(target) {
+		target = filepath.Join(filepath.Dir(p), target)
+	}
+	absDir, err1 := filepath.Abs(dir)
+	absTarget, err2 := filepath.Abs(target)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	r, err := filepath.Rel(absDir, absTarget)
+	return err == nil && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator))
 }
 
 // sealDetails is the "sealed" custody record's details.
@@ -309,10 +327,7 @@ func seal(ctx context.Context, files []payloadFile, items func(map[string]string
 	default:
 		return SealResult{}, nil, invalidf("use --compress zstd or --compress none", "unknown compression %q", opts.Compress)
 	}
-	if opts.SealTime.IsZero() {
-		opts.SealTime = time.Now()
-	}
-	opts.SealTime = opts.SealTime.UTC()
+	opts.SealTime = defaultSealTime(opts.SealTime)
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -438,15 +453,15 @@ func (aw *archiveWriter) writeSmall(name string, data []byte) error {
 
 func (aw *archiveWriter) writeBag(ctx context.Context, files []payloadFile, items func(map[string]string) []Item, custody custodyFunc, opts SealOptions) (SealResult, []byte, error) {
 	res := SealResult{KeyID: opts.Signer.ID(), PayloadFiles: len(files)}
-	for _, f := range files {
-		res.PayloadBytes += f.size
-	}
 	if err := aw.writeSmall(bagitTxt, []byte(bagitContent)); err != nil {
 		return res, nil, err
 	}
-	sums, err := aw.writePayload(ctx, files, res.PayloadBytes, opts)
+	sums, err := aw.writePayload(ctx, files, opts)
 	if err != nil {
 		return res, nil, err
+	}
+	for _, f := range files {
+		res.PayloadBytes += f.size
 	}
 	lines := make([]manifestLine, 0, len(files))
 	for _, f := range files {
@@ -573,7 +588,9 @@ type chunk struct {
 
 // readJob is one payload file travelling from a reader to the writer.
 type readJob struct {
-	pf     payloadFile
+	pf payloadFile
+	// ready is closed once pf.size is known (or err is set).
+	ready  chan struct{}
 	chunks chan chunk
 	sum    string
 	err    error
@@ -582,7 +599,11 @@ type readJob struct {
 // writePayload reads and hashes files on opts.Workers goroutines and writes
 // them into the tar in order. Lookahead is bounded: at most 4 chunks per
 // file in flight and 256 files queued, so memory stays small.
-func (aw *archiveWriter) writePayload(ctx context.Context, files []payloadFile, total int64, opts SealOptions) (map[string]string, error) {
+func (aw *archiveWriter) writePayload(ctx context.Context, files []payloadFile, opts SealOptions) (map[string]string, error) {
+	var total int64
+	for _, f := range files {
+		total += max(f.size, 0)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	work := make(chan *readJob)
@@ -601,7 +622,7 @@ func (aw *archiveWriter) writePayload(ctx context.Context, files []payloadFile, 
 		defer close(ordered)
 		defer close(work)
 		for _, pf := range files {
-			j := &readJob{pf: pf, chunks: make(chan chunk, 4)}
+			j := &readJob{pf: pf, ready: make(chan struct{}), chunks: make(chan chunk, 4)}
 			select {
 			case work <- j:
 			case <-ctx.Done():
@@ -619,8 +640,15 @@ func (aw *archiveWriter) writePayload(ctx context.Context, files []payloadFile, 
 
 	sums := make(map[string]string, len(files))
 	var done int64
+	i := 0
 	for j := range ordered {
-		name := strings.TrimPrefix(j.pf.bagPath, "")
+		<-j.ready
+		if j.err != nil {
+			return nil, j.err
+		}
+		files[i].size = j.pf.size
+		i++
+		name := j.pf.bagPath
 		if err := aw.parents(name); err != nil {
 			return nil, err
 		}
@@ -656,48 +684,65 @@ func (aw *archiveWriter) writePayload(ctx context.Context, files []payloadFile, 
 // readFile streams one file into j.chunks, hashing each chunk first.
 func readFile(ctx context.Context, j *readJob) {
 	defer close(j.chunks)
-	f, err := os.OpenFile(j.pf.diskPath, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := j.open()
+	close(j.ready)
 	if err != nil {
-		j.err = invalidErr(err, "check that the file is readable and not a link", "cannot read %s", j.pf.bagPath)
+		j.err = err
 		return
 	}
 	defer f.Close()
+	// Read exactly the size fstat gave: the tar header already promises it,
+	// and it spares a read per file just to see EOF.
 	h := NewHash()
 	var n int64
-	for {
+	for n < j.pf.size {
 		buf := getBuf(j.pf.size - n)
-		m, err := io.ReadFull(f, *buf)
-		if n+int64(m) > j.pf.size {
-			putBuf(buf)
-			j.err = fmt.Errorf("%s grew while sealing (expected %d bytes): %w", j.pf.bagPath, j.pf.size, ErrInvalidInput)
-			return
-		}
-		if m > 0 {
-			h.Write((*buf)[:m])
-			n += int64(m)
-			select {
-			case j.chunks <- chunk{buf, m}:
-			case <-ctx.Done():
-				putBuf(buf)
-				j.err = ctx.Err()
-				return
-			}
-		} else {
-			putBuf(buf)
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
+		want := min(int64(len(*buf)), j.pf.size-n)
+		m, err := io.ReadFull(f, (*buf)[:want])
 		if err != nil {
-			j.err = invalidErr(err, "check that the file is readable", "cannot read %s", j.pf.bagPath)
+			putBuf(buf)
+			if err == io.ErrUnexpectedEOF || err == io.EOF {
+				j.err = fmt.Errorf("%s shrank while sealing (%d of %d bytes): %w", j.pf.bagPath, n+int64(m), j.pf.size, ErrInvalidInput)
+			} else {
+				j.err = invalidErr(err, "check that the file is readable", "cannot read %s", j.pf.bagPath)
+			}
 			return
 		}
-	}
-	if n != j.pf.size {
-		j.err = fmt.Errorf("%s shrank while sealing (%d of %d bytes): %w", j.pf.bagPath, n, j.pf.size, ErrInvalidInput)
-		return
+		h.Write((*buf)[:m])
+		n += int64(m)
+		select {
+		case j.chunks <- chunk{buf, m}:
+		case <-ctx.Done():
+			putBuf(buf)
+			j.err = ctx.Err()
+			return
+		}
 	}
 	j.sum = hexSum(h)
+}
+
+// open opens the file without following links and learns its size.
+func (j *readJob) open() (*os.File, error) {
+	f, err := os.OpenFile(j.pf.diskPath, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, invalidErr(err, "check that the file is readable and not a link", "cannot read %s", j.pf.bagPath)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, invalidErr(err, "check that the file is readable", "cannot read %s", j.pf.bagPath)
+	}
+	switch {
+	case !fi.Mode().IsRegular():
+		f.Close()
+		return nil, invalidf("remove it or copy its content into a regular file", "%s is not a regular file (%v)", j.pf.bagPath, fi.Mode().Type())
+	case j.pf.size >= 0 && fi.Size() != j.pf.size:
+		f.Close()
+		return nil, &Error{Kind: ErrVerification, Msg: fmt.Sprintf("%s changed after acquisition (size %d, acquired %d)", j.pf.bagPath, fi.Size(), j.pf.size),
+			hint: "the seal was aborted and nothing was written; preserve the case folder and investigate"}
+	}
+	j.pf.size = fi.Size()
+	return f, nil
 }
 
 // hashingWriter writes to w and hashes the same bytes; large writes hash on

@@ -230,8 +230,8 @@ func (bc *bagContent) entry(name string, typ byte, size int64, r io.Reader, buf 
 		bc.report.add("structure", StatusFail, rel, "tag files exceed the size a bag's metadata can have")
 		return nil
 	}
-	b, err := io.ReadAll(r)
-	if err != nil {
+	b := make([]byte, size)
+	if _, err := io.ReadFull(r, b); err != nil {
 		bc.report.add("archive", StatusFail, rel, "read error: "+err.Error())
 		return nil
 	}
@@ -508,6 +508,10 @@ func (bc *bagContent) checkSignature(ctx context.Context, tagManifest, manifest 
 		rep.add("signature", StatusFail, bagInfoTxt, "custody head or count differs from the signed statement")
 	case p.ManifestSHA256 != SumHex(manifest) || p.PayloadOxum != info["Payload-Oxum"] || p.Incident != info["External-Identifier"]:
 		rep.add("signature", StatusFail, sealDSSE, "signed statement disagrees with the bag")
+	case !isKey(bc.tags[sealPub], rep.SignerKeyID):
+		// seal.pub is outside the tag manifest; a lab may check the
+		// signature with it, so it must be the key that signed.
+		rep.add("signature", StatusFail, sealPub, "missing, malformed or not the key that signed the seal ("+rep.SignerKeyID+")")
 	default:
 		detail := "signed by key " + rep.SignerKeyID
 		if !rep.Pinned {
@@ -517,6 +521,12 @@ func (bc *bagContent) checkSignature(ctx context.Context, tagManifest, manifest 
 	}
 	rep.SealedHead = chainHead{Seq: p.CustodyLogRecords, Hash: p.CustodyLogHead}
 	return keys
+}
+
+// isKey reports whether pemKey is the PEM public key with key ID id.
+func isKey(pemKey []byte, id string) bool {
+	pub, err := ParsePublicKey(pemKey)
+	return err == nil && KeyID(pub) == id
 }
 
 // checkCustody replays metadata/custody.jsonl and ties it to the manifest.
