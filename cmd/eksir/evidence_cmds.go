@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -200,14 +201,12 @@ func sealCommand() *cli.Command {
 				if _, statErr := os.Stat(filepath.Join(c.String(flagCaseDir), incident)); statErr != nil {
 					return usagef("check --case-dir and --incident, or pass a folder to seal: eksir seal --incident ID DIR", "no case %s in %s", incident, c.String(flagCaseDir))
 				}
-				cs, err := openCase(c, incident)
-				if err != nil {
-					return err
+				cs, openErr := openCase(c, incident)
+				if openErr != nil {
+					return openErr
 				}
 				res, err = evidence.SealCase(c.Context, cs, opts)
-				if cerr := cs.Close(); err == nil {
-					err = cerr
-				}
+				err = errors.Join(err, cs.Close())
 			}
 			if err != nil {
 				return err
