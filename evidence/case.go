@@ -135,7 +135,7 @@ func OpenCase(ctx context.Context, opts CaseOptions) (*Case, error) {
 			return nil, fmt.Errorf("create case folder: %w", err)
 		}
 	}
-	log, err := OpenLog(filepath.Join(root, "metadata", "custody.jsonl"), opts.Signer, opts.Actor)
+	log, err := OpenLog(filepath.Join(root, "metadata", "custody.jsonl"), opts.Signer, opts.Actor, opts.Now)
 	if err != nil {
 		return nil, err
 	}

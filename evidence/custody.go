@@ -207,17 +207,21 @@ type Log struct {
 	actor  string
 	head   chainHead
 	recs   []Record
+	now    func() time.Time
 }
 
 // OpenLog opens or creates the log at path. A record cut off by a crash (no
 // final newline) was never acknowledged: it is moved to path+".torn" and a
 // "recovered" record says so, so nothing is silently dropped.
-func OpenLog(path string, signer *Signer, actor string) (*Log, error) {
+func OpenLog(path string, signer *Signer, actor string, now func() time.Time) (*Log, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, fileMode)
 	if err != nil {
 		return nil, fmt.Errorf("open custody log: %w", err)
 	}
-	l := &Log{f: f, path: path, signer: signer, actor: actor, head: emptyHead()}
+	if now == nil {
+		now = time.Now
+	}
+	l := &Log{f: f, path: path, signer: signer, actor: actor, head: emptyHead(), now: now}
 	data, err := io.ReadAll(f)
 	if err != nil {
 		f.Close()
@@ -267,7 +271,7 @@ func (l *Log) recoverTorn(complete int64, torn []byte) error {
 	}
 	details := map[string]any{"torn_bytes": len(torn), "torn_sha256": SumHex(torn), "saved_as": saved,
 		"reason": "a record was cut off by a crash before it was acknowledged"}
-	_, err := l.Append(ActionRecovered, time.Now(), details, nil)
+	_, err := l.Append(ActionRecovered, l.now(), details, nil)
 	return err
 }
 

@@ -230,11 +230,15 @@ func (bc *bagContent) entry(name string, typ byte, size int64, r io.Reader, buf 
 		bc.report.add("structure", StatusFail, rel, "tag files exceed the size a bag's metadata can have")
 		return nil
 	}
-	b := make([]byte, size)
-	if _, err := io.ReadFull(r, b); err != nil {
+	// Trust the header's size only so far: a hostile archive could claim a
+	// huge tag file to make us allocate before reading anything.
+	var tb bytes.Buffer
+	tb.Grow(int(min(size, 64<<20)))
+	if _, err := io.CopyN(&tb, r, size); err != nil {
 		bc.report.add("archive", StatusFail, rel, "read error: "+err.Error())
 		return nil
 	}
+	b := tb.Bytes()
 	bc.tagBytes += int64(len(b))
 	bc.tags[rel] = b
 	return nil
