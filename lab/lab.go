@@ -177,7 +177,10 @@ func Up(ctx context.Context, o Options) (st *State, err error) {
 	// moto is independent of the Kubernetes side: start it first and check it
 	// last, so its Python start-up overlaps with etcd and the API server.
 	progress("starting moto on " + st.AWSEndpoint)
-	moto, err := startProc(dir, "moto", bins.Moto, []string{"-H", "127.0.0.1", "-p", strconv.Itoa(motoPort)}, nil)
+	// AWS managed policies (AmazonEKSWorkerNodePolicy, ...) exist in moto only
+	// when it loads them; seeding attaches them as EKS node groups do.
+	moto, err := startProc(dir, "moto", bins.Moto, []string{"-H", "127.0.0.1", "-p", strconv.Itoa(motoPort)},
+		[]string{"MOTO_IAM_LOAD_MANAGED_POLICIES=true"})
 	if err != nil {
 		return st, err
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
@@ -402,8 +403,10 @@ func (k *kubeSeeder) writeNodeFiles() error {
 	suspectNode := k.nodes[0]
 	for view, ps := range map[string][2]string{"node": {k.sc.NodePS, k.sc.NodeSS}, "pod": {k.sc.PodPS, k.sc.PodSS}} {
 		d := filepath.Join(k.dir, "exec", k.prefix+view)
+		// The scenario texts use 10.0.1.10 for the suspect node's address.
+		ip := k.aws.Instances[0].PrivateIP
 		files[filepath.Join(d, "ps.txt")] = ps[0]
-		files[filepath.Join(d, "ss.txt")] = ps[1]
+		files[filepath.Join(d, "ss.txt")] = strings.ReplaceAll(ps[1], "10.0.1.10", ip)
 		files[filepath.Join(d, "hostname.txt")] = suspectNode + "\n"
 		files[filepath.Join(d, "uname.txt")] = "Linux " + suspectNode + " 6.1.112-124.190.amzn2023.x86_64 #1 SMP x86_64 GNU/Linux\n"
 		files[filepath.Join(d, "lsmod.txt")] = "Module                  Size  Used by\nxt_conntrack           16384  4\nnf_nat                 57344  3\noverlay               200704  12\n"

@@ -59,7 +59,7 @@ for t in "${tools[@]}"; do
   set +e
   (cd "$here/$mod" && go build -ldflags='-s -w' -v -o "$tmp" "$pkg" 2>&1) |
     awk -v name="$name" '
-      /^#|error|cannot|undefined|panic/ { print; next }
+      /^#|\.go:[0-9]+:|^go: |panic:/ { print; next }
       { n++; if (n % 50 == 0) { printf "      %s: %d packages compiled\n", name, n; fflush() } }'
   status=${PIPESTATUS[0]}
   set -e
