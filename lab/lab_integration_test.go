@@ -3,6 +3,7 @@ package lab_test
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"os"
 	"os/exec"
 	"slices"
@@ -194,7 +195,11 @@ func TestStolenCredentialsIAMAndBucket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	trust := aws.ToString(role.Role.AssumeRolePolicyDocument)
+	// IAM returns policy documents URL-encoded (RFC 3986), as AWS does.
+	trust, err := url.QueryUnescape(aws.ToString(role.Role.AssumeRolePolicyDocument))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ns, _, _ := strings.Cut(res.Targets[lab.TargetPod], "/")
 	if !strings.Contains(trust, "oidc-provider/oidc.eks.") || !strings.Contains(trust, "system:serviceaccount:"+ns+":report-builder") {
 		t.Errorf("IRSA trust policy does not name the OIDC provider and service account: %s", trust)
