@@ -8,7 +8,7 @@ export EKSIR_LAB_BIN
 
 MOTO_HINT := python3 -m pip install 'moto[server]'
 
-.PHONY: lab-tools moto lab-check test-lab bench-lab
+.PHONY: lab-tools moto lab-check test-lab bench-lab lab-demo
 
 lab-tools: ## Build etcd, kube-apiserver and kwok into the cache (instant when cached)
 	@$(LAB_BUILD)
@@ -26,3 +26,7 @@ test-lab: lab-check ## Lab integration tests (real etcd, kube-apiserver, kwok, m
 
 bench-lab: lab-check ## Time `lab up` to ready and seeding 100 nodes x 10 pods
 	go test -run '^$$' -bench 'BenchmarkLab' -benchtime 3x -count 1 ./lab/
+
+lab-demo: lab-check ## Lab part of the demo: up, seed crypto-miner, show, down
+	go build -o bin/eksir ./cmd/eksir
+	lab/demo.sh bin/eksir
