@@ -124,12 +124,12 @@ func labStatus(c *cli.Context) error {
 }
 
 func labSeed(c *cli.Context) error {
+	if _, ok := lab.Scenarios[c.String("scenario")]; !ok {
+		return usagef("scenarios: "+strings.Join(lab.ScenarioNames(), ", "), "unknown scenario %q", c.String("scenario"))
+	}
 	st, err := lab.Load(c.String(flagLabDir))
 	if err != nil {
 		return labErr(err)
-	}
-	if _, ok := lab.Scenarios[c.String("scenario")]; !ok {
-		return usagef("scenarios: "+strings.Join(lab.ScenarioNames(), ", "), "unknown scenario %q", c.String("scenario"))
 	}
 	progress := func(s string) { fmt.Fprintln(c.App.ErrWriter, "lab:", s) }
 	res, err := lab.Seed(c.Context, st, lab.SeedOptions{Scenario: c.String("scenario"),
