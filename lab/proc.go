@@ -66,7 +66,9 @@ func startProc(dir, name, bin string, args, env []string) (*Proc, error) {
 	}
 	p := &Proc{Name: name, PID: cmd.Process.Pid, StartTicks: ticks, Log: logPath, Args: append([]string{bin}, args...)}
 	if err := os.WriteFile(filepath.Join(dir, "run", name+".pid"), []byte(strconv.Itoa(p.PID)+"\n"), 0o644); err != nil {
-		return p, fmt.Errorf("write pid file: %w", err)
+		// The caller records only what startProc returns without error.
+		_ = cmd.Process.Kill()
+		return nil, fmt.Errorf("write pid file: %w", err)
 	}
 	return p, nil
 }

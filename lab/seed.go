@@ -95,6 +95,11 @@ func Seed(ctx context.Context, st *State, o SeedOptions) (*SeedResult, error) {
 	if progress == nil {
 		progress = func(string) {}
 	}
+	for _, p := range st.Procs {
+		if !p.Alive() {
+			return nil, fmt.Errorf("%w: %s (pid %d) has stopped; see %s", ErrNotRunning, p.Name, p.PID, p.Log)
+		}
+	}
 	marker := filepath.Join(st.Dir, "run", "seeded-"+o.Prefix+o.Scenario+"-"+o.Account+".json")
 	if _, err := os.Stat(marker); err == nil {
 		return nil, fmt.Errorf("%w: %s", ErrAlreadySeeded, o.Scenario)
