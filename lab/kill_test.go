@@ -1,6 +1,23 @@
 package lab_test
 
-import "syscall"
+import (
+	"bytes"
+	"os"
+	"strconv"
+)
 
-// syscallKill0 probes a pid without signalling it.
-func syscallKill0(pid int) error { return syscall.Kill(pid, 0) }
+// processRuns reports whether pid names a live process, read straight from
+// /proc rather than through lab's own bookkeeping. A zombie (exited, not yet
+// reaped by its parent) does not run.
+func processRuns(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	state := b[i+2]
+	return state != 'Z' && state != 'X'
+}
