@@ -24,7 +24,7 @@ build: ## build bin/eksir with version and commit stamped in
 unit: ## unit tests only (no lab), with -race
 	$(GO) test -race -count=1 -short ./...
 
-test: build ## the whole suite: unit and integration tests, with -race
+test: build lab-check ## the whole suite: unit and integration tests (real lab), with -race
 	EKSIR_BIN=$(BIN) $(GO) test -race -count=1 ./...
 
 lint: ## gofmt check, go vet, staticcheck
@@ -36,8 +36,8 @@ lint: ## gofmt check, go vet, staticcheck
 bench: build ## seal/verify benchmarks against the manual baseline; see docs/BENCHMARKS.md
 	EKSIR_BIN=$(BIN) ./evidence/bench/run.sh | tee $(BENCH_OUT)
 
-demo: build ## end-to-end demo: collect a sample case, seal it, verify it
-	EKSIR_BIN=$(BIN) ./lab/demo.sh
+demo: build lab-check ## end to end on the local lab: up, seed, collect, seal, verify, down
+	./lab/demo.sh $(BIN)
 
 clean: ## remove build output
 	rm -rf bin .bin
