@@ -1,0 +1,643 @@
+package playbooks
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/eksir/eksir/action"
+)
+
+// Approver asks a person whether a step may make the changes its plan
+// shows. Nil in Options means there is no one to ask (no terminal).
+type Approver interface {
+	Approve(ctx context.Context, step, actionName string, p action.Plan) (bool, error)
+}
+
+// Event is one thing that happened during a run, for live output.
+type Event struct {
+	Time   time.Time
+	Step   string
+	Action string
+	// State is a step status, "running", or "approval" while asking.
+	State    string
+	Err      string
+	Duration time.Duration
+}
+
+// Observer receives events. It must be safe for concurrent use.
+type Observer interface{ Event(Event) }
+
+type nopObserver struct{}
+
+func (nopObserver) Event(Event) {}
+
+// Options configure Run, Resume and Release.
+type Options struct {
+	Env      *action.Env
+	Journal  Journal
+	Approver Approver
+	// Yes approves every step; Approved approves the named steps.
+	Yes      bool
+	Approved []string
+	// Parallel bounds concurrently running steps; 4 when 0.
+	Parallel int
+	Observer Observer
+	Drill    bool
+	// RestoreCredentials lets release undo credential revocations.
+	RestoreCredentials bool
+	// CrashAt is the test hook "STEP:before|after|inside" (see crash.go);
+	// empty in normal use.
+	CrashAt string
+	Now     func() time.Time
+}
+
+func (o *Options) defaults() {
+	if o.Parallel <= 0 {
+		o.Parallel = 4
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+func (o *Options) approved(id string) bool { return o.Yes || contains(o.Approved, id) }
+
+// StepSummary is one line of the summary table.
+type StepSummary struct {
+	ID       string        `json:"id"`
+	Action   string        `json:"action"`
+	Status   string        `json:"status"`
+	Error    string        `json:"error,omitempty"`
+	Duration time.Duration `json:"duration_ns,omitempty"`
+	Finished time.Time     `json:"finished,omitzero"`
+	Kind     action.Kind   `json:"kind"`
+}
+
+// Summary is the outcome of a run, resume or release.
+type Summary struct {
+	Playbook    string         `json:"playbook"`
+	Steps       []StepSummary  `json:"steps"`
+	Outputs     map[string]any `json:"outputs,omitempty"`
+	Interrupted bool           `json:"interrupted,omitempty"`
+	Started     time.Time      `json:"started"`
+	Drill       *DrillScore    `json:"drill,omitempty"`
+}
+
+// Partial reports whether any step did not finish as planned.
+func (s *Summary) Partial() bool {
+	for _, st := range s.Steps {
+		switch st.Status {
+		case StatusSucceeded, StatusConditionFalse, StatusReleased:
+		default:
+			return true
+		}
+	}
+	return false
+}
+
+// DrillScore is a game day's result.
+type DrillScore struct {
+	TimeToContain time.Duration `json:"time_to_contain_ns"`
+	StepsFailed   int           `json:"steps_failed"`
+	StepsSkipped  int           `json:"steps_skipped"`
+}
+
+// ---- plan ----
+
+// PlannedStep is what one step would do.
+type PlannedStep struct {
+	ID      string         `json:"id"`
+	Action  string         `json:"action"`
+	Kind    action.Kind    `json:"kind"`
+	Needs   []string       `json:"needs,omitempty"`
+	Approve bool           `json:"approve,omitempty"`
+	Params  map[string]any `json:"params,omitempty"`
+	// When is "" (always), "true", "false", or "depends on STEP".
+	When string       `json:"when,omitempty"`
+	Plan *action.Plan `json:"plan,omitempty"`
+	// Deferred says why the plan waits for the run (a parameter reads an
+	// earlier step's output).
+	Deferred string `json:"deferred,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Plan computes every step's concrete changes and permission checks
+// through the actions' Plan methods. It changes nothing.
+func Plan(ctx context.Context, c *Checked, in Inputs, env *action.Env) ([]PlannedStep, error) {
+	var out []PlannedStep
+	for _, id := range c.Order {
+		cs := c.steps[id]
+		ps := PlannedStep{ID: id, Action: cs.Action, Kind: cs.spec.Kind, Needs: cs.deps, Approve: cs.Approve}
+		act := activation(in, nil)
+		if cs.when != nil {
+			if refs := c.whenRefs(cs); len(refs) > 0 {
+				ps.When = "depends on " + strings.Join(refs, ", ")
+			} else if ok, err := evalBool(ctx, cs.when, act); err != nil {
+				ps.Error = err.Error()
+			} else {
+				ps.When = fmt.Sprint(ok)
+			}
+		}
+		call, deferred, err := c.call(ctx, cs, act, false)
+		ps.Params = call.Params
+		switch {
+		case err != nil:
+			ps.Error = err.Error()
+		case deferred != "":
+			ps.Deferred = deferred
+		default:
+			p, err := cs.act.Plan(ctx, env, call)
+			if err != nil {
+				if ctx.Err() != nil {
+					return out, ctx.Err()
+				}
+				ps.Error = err.Error()
+			} else {
+				ps.Plan = &p
+			}
+		}
+		out = append(out, ps)
+	}
+	return out, nil
+}
+
+// whenRefs lists the steps a when expression reads.
+func (c *Checked) whenRefs(cs *cstep) []string {
+	ast, iss := c.env.Compile(cs.When)
+	if iss != nil && iss.Err() != nil {
+		return nil
+	}
+	var refs []string
+	for _, r := range ast.NativeRep().ReferenceMap() {
+		if rest, ok := strings.CutPrefix(r.Name, "steps."); ok {
+			id, _, _ := strings.Cut(rest, ".")
+			if !contains(refs, id) {
+				refs = append(refs, id)
+			}
+		}
+	}
+	sort.Strings(refs)
+	return refs
+}
+
+// activation builds the CEL variables from inputs and finished steps.
+func activation(in Inputs, steps map[string]StepResult) map[string]any {
+	vars := map[string]any{}
+	for k, v := range in {
+		vars["inputs."+k] = v
+	}
+	for id, r := range steps {
+		vars["steps."+id+".status"] = r.Status
+		outs := r.Outputs
+		if outs == nil {
+			outs = map[string]any{}
+		}
+		vars["steps."+id+".outputs"] = outs
+	}
+	return vars
+}
+
+func evalBool(ctx context.Context, prg cel.Program, vars map[string]any) (bool, error) {
+	v, _, err := prg.ContextEval(ctx, vars)
+	if err != nil {
+		return false, fmt.Errorf("when: %w", err)
+	}
+	b, ok := v.Value().(bool)
+	if !ok {
+		return false, fmt.Errorf("when: expression yielded %v, not a boolean", v.Value())
+	}
+	return b, nil
+}
+
+// call builds a step's Call. With needSteps false (plan), parameters that
+// read earlier steps are not evaluated and deferred names them.
+func (c *Checked) call(ctx context.Context, cs *cstep, vars map[string]any, needSteps bool) (action.Call, string, error) {
+	call := action.Call{Step: cs.ID, Params: map[string]any{}}
+	var deferred []string
+	names := make([]string, 0, len(cs.params))
+	for k := range cs.params {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	specs := map[string]action.Param{}
+	for _, p := range cs.spec.Params {
+		specs[p.Name] = p
+	}
+	for _, k := range names {
+		pv := cs.params[k]
+		if pv.prog == nil {
+			call.Params[k] = pv.lit
+			continue
+		}
+		if len(pv.refs) > 0 && !needSteps {
+			deferred = append(deferred, k+" reads "+strings.Join(pv.refs, ", "))
+			continue
+		}
+		v, _, err := pv.prog.ContextEval(ctx, vars)
+		if err != nil {
+			return call, "", fmt.Errorf("with.%s: %w", k, err)
+		}
+		x, err := nativeParam(specs[k], v)
+		if err != nil {
+			return call, "", fmt.Errorf("with.%s: %w", k, err)
+		}
+		call.Params[k] = x
+	}
+	return call, strings.Join(deferred, "; "), nil
+}
+
+// nativeParam converts a CEL value to the parameter's Go type.
+func nativeParam(p action.Param, v ref.Val) (any, error) {
+	var target reflect.Type
+	switch p.Type {
+	case action.Int:
+		target = reflect.TypeOf(int64(0))
+	case action.Bool:
+		target = reflect.TypeOf(false)
+	case action.Duration:
+		if s, ok := v.Value().(string); ok {
+			return convertParam(p, s)
+		}
+		target = reflect.TypeOf(time.Duration(0))
+	case action.StringList:
+		target = reflect.TypeOf([]string{})
+	case action.StringMap:
+		target = reflect.TypeOf(map[string]string{})
+	default:
+		target = reflect.TypeOf("")
+	}
+	if types.IsError(v) {
+		return nil, fmt.Errorf("%v", v)
+	}
+	x, err := v.ConvertToNative(target)
+	if err != nil {
+		return nil, err
+	}
+	if len(p.Enum) > 0 {
+		return convertParam(p, x)
+	}
+	return x, nil
+}
+
+// ---- run ----
+
+// Run starts a run: it journals the playbook and inputs, then runs the
+// steps. The returned error is nil when the run finished (whatever the step
+// outcomes: see Summary.Partial), context.Canceled when interrupted, or a
+// journal failure.
+func Run(ctx context.Context, c *Checked, in Inputs, o Options) (*Summary, error) {
+	o.defaults()
+	st, err := readJournal(o.Journal)
+	if err != nil {
+		return nil, err
+	}
+	if st.start != nil {
+		return nil, fmt.Errorf("%w: the case already holds a run of playbook %s; use resume, or another incident ID", ErrInvalid, st.start.Playbook)
+	}
+	sum := sha256.Sum256(c.source)
+	start := RunStart{Playbook: c.Metadata.Name, File: c.file, Source: string(c.source), SHA256: hex.EncodeToString(sum[:]), Inputs: in.strings(), Drill: o.Drill}
+	if _, err := o.Journal.Record(RecRunStart, start, nil); err != nil {
+		return nil, fmt.Errorf("journal run start: %w", err)
+	}
+	st.start, st.startAt = &start, o.Now()
+	return execute(ctx, c, in, st, o)
+}
+
+// Resume continues the run journaled in the case: steps with a final
+// result are kept, steps with only an intent are run again through the
+// action's idempotent Run, and the rest run as in Run.
+func Resume(ctx context.Context, reg *action.Registry, o Options) (*Summary, error) {
+	o.defaults()
+	st, err := readJournal(o.Journal)
+	if err != nil {
+		return nil, err
+	}
+	if st.start == nil {
+		return nil, fmt.Errorf("%w: the case holds no playbook run to resume", ErrInvalid)
+	}
+	c, in, err := journaled(st, reg)
+	if err != nil {
+		return nil, err
+	}
+	return execute(ctx, c, in, st, o)
+}
+
+// journaled re-validates the playbook text recorded at the start of a run.
+func journaled(st *journalState, reg *action.Registry) (*Checked, Inputs, error) {
+	p, err := Parse(st.start.File, []byte(st.start.Source))
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := Validate(p, reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	in := Inputs{}
+	for _, decl := range c.Inputs {
+		if s, ok := st.start.Inputs[decl.Name]; ok {
+			v, err := inputValue(decl.Type, s)
+			if err != nil {
+				return nil, nil, fmt.Errorf("journaled input %s: %w", decl.Name, err)
+			}
+			in[decl.Name] = v
+		}
+	}
+	return c, in, nil
+}
+
+type runner struct {
+	c   *Checked
+	in  Inputs
+	o   Options
+	st  *journalState
+	mu  sync.Mutex
+	res map[string]StepResult // this run's and earlier final results
+	dur map[string]time.Duration
+}
+
+func execute(ctx context.Context, c *Checked, in Inputs, st *journalState, o Options) (*Summary, error) {
+	r := &runner{c: c, in: in, o: o, st: st, res: map[string]StepResult{}, dur: map[string]time.Duration{}}
+	for id, res := range st.results {
+		if res.Status == StatusSucceeded || res.Status == StatusConditionFalse {
+			r.res[id] = res
+		}
+	}
+	var g errgroup.Group
+	g.SetLimit(o.Parallel)
+	done := make(chan string, len(c.Order))
+	started := map[string]bool{}
+	for id := range r.res {
+		started[id] = true
+	}
+	running, stopping, interrupted := 0, false, false
+	ctxDone := ctx.Done()
+	var journalErr error
+	for {
+		if !stopping {
+			for _, id := range c.Order {
+				if started[id] || running >= o.Parallel {
+					continue
+				}
+				ready, blocked := r.depsState(id)
+				if !ready {
+					continue
+				}
+				started[id] = true
+				if blocked != "" {
+					if err := r.finish(id, StepResult{Status: StatusSkipped, Error: blocked}); err != nil {
+						journalErr = err
+					}
+					continue
+				}
+				running++
+				g.Go(func() error {
+					defer func() { done <- id }()
+					return r.step(ctx, id)
+				})
+			}
+		}
+		if running == 0 {
+			break
+		}
+		select {
+		case id := <-done:
+			running--
+			r.mu.Lock()
+			res := r.res[id]
+			r.mu.Unlock()
+			if res.Status == StatusFailed && r.c.steps[id].OnError != OnErrorContinue {
+				stopping = true
+			}
+		case <-ctxDone:
+			// Stop starting steps; in-flight steps run on a context that
+			// ignores the interrupt and end by themselves or their timeout.
+			stopping, interrupted, ctxDone = true, true, nil
+		}
+	}
+	if err := g.Wait(); err != nil {
+		journalErr = errors.Join(journalErr, err)
+	}
+	// Steps never started are journaled as not run, so status shows them
+	// and resume starts them.
+	for _, id := range c.Order {
+		if !started[id] {
+			why := "an earlier step failed with on_error: abort"
+			if interrupted {
+				why = "interrupted"
+			}
+			if err := r.finish(id, StepResult{Status: StatusNotRun, Error: why}); err != nil {
+				journalErr = errors.Join(journalErr, err)
+			}
+		}
+	}
+	sum := r.summary()
+	sum.Interrupted = interrupted
+	if !interrupted && journalErr == nil {
+		if _, err := o.Journal.Record(RecRunEnd, map[string]any{"outputs": sum.Outputs, "partial": sum.Partial()}, nil); err != nil {
+			journalErr = err
+		}
+	}
+	if journalErr != nil {
+		return sum, journalErr
+	}
+	if interrupted {
+		return sum, context.Canceled
+	}
+	return sum, nil
+}
+
+// depsState says whether a step's dependencies have all ended and, if one
+// did not end well, why the step is skipped.
+func (r *runner) depsState(id string) (ready bool, blocked string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cs := r.c.steps[id]
+	for _, d := range cs.deps {
+		res, ok := r.res[d]
+		if !ok {
+			return false, ""
+		}
+		if contains(cs.RequiresCapture, d) && res.Status != StatusSucceeded {
+			blocked = fmt.Sprintf("capture step %s did not succeed (%s): containment would destroy evidence", d, res.Status)
+		} else if res.Status != StatusSucceeded && res.Status != StatusConditionFalse && blocked == "" {
+			blocked = fmt.Sprintf("step %s %s", d, res.Status)
+		}
+	}
+	return true, blocked
+}
+
+// finish journals a step's result and makes it visible to dependents.
+func (r *runner) finish(id string, res StepResult) error {
+	cs := r.c.steps[id]
+	res.Step, res.Action = id, cs.Action
+	if res.Finished == "" {
+		res.Finished = r.o.Now().UTC().Format(time.RFC3339Nano)
+	}
+	_, err := r.o.Journal.Record(RecResult, res, itemMap(res.Items))
+	r.mu.Lock()
+	r.res[id] = res
+	r.mu.Unlock()
+	var d time.Duration
+	if s, e := time.Parse(time.RFC3339Nano, res.Started); e == nil {
+		f, _ := time.Parse(time.RFC3339Nano, res.Finished)
+		d = f.Sub(s)
+		r.mu.Lock()
+		r.dur[id] = d
+		r.mu.Unlock()
+	}
+	r.o.Observer.Event(Event{Time: r.o.Now(), Step: id, Action: cs.Action, State: res.Status, Err: res.Error, Duration: d})
+	if err != nil {
+		return fmt.Errorf("journal result of step %s: %w", id, err)
+	}
+	return nil
+}
+
+func itemMap(items []string) map[string]string {
+	if len(items) == 0 {
+		return nil
+	}
+	m := map[string]string{}
+	for _, it := range items {
+		m[it] = "written by the step"
+	}
+	return m
+}
+
+// step runs one step: condition, approval, intent, action, result. The
+// returned error is a journal failure only; step failures are results.
+func (r *runner) step(ctx context.Context, id string) error {
+	cs := r.c.steps[id]
+	// In-flight work ignores Ctrl-C so the journal stays consistent; the
+	// step's timeout still bounds it.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cs.timeout)
+	defer cancel()
+	r.mu.Lock()
+	vars := activation(r.in, r.res)
+	r.mu.Unlock()
+	if cs.when != nil {
+		ok, err := evalBool(sctx, cs.when, vars)
+		if err != nil {
+			return r.finish(id, StepResult{Status: StatusFailed, Error: err.Error()})
+		}
+		if !ok {
+			return r.finish(id, StepResult{Status: StatusConditionFalse})
+		}
+	}
+	call, _, err := r.c.call(sctx, cs, vars, true)
+	if err != nil {
+		return r.finish(id, StepResult{Status: StatusFailed, Error: err.Error()})
+	}
+	if cs.Approve && !r.o.approved(id) {
+		ok, err := r.ask(sctx, cs, call)
+		if err != nil {
+			return r.finish(id, StepResult{Status: StatusFailed, Error: err.Error()})
+		}
+		if !ok {
+			return r.finish(id, StepResult{Status: StatusNeedsApproval, Error: "approval required: re-run with --approve " + id + " or --yes"})
+		}
+	}
+	params, err := json.Marshal(call.Params)
+	if err != nil {
+		return fmt.Errorf("step %s: encode parameters: %w", id, err)
+	}
+	started := r.o.Now().UTC().Format(time.RFC3339Nano)
+	if _, err := r.o.Journal.Record(RecIntent, Intent{Step: id, Action: cs.Action, Params: params}, nil); err != nil {
+		return fmt.Errorf("journal intent of step %s: %w", id, err)
+	}
+	r.o.Observer.Event(Event{Time: r.o.Now(), Step: id, Action: cs.Action, State: "running"})
+	crashPoint(r.o.CrashAt, id, "before")
+	setCrashStep(id)
+	res, err := cs.act.Run(sctx, r.o.Env, call)
+	setCrashStep("")
+	crashPoint(r.o.CrashAt, id, "after")
+	out := StepResult{Status: StatusSucceeded, Outputs: res.Outputs, Undo: res.Undo, Items: res.Items, Warnings: res.Warnings, Started: started}
+	if err != nil {
+		out.Status, out.Error = StatusFailed, err.Error()
+		if errors.Is(err, context.DeadlineExceeded) {
+			out.Error = fmt.Sprintf("timed out after %s: %v", cs.timeout, err)
+		}
+	}
+	return r.finish(id, out)
+}
+
+// ask serialises prompts: two approvals never interleave on one terminal.
+var askMu sync.Mutex
+
+func (r *runner) ask(ctx context.Context, cs *cstep, call action.Call) (bool, error) {
+	if r.o.Approver == nil {
+		return false, nil
+	}
+	p, err := cs.act.Plan(ctx, r.o.Env, call)
+	if err != nil {
+		return false, fmt.Errorf("plan for approval: %w", err)
+	}
+	askMu.Lock()
+	defer askMu.Unlock()
+	r.o.Observer.Event(Event{Time: r.o.Now(), Step: cs.ID, Action: cs.Action, State: "approval"})
+	return r.o.Approver.Approve(ctx, cs.ID, cs.Action, p)
+}
+
+func (r *runner) summary() *Summary {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := &Summary{Playbook: r.c.Metadata.Name, Started: r.st.startAt}
+	for _, id := range r.c.Order {
+		res := r.res[id]
+		ss := StepSummary{ID: id, Action: r.c.steps[id].Action, Kind: r.c.steps[id].spec.Kind, Status: res.Status, Error: res.Error, Duration: r.dur[id]}
+		ss.Finished, _ = time.Parse(time.RFC3339Nano, res.Finished)
+		s.Steps = append(s.Steps, ss)
+	}
+	vars := activation(r.in, r.res)
+	for name, prg := range r.c.outs {
+		if s.Outputs == nil {
+			s.Outputs = map[string]any{}
+		}
+		v, _, err := prg.Eval(vars)
+		if err != nil {
+			s.Outputs[name] = "error: " + err.Error()
+			continue
+		}
+		s.Outputs[name] = v.Value()
+	}
+	if r.o.Drill {
+		s.Drill = drillScore(s)
+	}
+	return s
+}
+
+func drillScore(s *Summary) *DrillScore {
+	d := &DrillScore{}
+	var last time.Time
+	for _, st := range s.Steps {
+		switch st.Status {
+		case StatusFailed:
+			d.StepsFailed++
+		case StatusSkipped, StatusNotRun, StatusNeedsApproval:
+			d.StepsSkipped++
+		}
+		if st.Kind == action.Contain && st.Status == StatusSucceeded && st.Finished.After(last) {
+			last = st.Finished
+		}
+	}
+	if !last.IsZero() && !s.Started.IsZero() {
+		d.TimeToContain = last.Sub(s.Started)
+	}
+	return d
+}
