@@ -20,7 +20,8 @@ var (
 	idRE   = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 	nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 	// yaml.v3 reports syntax errors as "yaml: line N: ...".
-	yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	yamlLineRE      = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	yamlParserErrRE = regexp.MustCompile(`^did not find expected (key|node content|',' or '\]'|',' or '\}'|'-' indicator|<document start>)$`)
 )
 
 // Parse reads a playbook, checking its shape (fields, types, names) but not
@@ -117,6 +118,11 @@ func (e *errs) yamlError(err error) {
 	msg := err.Error()
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
+		// yaml.v3 reports parser (not scanner) errors at the 0-based line
+		// of the construct they were inside; make it 1-based.
+		if yamlParserErrRE.MatchString(m[2]) {
+			line++
+		}
 		e.at(Pos{line, 1}, "fix the YAML syntax (indentation, quotes, ':' inside values)", "YAML syntax: %s", m[2])
 		return
 	}

@@ -1,0 +1,210 @@
+package playbooks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/eksir/eksir/action"
+	"github.com/eksir/eksir/evidence"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// world is the in-memory state the test actions change, counting every
+// side effect so tests can assert exactly-once.
+type world struct {
+	mu      sync.Mutex
+	labels  map[string]string // target -> label value
+	effects map[string]int    // action/target -> side effects
+	fail    map[string]bool   // step IDs whose action fails
+	block   chan struct{}     // when set, actions wait on it
+}
+
+func newWorld() *world {
+	return &world{labels: map[string]string{}, effects: map[string]int{}, fail: map[string]bool{}}
+}
+
+func (w *world) effect(k string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.effects[k]++
+}
+
+func (w *world) count(k string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.effects[k]
+}
+
+// collectAct is a test-only collection action.
+type collectAct struct {
+	w        *world
+	name     string
+	volatile bool
+}
+
+func (a collectAct) Spec() action.Spec {
+	return action.Spec{Name: a.name, Doc: "test collection", Kind: action.Collect, Volatile: a.volatile,
+		Params: []action.Param{
+			{Name: "pod", Type: action.Pod, Required: true, Doc: "target"},
+			{Name: "lines", Type: action.Int, Default: int64(100), Doc: "lines"},
+			{Name: "since", Type: action.Duration, Doc: "window"},
+			{Name: "containers", Type: action.StringList, Doc: "containers"},
+		},
+		Outputs:     []string{"count"},
+		Permissions: action.Permissions{Kube: []action.KubeRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}}}}}
+}
+
+func (a collectAct) Plan(_ context.Context, _ *action.Env, c action.Call) (action.Plan, error) {
+	return action.Plan{Changes: []action.Change{{Verb: "collect", Object: "pod " + c.String("pod"), Detail: "lines=" + jsonStr(c.Int("lines"))}},
+		Checks: []action.PermissionCheck{{Permission: "get pods", Allowed: true}}}, nil
+}
+
+func (a collectAct) Run(ctx context.Context, _ *action.Env, c action.Call) (action.Result, error) {
+	if a.w.block != nil {
+		select {
+		case <-a.w.block:
+		case <-ctx.Done():
+			return action.Result{}, ctx.Err()
+		}
+	}
+	a.w.effect(a.name + "/" + c.String("pod"))
+	if a.w.fail[c.Step] {
+		return action.Result{}, errors.New("injected failure")
+	}
+	return action.Result{Outputs: map[string]any{"count": 3}}, nil
+}
+
+// labelAct is a test-only containment action: idempotent and reversible.
+type labelAct struct {
+	w    *world
+	name string
+}
+
+type labelUndo struct {
+	Target string `json:"target"`
+	Old    string `json:"old"`
+}
+
+func (a labelAct) Spec() action.Spec {
+	return action.Spec{Name: a.name, Doc: "test containment", Kind: action.Contain, Reversible: true,
+		Params: []action.Param{
+			{Name: "target", Type: action.String, Required: true, Doc: "target"},
+			{Name: "value", Type: action.String, Default: "quarantine", Enum: []string{"quarantine", "watch"}, Doc: "label value"},
+		},
+		Permissions: action.Permissions{IAM: []string{"ec2:CreateTags"}, Kube: []action.KubeRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"patch"}}}}}
+}
+
+func (a labelAct) Plan(_ context.Context, _ *action.Env, c action.Call) (action.Plan, error) {
+	a.w.mu.Lock()
+	defer a.w.mu.Unlock()
+	done := a.w.labels[c.String("target")] == c.String("value")
+	return action.Plan{Done: done, Changes: []action.Change{{Verb: "patch", Object: "label " + c.String("target"), Detail: "eksir=" + c.String("value")}},
+		Checks: []action.PermissionCheck{{Permission: "patch pods", Allowed: true}}}, nil
+}
+
+func (a labelAct) Run(_ context.Context, _ *action.Env, c action.Call) (action.Result, error) {
+	if a.w.fail[c.Step] {
+		return action.Result{}, errors.New("injected failure")
+	}
+	a.w.mu.Lock()
+	defer a.w.mu.Unlock()
+	t := c.String("target")
+	old := a.w.labels[t]
+	if old != c.String("value") { // idempotent: only change what is not in place
+		a.w.labels[t] = c.String("value")
+		a.w.effects[a.name+"/"+t]++
+	}
+	u, _ := json.Marshal(labelUndo{Target: t, Old: old})
+	return action.Result{Undo: u}, nil
+}
+
+func (a labelAct) Undo(_ context.Context, _ *action.Env, _ action.Call, undo json.RawMessage) error {
+	var u labelUndo
+	if err := json.Unmarshal(undo, &u); err != nil {
+		return err
+	}
+	a.w.mu.Lock()
+	defer a.w.mu.Unlock()
+	a.w.labels[u.Target] = u.Old
+	a.w.effects["undo:"+a.name+"/"+u.Target]++
+	return nil
+}
+
+func jsonStr(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+func testRegistry(w *world) *action.Registry {
+	r := action.NewRegistry()
+	r.Register(
+		collectAct{w: w, name: "test.collect"},
+		collectAct{w: w, name: "test.volatile", volatile: true},
+		labelAct{w: w, name: "test.label"},
+		labelAct{w: w, name: "revoke.test"},
+	)
+	return r
+}
+
+// testCase opens a real case with a fresh key: the journal under test is
+// the real signed custody log.
+func testCase(t *testing.T) (*evidence.Case, string) {
+	t.Helper()
+	dir := t.TempDir()
+	key := filepath.Join(dir, "k.key")
+	if _, _, err := evidence.GenerateKey(key); err != nil {
+		t.Fatal(err)
+	}
+	s, err := evidence.LoadSigner(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := evidence.OpenCase(t.Context(), evidence.CaseOptions{Dir: filepath.Join(dir, "cases"), Incident: "INC-1", Signer: s, Tool: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, key
+}
+
+func mustCheck(t *testing.T, reg *action.Registry, src string) *Checked {
+	t.Helper()
+	p, err := Parse("t.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Validate(p, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if string(want) != string(got) {
+		t.Errorf("%s differs (go test -update to accept):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+func jsonIndent(v any) string {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		panic(err)
+	}
+	return string(b) + "\n"
+}

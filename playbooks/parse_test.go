@@ -1,0 +1,105 @@
+package playbooks
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var errorAtRE = regexp.MustCompile(`^# error-at: (\d+:\d+)\n`)
+
+// TestMalformed rejects every file in testdata/malformed at the position
+// its first line names, with a hint, and matches the golden error text.
+func TestMalformed(t *testing.T) {
+	files, _ := filepath.Glob("testdata/malformed/*.yaml")
+	if len(files) < 20 {
+		t.Fatalf("only %d malformed playbooks", len(files))
+	}
+	reg := testRegistry(newWorld())
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := errorAtRE.FindSubmatch(data)
+			if m == nil {
+				t.Fatal("first line must be '# error-at: LINE:COL'")
+			}
+			p, err := Parse(f, data)
+			if err == nil {
+				_, err = Validate(p, reg)
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error does not wrap ErrInvalid: %v", err)
+			}
+			var list ErrorList
+			if !errors.As(err, &list) {
+				t.Fatalf("not an ErrorList: %T %v", err, err)
+			}
+			want := f + ":" + string(m[1]) + ": "
+			found := false
+			for _, e := range list {
+				found = found || strings.HasPrefix(e.Error(), want)
+				if e.Hint() == "" {
+					t.Errorf("no hint: %v", e)
+				}
+			}
+			if !found {
+				t.Errorf("want an error at %s, got:\n%v", want, err)
+			}
+			var b strings.Builder
+			for _, e := range list {
+				b.WriteString(e.Error() + "\n  hint: " + e.Hint() + "\n")
+			}
+			golden(t, strings.TrimSuffix(f, ".yaml")+".golden", []byte(b.String()))
+		})
+	}
+}
+
+func TestParseValid(t *testing.T) {
+	files, _ := filepath.Glob("testdata/valid/*.yaml")
+	reg := testRegistry(newWorld())
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		p, err := Parse(f, data)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		c, err := Validate(p, reg)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		golden(t, strings.TrimSuffix(f, ".yaml")+".golden.json", []byte(jsonIndent(map[string]any{"playbook": c.Playbook, "order": c.Order})))
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/*/*.yaml")
+	for _, s := range seeds {
+		data, _ := os.ReadFile(s)
+		f.Add(data)
+	}
+	reg := testRegistry(newWorld())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := Parse("fuzz.yaml", data)
+		if err != nil {
+			var list ErrorList
+			if !errors.As(err, &list) || len(list) == 0 {
+				t.Fatalf("error is not a positioned ErrorList: %v", err)
+			}
+			return
+		}
+		// A parsed playbook must validate or fail cleanly, never panic.
+		if _, err := Validate(p, reg); err != nil && !errors.Is(err, ErrInvalid) {
+			t.Fatalf("validate: %v", err)
+		}
+	})
+}
