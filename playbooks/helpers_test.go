@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/eksir/eksir/action"
 	"github.com/eksir/eksir/evidence"
@@ -207,4 +208,20 @@ func jsonIndent(v any) string {
 		panic(err)
 	}
 	return string(b) + "\n"
+}
+
+func mustDur(s string) time.Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+func mustTime(s string) time.Time {
+	v, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

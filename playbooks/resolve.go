@@ -105,6 +105,7 @@ func Resolve(ctx context.Context, c *Checked, given map[string]string, targets T
 			if err != nil {
 				return nil, err
 			}
+			sort.Strings(found)
 			switch len(found) {
 			case 0:
 				e.at(in.pos[""], "check the name with 'kubectl get pods -A'; give the pod as NAMESPACE/NAME", "input %q: pod %s not found", in.Name, s)

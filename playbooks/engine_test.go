@@ -1,0 +1,301 @@
+package playbooks
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/eksir/eksir/action"
+	"github.com/eksir/eksir/evidence"
+)
+
+func loadValid(t *testing.T, reg *action.Registry) *Checked {
+	t.Helper()
+	data, err := os.ReadFile("testdata/valid/contain.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mustCheck(t, reg, string(data))
+}
+
+var podIn = Inputs{"pod": "shop/web-1", "window": mustDur("10m")}
+
+func TestPlanGolden(t *testing.T) {
+	w := newWorld()
+	c := loadValid(t, testRegistry(w))
+	steps, err := Plan(t.Context(), c, podIn, &action.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "testdata/valid/contain.plan.golden.json", []byte(jsonIndent(steps)))
+	if len(w.effects) != 0 || len(w.labels) != 0 {
+		t.Fatalf("plan changed the world: %v %v", w.effects, w.labels)
+	}
+}
+
+type answer bool
+
+func (a answer) Approve(context.Context, string, string, action.Plan) (bool, error) { return bool(a), nil }
+
+func statuses(s *Summary) map[string]string {
+	m := map[string]string{}
+	for _, st := range s.Steps {
+		m[st.ID] = st.Status
+	}
+	return m
+}
+
+func TestRun(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		opts     Options
+		fail     []string
+		want     map[string]string
+		partial  bool
+		labelled bool
+		patch    func(string) string
+	}{
+		{name: "yes", opts: Options{Yes: true}, labelled: true,
+			want: map[string]string{"volatile": StatusSucceeded, "objects": StatusSucceeded, "label": StatusSucceeded, "revoke": StatusSucceeded}},
+		{name: "approve-flag", opts: Options{Approved: []string{"label"}}, labelled: true,
+			want: map[string]string{"label": StatusSucceeded, "revoke": StatusSucceeded}},
+		{name: "terminal-yes", opts: Options{Approver: answer(true)}, labelled: true,
+			want: map[string]string{"label": StatusSucceeded}},
+		{name: "no-terminal-no-approval", opts: Options{}, partial: true,
+			want: map[string]string{"volatile": StatusSucceeded, "objects": StatusSucceeded, "label": StatusNeedsApproval, "revoke": StatusSkipped}},
+		{name: "terminal-no", opts: Options{Approver: answer(false)}, partial: true,
+			want: map[string]string{"label": StatusNeedsApproval, "revoke": StatusSkipped}},
+		{name: "capture-failed", opts: Options{Yes: true}, fail: []string{"volatile"}, partial: true,
+			want: map[string]string{"volatile": StatusFailed, "label": StatusNotRun, "revoke": StatusNotRun}},
+		{name: "capture-failed-continue", opts: Options{Yes: true}, fail: []string{"volatile"}, partial: true,
+			patch: func(s string) string { return strings.Replace(s, "timeout: 30s", "timeout: 30s\n    on_error: continue", 1) },
+			want:  map[string]string{"volatile": StatusFailed, "objects": StatusSucceeded, "label": StatusSkipped, "revoke": StatusSkipped}},
+		{name: "continue-on-error", opts: Options{Yes: true}, fail: []string{"objects"}, partial: true, labelled: true,
+			want: map[string]string{"objects": StatusFailed, "label": StatusSucceeded, "revoke": StatusSkipped}},
+		{name: "serial", opts: Options{Yes: true, Parallel: 1}, labelled: true,
+			want: map[string]string{"revoke": StatusSucceeded}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld()
+			for _, f := range tc.fail {
+				w.fail[f] = true
+			}
+			reg := testRegistry(w)
+			cs, _ := testCase(t)
+			o := tc.opts
+			o.Env, o.Journal = &action.Env{}, CaseJournal(cs)
+			c := loadValid(t, reg)
+			if tc.patch != nil {
+				c = mustCheck(t, reg, tc.patch(string(c.source)))
+			}
+			sum, err := Run(t.Context(), c, podIn, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := statuses(sum)
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("step %s: %s, want %s (all: %v)", k, got[k], v, got)
+				}
+			}
+			if sum.Partial() != tc.partial {
+				t.Errorf("partial = %v", sum.Partial())
+			}
+			if (w.labels["shop/web-1"] == "quarantine") != tc.labelled {
+				t.Errorf("labels = %v", w.labels)
+			}
+			assertChain(t, cs)
+		})
+	}
+}
+
+func assertChain(t *testing.T, cs *evidence.Case) {
+	t.Helper()
+	recs := cs.Log().Records()
+	intents := map[string]int{}
+	for i, r := range recs {
+		if r.Seq != int64(i+1) {
+			t.Fatalf("record %d has seq %d", i, r.Seq)
+		}
+		if r.Action == RecIntent {
+			intents[string(r.Details)]++
+		}
+	}
+}
+
+// TestResumeInDoubt simulates a crash between intent and result: resume
+// runs the step again through its idempotent Run, and the side effect
+// happens once.
+func TestResumeInDoubt(t *testing.T) {
+	w := newWorld()
+	reg := testRegistry(w)
+	c := loadValid(t, reg)
+	cs, _ := testCase(t)
+	j := CaseJournal(cs)
+	// The first run: everything up to label's action, then "crash".
+	in := podIn
+	if _, err := j.Record(RecRunStart, RunStart{Playbook: "contain", File: "testdata/valid/contain.yaml", Source: string(c.source), Inputs: in.strings()}, nil); err != nil {
+		t.Fatal(err)
+	}
+	call := action.Call{Step: "label", Params: map[string]any{"target": "shop/web-1", "value": "quarantine"}}
+	if _, err := (labelAct{w: w, name: "test.label"}).Run(t.Context(), nil, call); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Record(RecIntent, Intent{Step: "label", Action: "test.label", Params: []byte(`{"target":"shop/web-1","value":"quarantine"}`)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := Status(j, reg)
+	if got := statuses(st)["label"]; got != StatusInDoubt {
+		t.Fatalf("status before resume: %s", got)
+	}
+	sum, err := Resume(t.Context(), reg, Options{Env: &action.Env{}, Journal: j, Yes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Partial() {
+		t.Fatalf("partial: %v", statuses(sum))
+	}
+	if n := w.count("test.label/shop/web-1"); n != 1 {
+		t.Fatalf("label applied %d times", n)
+	}
+	// A second resume changes nothing and runs nothing.
+	before := len(cs.Log().Records())
+	if _, err := Resume(t.Context(), reg, Options{Env: &action.Env{}, Journal: j, Yes: true}); err != nil {
+		t.Fatal(err)
+	}
+	if w.count("test.volatile/shop/web-1") != 1 {
+		t.Fatalf("volatile capture repeated: %v", w.effects)
+	}
+	if after := len(cs.Log().Records()); after != before+1 { // only playbook.end
+		t.Fatalf("second resume wrote %d records", after-before)
+	}
+}
+
+func TestRelease(t *testing.T) {
+	w := newWorld()
+	reg := testRegistry(w)
+	cs, _ := testCase(t)
+	j := CaseJournal(cs)
+	w.labels["sa-shop/web-1"] = "old"
+	if _, err := Run(t.Context(), loadValid(t, reg), podIn, Options{Env: &action.Env{}, Journal: j, Yes: true}); err != nil {
+		t.Fatal(err)
+	}
+	// Without approval and without a terminal, nothing is undone.
+	sum, err := Release(t.Context(), reg, Options{Env: &action.Env{}, Journal: j})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(sum); got["label"] != StatusNeedsApproval || got["revoke"] != StatusKept || w.labels["shop/web-1"] != "quarantine" {
+		t.Fatalf("release without approval: %v %v", got, w.labels)
+	}
+	sum, err = Release(t.Context(), reg, Options{Env: &action.Env{}, Journal: j, Yes: true, RestoreCredentials: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(sum); got["label"] != StatusReleased || got["revoke"] != StatusReleased {
+		t.Fatalf("release: %v", got)
+	}
+	if sum.Steps[0].ID != "revoke" {
+		t.Fatalf("release order: %v (want reverse order of completion)", sum.Steps)
+	}
+	if w.labels["shop/web-1"] != "" || w.labels["sa-shop/web-1"] != "old" {
+		t.Fatalf("labels after release: %v", w.labels)
+	}
+	// Released steps are not undone twice.
+	if _, err := Release(t.Context(), reg, Options{Env: &action.Env{}, Journal: j, Yes: true, RestoreCredentials: true}); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.count("undo:test.label/shop/web-1"); n != 1 {
+		t.Fatalf("undo ran %d times", n)
+	}
+	st, err := Status(j, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(st); got["label"] != StatusReleased || got["volatile"] != StatusSucceeded {
+		t.Fatalf("status: %v", got)
+	}
+}
+
+// TestInterrupt cancels while a step is in flight: the step finishes, no
+// new step starts, the journal says not-run, and resume completes the run.
+func TestInterrupt(t *testing.T) {
+	w := newWorld()
+	w.block = make(chan struct{})
+	reg := testRegistry(w)
+	cs, _ := testCase(t)
+	j := CaseJournal(cs)
+	ctx, cancel := context.WithCancel(t.Context())
+	obs := observerFunc(func(e Event) {
+		if e.State == "running" && e.Step == "volatile" {
+			cancel()
+			close(w.block)
+		}
+	})
+	sum, err := Run(ctx, loadValid(t, reg), podIn, Options{Env: &action.Env{}, Journal: j, Yes: true, Parallel: 1, Observer: obs})
+	if err != context.Canceled {
+		t.Fatalf("err = %v", err)
+	}
+	got := statuses(sum)
+	if got["volatile"] != StatusSucceeded || got["label"] != StatusNotRun {
+		t.Fatalf("after interrupt: %v", got)
+	}
+	w.block = nil
+	sum, err = Resume(t.Context(), reg, Options{Env: &action.Env{}, Journal: j, Yes: true})
+	if err != nil || sum.Partial() {
+		t.Fatalf("resume: %v %v", err, statuses(sum))
+	}
+	if w.count("test.volatile/shop/web-1") != 1 {
+		t.Fatal("volatile capture repeated")
+	}
+}
+
+type observerFunc func(Event)
+
+func (f observerFunc) Event(e Event) { f(e) }
+
+func TestResolve(t *testing.T) {
+	c := loadValid(t, testRegistry(newWorld()))
+	tg := fakeTargets{pods: []string{"shop/web-1", "shop/dup", "other/dup"}}
+	for _, tc := range []struct {
+		pod, want string
+	}{
+		{"shop/web-1", ""},
+		{"web-1", ""},
+		{"dup", "t.yaml:9:5: input \"pod\": pod name \"dup\" is ambiguous: other/dup, shop/dup"},
+		{"shop/nope", "t.yaml:9:5: input \"pod\": pod shop/nope not found"},
+		{"", "t.yaml:9:5: missing required input \"pod\""},
+	} {
+		in, err := Resolve(t.Context(), c, map[string]string{"pod": tc.pod}, tg)
+		if tc.want == "" {
+			if err != nil || in["pod"] != "shop/web-1" {
+				t.Errorf("%s: %v %v", tc.pod, in, err)
+			}
+			continue
+		}
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%s: got %v, want %s", tc.pod, err, tc.want)
+		}
+	}
+}
+
+type fakeTargets struct{ pods []string }
+
+func (f fakeTargets) Pods(_ context.Context, ns, name string) ([]string, error) {
+	var out []string
+	for _, p := range f.pods {
+		if p == ns+"/"+name || (ns == "" && strings.HasSuffix(p, "/"+name)) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+func (f fakeTargets) NodeExists(context.Context, string) (bool, error) { return true, nil }
+
+func TestIncidentID(t *testing.T) {
+	id := NewIncidentID(mustTime("2026-11-25T23:00:00Z"))
+	if !strings.HasPrefix(id, "20261125-") || len(id) != 15 || evidence.ValidIncidentID(id) != nil {
+		t.Fatalf("id %q", id)
+	}
+}
