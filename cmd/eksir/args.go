@@ -44,7 +44,10 @@ func interleaveFlags(app *cli.App, args []string) []string {
 			break
 		}
 	}
-	var opts, pos []string
+	// Global flags given after the command move to the front, where
+	// urfave/cli v2 reads them; the command's own flags go before its
+	// positional arguments.
+	var globals, opts, pos []string
 	for ; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
@@ -52,16 +55,21 @@ func interleaveFlags(app *cli.App, args []string) []string {
 			break
 		}
 		if strings.HasPrefix(a, "-") && a != "-" {
-			opts = append(opts, a)
-			if takesValue(flags, a) && i+1 < len(args) {
-				opts = append(opts, args[i+1])
+			dst, set := &opts, flags
+			if !hasFlag(flags, a) && hasFlag(app.Flags, a) {
+				dst, set = &globals, app.Flags
+			}
+			*dst = append(*dst, a)
+			if takesValue(set, a) && i+1 < len(args) {
+				*dst = append(*dst, args[i+1])
 				i++
 			}
 			continue
 		}
 		pos = append(pos, a)
 	}
-	return append(append(out, opts...), pos...)
+	head := append([]string{out[0]}, globals...)
+	return append(append(append(head, out[1:]...), opts...), pos...)
 }
 
 func findCommand(cmds []*cli.Command, name string) *cli.Command {
@@ -88,6 +96,19 @@ func takesValue(flags []cli.Flag, arg string) bool {
 				return false
 			}
 			return true
+		}
+	}
+	return false
+}
+
+// hasFlag reports whether arg names one of flags.
+func hasFlag(flags []cli.Flag, arg string) bool {
+	name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
 		}
 	}
 	return false
