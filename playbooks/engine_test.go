@@ -36,7 +36,9 @@ func TestPlanGolden(t *testing.T) {
 
 type answer bool
 
-func (a answer) Approve(context.Context, string, string, action.Plan) (bool, error) { return bool(a), nil }
+func (a answer) Approve(context.Context, string, string, action.Plan) (bool, error) {
+	return bool(a), nil
+}
 
 func statuses(s *Summary) map[string]string {
 	m := map[string]string{}
@@ -69,8 +71,10 @@ func TestRun(t *testing.T) {
 		{name: "capture-failed", opts: Options{Yes: true}, fail: []string{"volatile"}, partial: true,
 			want: map[string]string{"volatile": StatusFailed, "label": StatusNotRun, "revoke": StatusNotRun}},
 		{name: "capture-failed-continue", opts: Options{Yes: true}, fail: []string{"volatile"}, partial: true,
-			patch: func(s string) string { return strings.Replace(s, "timeout: 30s", "timeout: 30s\n    on_error: continue", 1) },
-			want:  map[string]string{"volatile": StatusFailed, "objects": StatusSucceeded, "label": StatusSkipped, "revoke": StatusSkipped}},
+			patch: func(s string) string {
+				return strings.Replace(s, "timeout: 30s", "timeout: 30s\n    on_error: continue", 1)
+			},
+			want: map[string]string{"volatile": StatusFailed, "objects": StatusSucceeded, "label": StatusSkipped, "revoke": StatusSkipped}},
 		{name: "continue-on-error", opts: Options{Yes: true}, fail: []string{"objects"}, partial: true, labelled: true,
 			want: map[string]string{"objects": StatusFailed, "label": StatusSucceeded, "revoke": StatusSkipped}},
 		{name: "serial", opts: Options{Yes: true, Parallel: 1}, labelled: true,

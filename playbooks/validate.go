@@ -113,7 +113,7 @@ func Validate(p *Playbook, reg *action.Registry) (*Checked, error) {
 			cel.Variable("steps."+s.ID+".outputs", cel.MapType(cel.StringType, cel.DynType)))
 		a, ok := reg.Lookup(s.Action)
 		if !ok {
-			e.at(s.pos["action"], "known actions: "+strings.Join(reg.Names(), ", "), "unknown action %q", s.Action)
+			e.at(s.pos["action"], "known actions: "+orNone(reg.Names()), "unknown action %q", s.Action)
 		} else {
 			cs.act, cs.spec = a, a.Spec()
 		}
@@ -542,4 +542,11 @@ func (c *Checked) volatileFirst(e *errs) {
 			}
 		}
 	}
+}
+
+func orNone(l []string) string {
+	if len(l) == 0 {
+		return "none registered"
+	}
+	return strings.Join(l, ", ")
 }

@@ -33,7 +33,7 @@ func newApp() *cli.App {
 			&cli.BoolFlag{Name: flagNoColor, EnvVars: []string{"NO_COLOR"}, Usage: "plain output without colour"},
 		},
 		Before: setupGlobals,
-		Commands: []*cli.Command{
+		Commands: append([]*cli.Command{
 			versionCommand(),
 			keygenCommand(),
 			acquireCommand(),
@@ -41,7 +41,7 @@ func newApp() *cli.App {
 			verifyCommand(),
 			custodyCommand(),
 			labCommand(),
-		},
+		}, playbookCommands()...),
 		// Errors are printed once, by main, with their hint and exit code.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {

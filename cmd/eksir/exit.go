@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/eksir/eksir/evidence"
+	"github.com/eksir/eksir/playbooks"
 )
 
 // Exit codes, documented in docs/exit-codes.md. This file is the one place
@@ -46,7 +47,7 @@ func exitCode(err error) int {
 		return exitVerifyFail
 	case errors.Is(err, errPartial):
 		return exitPartial
-	case errors.As(err, &usage), errors.Is(err, evidence.ErrInvalidInput):
+	case errors.As(err, &usage), errors.Is(err, evidence.ErrInvalidInput), errors.Is(err, playbooks.ErrInvalid):
 		return exitBadInput
 	case isCLIUsageError(err):
 		return exitBadInput
