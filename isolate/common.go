@@ -74,7 +74,9 @@ func ObjectName(prefix, incident string) string {
 // originalKey is per action and incident: two actions touching one object
 // each keep their own original, and each release restores only the keys its
 // action changed.
-func originalKey(act, incident string) string { return originalPrefix + act + "-" + shortHash(incident, 10) }
+func originalKey(act, incident string) string {
+	return originalPrefix + act + "-" + shortHash(incident, 10)
+}
 
 // restoreKeys sets each key of m back to its value in orig, or removes it.
 func restoreKeys(m, orig map[string]string, keys ...string) map[string]string {

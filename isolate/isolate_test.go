@@ -36,7 +36,6 @@ type fixture struct {
 	registry *action.Registry
 }
 
-
 func setup(t *testing.T) (*fixture, *labtest.Env) {
 	t.Helper()
 	le := labtest.Start(t)
@@ -59,7 +58,9 @@ func setup(t *testing.T) (*fixture, *labtest.Env) {
 		env: &action.Env{Kube: sa.Typed, RESTConfig: sa.Config, Evidence: c, Incident: incident, Responder: "tester", Cluster: "lab", Now: time.Now}}, le
 }
 
-func (f *fixture) call(params map[string]any) action.Call { return action.Call{Step: "test", Params: params} }
+func (f *fixture) call(params map[string]any) action.Call {
+	return action.Call{Step: "test", Params: params}
+}
 
 func (f *fixture) action(t *testing.T, name string) action.Action {
 	a, ok := f.registry.Lookup(name)
@@ -433,4 +434,3 @@ func TestRevokeServiceAccount(t *testing.T) {
 	}
 	diff(t, "bindings after undo", before, rbs())
 }
-
