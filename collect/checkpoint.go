@@ -87,7 +87,7 @@ func (c Checkpoint) Run(ctx context.Context, env *action.Env, call action.Call) 
 			}
 			// The archive stays on the node: the collector pod reads it
 			// through the host mount and it streams into the case.
-			want := collectorPod(env, call.String("collector-namespace"), node.Name, call.String("image"))
+			want := collectorPod(env, call.String("collector-namespace"), node.Name, call.String("collector-image"))
 			if err := ensureCollector(ctx, env.Kube, want, call.Duration("start-timeout")); err != nil {
 				return action.Result{Items: s.res}, err
 			}
@@ -118,6 +118,9 @@ func checkpointReason(err error) string {
 		return "kubelet has no checkpoint endpoint (404: ContainerCheckpoint feature gate off or kubelet too old): " + err.Error()
 	case 500:
 		return "kubelet could not checkpoint (500: runtime without CRIU support?): " + err.Error()
+	}
+	if code != 0 {
+		return fmt.Sprintf("checkpoint request failed (HTTP %d): %v", code, err)
 	}
 	return "checkpoint request failed: " + err.Error()
 }

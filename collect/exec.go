@@ -162,7 +162,7 @@ func deleteCollector(ctx context.Context, kc kubernetes.Interface, p *corev1.Pod
 
 func collectorParams() []action.Param {
 	return []action.Param{
-		{Name: "image", Type: action.String, Default: DefaultCollectorImage, Doc: "the trusted collector image (pin it by digest); it needs sh, ps, ss, sha256sum, journalctl, avml"},
+		{Name: "collector-image", Type: action.String, Default: DefaultCollectorImage, Doc: "the trusted collector image (pin it by digest); it needs sh, ps, ss, sha256sum, journalctl, avml"},
 		{Name: "collector-namespace", Type: action.Namespace, Default: "kube-system", Doc: "where node collector pods run"},
 		{Name: "keep-collector", Type: action.Bool, Default: false, Doc: "leave the collector pod running after the step"},
 		{Name: "start-timeout", Type: action.Duration, Default: 2 * time.Minute, Doc: "how long to wait for the collector to run"},

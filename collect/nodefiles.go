@@ -55,7 +55,7 @@ func (NodeFiles) Run(ctx context.Context, env *action.Env, call action.Call) (ac
 	ex := remoteExec{kc: kc, cfg: cfg}
 	s := newStore(env)
 	for _, node := range nodesOf(pods) {
-		want := collectorPod(env, call.String("collector-namespace"), node, call.String("image"))
+		want := collectorPod(env, call.String("collector-namespace"), node, call.String("collector-image"))
 		if err := ensureCollector(ctx, env.Kube, want, call.Duration("start-timeout")); err != nil {
 			return action.Result{Items: s.res}, err
 		}

@@ -36,11 +36,13 @@ for p in /proc/[0-9]*; do
 done`
 
 // envScript lists environment variable names per process; values are
-// redacted on the node, so they never cross the wire.
+// redacted on the node, so they never cross the wire. Newlines inside a
+// value become \001 first, so a multi-line value cannot leak as a line of
+// its own.
 const envScript = `for p in /proc/[0-9]*; do
   [ -r "$p/environ" ] || continue
-  printf '== pid %s\n' "${p#/proc/}"
-  tr '\0' '\n' < "$p/environ" | sed 's/=.*/=<redacted>/'
+  printf '# pid %s\n' "${p#/proc/}"
+  tr '\n\0' '\001\n' < "$p/environ" | sed 's/=.*/=<redacted>/'
 done`
 
 var volatileCommands = []struct {
@@ -84,7 +86,7 @@ func (v Volatile) Plan(ctx context.Context, env *action.Env, call action.Call) (
 		if call.String("method") == MethodEphemeral {
 			break
 		}
-		want := collectorPod(env, call.String("collector-namespace"), node, call.String("image"))
+		want := collectorPod(env, call.String("collector-namespace"), node, call.String("collector-image"))
 		if _, err := env.Kube.CoreV1().Pods(want.Namespace).Create(ctx, want, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil && !isExists(err) {
 			return p, fmt.Errorf("dry-run collector pod on %s: %w", node, err)
 		}
@@ -130,7 +132,7 @@ func (v Volatile) Run(ctx context.Context, env *action.Env, call action.Call) (a
 		return action.Result{Items: s.res}, nil
 	}
 	for _, node := range nodesOf(pods) {
-		want := collectorPod(env, call.String("collector-namespace"), node, call.String("image"))
+		want := collectorPod(env, call.String("collector-namespace"), node, call.String("collector-image"))
 		if err := ensureCollector(ctx, env.Kube, want, call.Duration("start-timeout")); err != nil {
 			return action.Result{Items: s.res}, err
 		}
@@ -183,7 +185,7 @@ func (v Volatile) ephemeral(ctx context.Context, env *action.Env, call action.Ca
 			}
 		}
 		cur.Spec.EphemeralContainers = append(cur.Spec.EphemeralContainers, corev1.EphemeralContainer{
-			EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: name, Image: call.String("image"), Command: []string{"sleep", "7200"},
+			EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: name, Image: call.String("collector-image"), Command: []string{"sleep", "7200"},
 				SecurityContext: &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"SYS_PTRACE"}}}},
 			TargetContainerName: target})
 		if _, err := env.Kube.CoreV1().Pods(p.Namespace).UpdateEphemeralContainers(ctx, p.Name, cur, metav1.UpdateOptions{FieldManager: "eksir"}); err != nil {
