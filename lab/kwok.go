@@ -116,6 +116,8 @@ var execShims = map[string]string{
 	"crictl":   "crictl.txt",
 	"uname":    "uname.txt",
 	"hostname": "hostname.txt",
+	// collect.node-files reads the kubelet and runtime journals.
+	"journalctl": "journal.txt",
 }
 
 func writeExecShims(dir string) error {

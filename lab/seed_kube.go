@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
@@ -412,6 +413,8 @@ func (k *kubeSeeder) writeNodeFiles() error {
 		files[filepath.Join(d, "lsmod.txt")] = "Module                  Size  Used by\nxt_conntrack           16384  4\nnf_nat                 57344  3\noverlay               200704  12\n"
 		files[filepath.Join(d, "crictl.txt")] = fmt.Sprintf("CONTAINER      IMAGE   CREATED        STATE    NAME   POD\n3f9c2a1b7d4e   %s   2 hours ago    Running  %s  %s\n", k.sc.Image, k.sc.App, k.deps[0].Pods[0])
 		files[filepath.Join(d, "memory.img")] = string(memoryImage(k.sc, k.aws, view))
+		files[filepath.Join(d, "journal.txt")] = fmt.Sprintf("%s %s kubelet[2101]: I1125 kubelet.go:2468] \"SyncLoop ADD\" source=\"api\" pods=[\"%s/%s\"]\n",
+			now.UTC().Format(time.RFC3339), suspectNode, k.ns(), k.deps[0].Pods[0])
 	}
 	for path, body := range files {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

@@ -1,0 +1,261 @@
+package collect_test
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/eksir/eksir/action"
+	"github.com/eksir/eksir/collect"
+	"github.com/eksir/eksir/evidence"
+	"github.com/eksir/eksir/lab"
+	"github.com/eksir/eksir/lab/labtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
+
+type fixture struct {
+	lab      *labtest.Env
+	env      *action.Env
+	c        *evidence.Case
+	ns, pod  string
+	node     string
+	registry *action.Registry
+}
+
+// setup seeds crypto-miner and returns an Env whose client is a
+// ServiceAccount bound to the ClusterRole generated from the collect specs.
+func setup(t testing.TB, nodes, perNode int) *fixture {
+	t.Helper()
+	le := labtest.Start(t)
+	res, err := lab.Seed(t.Context(), le.State, lab.SeedOptions{Scenario: "crypto-miner", Nodes: nodes, PodsPerNode: perNode, Prefix: le.Prefix, Account: le.Account})
+	if err != nil {
+		t.Fatalf("seed: %v", err)
+	}
+	r := action.NewRegistry()
+	collect.Register(r)
+	sa := le.AsServiceAccount(t, action.ClusterRole("eksir", r.Specs()))
+	incident := "inc-" + strings.TrimSuffix(le.Prefix, "-")
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	c, err := evidence.OpenCase(t.Context(), evidence.CaseOptions{Dir: t.TempDir(), Incident: incident,
+		Signer: evidence.NewSigner(priv), Tool: "eksir test", Actor: "tester", Collector: evidence.Collector{OSUser: "tester"}})
+	if err != nil {
+		t.Fatalf("open case: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ns, name, _ := strings.Cut(res.Targets[lab.TargetPod], "/")
+	cfg := sa.Config
+	return &fixture{lab: le, c: c, ns: ns, pod: name, node: res.Targets[lab.TargetNode], registry: r,
+		env: &action.Env{Kube: sa.Typed, RESTConfig: cfg, Evidence: c, Incident: incident, Responder: "tester", Cluster: "lab", Now: time.Now}}
+}
+
+func (f *fixture) run(t testing.TB, name string, params map[string]any) action.Result {
+	t.Helper()
+	a, ok := f.registry.Lookup(name)
+	if !ok {
+		t.Fatalf("no action %s", name)
+	}
+	// Defaults as the engine applies them.
+	for _, p := range a.Spec().Params {
+		if _, ok := params[p.Name]; !ok && p.Default != nil {
+			params[p.Name] = p.Default
+		}
+	}
+	call := action.Call{Step: "test", Params: params}
+	if _, err := a.Plan(t.Context(), f.env, call); err != nil {
+		t.Fatalf("%s plan: %v", name, err)
+	}
+	res, err := a.Run(t.Context(), f.env, call)
+	if err != nil {
+		t.Fatalf("%s run: %v", name, err)
+	}
+	return res
+}
+
+func (f *fixture) item(t testing.TB, rel string) evidence.Item {
+	t.Helper()
+	for _, it := range f.c.Items() {
+		if it.Path == "data/"+rel {
+			return it
+		}
+	}
+	var have []string
+	for _, it := range f.c.Items() {
+		have = append(have, it.Path)
+	}
+	t.Fatalf("no item %s; have %v", rel, have)
+	return evidence.Item{}
+}
+
+func (f *fixture) read(t testing.TB, rel string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(f.c.Dir(), "data", rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestObjects(t *testing.T) {
+	f := setup(t, 2, 2)
+	res := f.run(t, "collect.k8s-objects", map[string]any{"pod": f.ns + "/" + f.pod})
+	base := "k8s/" + f.ns + "/pods/" + f.pod + "/"
+	for _, rel := range []string{base + "pod.json", base + "events.json", base + "services.json", base + "endpointslices.json", base + "references.json",
+		"k8s/nodes/" + f.node + "/node.json", "k8s/nodes/" + f.node + "/events.json", "k8s/" + f.ns + "/networkpolicies.json",
+		"k8s/" + f.ns + "/serviceaccounts/checkout-api.json", "k8s/" + f.ns + "/serviceaccounts/checkout-api.rbac.json"} {
+		if it := f.item(t, rel); it.Status != evidence.StatusCollected || it.SHA256 == "" {
+			t.Errorf("%s: %+v", rel, it)
+		}
+	}
+	owners := 0
+	for _, it := range f.c.Items() {
+		if strings.HasPrefix(it.Path, "data/"+base+"owners/") {
+			owners++
+		}
+	}
+	if owners != 2 {
+		t.Errorf("owner chain: %d objects, want ReplicaSet and Deployment", owners)
+	}
+	rbac := f.read(t, "k8s/"+f.ns+"/serviceaccounts/checkout-api.rbac.json")
+	if !strings.Contains(rbac, `"view"`) || !strings.Contains(rbac, `"secrets"`) {
+		t.Errorf("rbac grants miss the view binding or the role's rules: %.500s", rbac)
+	}
+	if svc := f.read(t, base+"services.json"); !strings.Contains(svc, `"checkout-api"`) || strings.Contains(svc, `"frontend"`) {
+		t.Errorf("services: %.300s", svc)
+	}
+	if np := f.read(t, "k8s/"+f.ns+"/networkpolicies.json"); !strings.Contains(np, "allow-frontend-to-checkout-api") {
+		t.Errorf("networkpolicies: %.300s", np)
+	}
+	n := len(f.c.Items())
+	res2 := f.run(t, "collect.k8s-objects", map[string]any{"pod": f.ns + "/" + f.pod})
+	if len(res2.Items) != 0 || len(f.c.Items()) != n {
+		t.Errorf("second run wrote %v", res2.Items)
+	}
+	t.Logf("%d items", len(res.Items))
+}
+
+func TestPodLogs(t *testing.T) {
+	f := setup(t, 2, 2)
+	f.run(t, "collect.pod-logs", map[string]any{"workload": f.ns + "/Deployment/checkout-api"})
+	log := f.read(t, "logs/"+f.ns+"/"+f.pod+"/checkout-api.log")
+	if !strings.Contains(log, "xmrig") {
+		t.Errorf("suspect log lacks the miner: %.400s", log)
+	}
+	first := strings.SplitN(log, " ", 2)[0]
+	if _, err := time.Parse(time.RFC3339Nano, first); err != nil {
+		t.Errorf("log lines lack timestamps: %q", first)
+	}
+	siblings := 0
+	for _, it := range f.c.Items() {
+		if strings.HasPrefix(it.Path, "data/logs/"+f.ns+"/checkout-api-") {
+			siblings++
+		}
+	}
+	if siblings != 2 {
+		t.Errorf("workload selection collected %d logs, want both replicas", siblings)
+	}
+	if res := f.run(t, "collect.pod-logs", map[string]any{"workload": f.ns + "/Deployment/checkout-api"}); len(res.Items) != 0 {
+		t.Errorf("second run wrote %v", res.Items)
+	}
+}
+
+func TestVolatileNodePod(t *testing.T) {
+	f := setup(t, 2, 2)
+	f.run(t, "collect.volatile", map[string]any{"pod": f.ns + "/" + f.pod})
+	base := "volatile/nodes/" + f.node + "/"
+	if ps := f.read(t, base+"processes.txt"); !strings.Contains(ps, "xmrig") {
+		t.Errorf("node processes lack the miner: %.400s", ps)
+	}
+	if ss := f.read(t, base+"sockets.txt"); !strings.Contains(ss, "203.0.113.50") {
+		t.Errorf("sockets lack the pool: %.400s", ss)
+	}
+	for _, rel := range []string{base + "mounts.txt", base + "exe-sha256.txt", base + "environ-redacted.txt"} {
+		if it := f.item(t, rel); it.Status != evidence.StatusCollected {
+			t.Errorf("%s: %+v", rel, it)
+		}
+	}
+	for _, line := range strings.Split(f.read(t, base+"environ-redacted.txt"), "\n") {
+		if strings.HasPrefix(line, "# pid ") {
+			continue
+		}
+		if k, v, ok := strings.Cut(line, "="); line != "" && (!ok || v != "<redacted>") {
+			t.Fatalf("environment value not redacted: %s=…", k)
+		}
+	}
+	// The collector pod is gone afterwards.
+	pods, err := f.lab.Kube.Typed.CoreV1().Pods("kube-system").List(t.Context(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=eksir-collector"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		if p.Spec.NodeName == f.node && p.DeletionTimestamp == nil {
+			t.Errorf("collector pod %s left running", p.Name)
+		}
+	}
+}
+
+func TestCheckpointNotSupported(t *testing.T) {
+	f := setup(t, 1, 2)
+	res := f.run(t, "collect.checkpoint", map[string]any{"pod": f.ns + "/" + f.pod})
+	it := f.item(t, "checkpoints/"+f.ns+"/"+f.pod+"/checkout-api.tar")
+	if it.Status != evidence.StatusNotCollected || it.Reason == "" {
+		t.Errorf("checkpoint item: %+v", it)
+	}
+	if len(res.Warnings) == 0 {
+		t.Error("no warning for the missing checkpoint")
+	}
+	t.Logf("reason: %s", it.Reason)
+}
+
+func TestNodeFilesMemory(t *testing.T) {
+	f := setup(t, 1, 2)
+	f.run(t, "collect.node-files", map[string]any{"pod": f.ns + "/" + f.pod, "memory": true})
+	base := "node/" + f.node + "/"
+	mem := f.item(t, base+"memory.lime")
+	b, err := os.ReadFile(filepath.Join(f.c.Dir(), "data", base+"memory.lime"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	if mem.Size != 1<<20 || mem.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("memory image: size %d sha %s, file sha %x", mem.Size, mem.SHA256, sum)
+	}
+	if j := f.read(t, base+"kubelet.journal.txt"); !strings.Contains(j, "kubelet") {
+		t.Errorf("kubelet journal: %.200s", j)
+	}
+}
+
+func TestSelect(t *testing.T) {
+	f := setup(t, 2, 3)
+	ctx, kc := t.Context(), f.env.Kube
+	count := func(tg collect.Target) int {
+		pods, err := collect.Select(ctx, kc, tg)
+		if err != nil {
+			t.Fatalf("select %+v: %v", tg, err)
+		}
+		return len(pods)
+	}
+	if n := count(collect.Target{Workload: f.ns + "/Deployment/checkout-api"}); n != 2 {
+		t.Errorf("by workload: %d", n)
+	}
+	if n := count(collect.Target{ServiceAccount: f.ns + "/checkout-api"}); n != 2 {
+		t.Errorf("by service account: %d", n)
+	}
+	if n := count(collect.Target{Image: "payments/checkout-api:1.14.2"}); n < 2 {
+		t.Errorf("by image: %d", n)
+	}
+	if n := count(collect.Target{Node: f.node}); n != 3 {
+		t.Errorf("by node: %d", n)
+	}
+	if n := count(collect.Target{Pods: []string{f.ns + "/" + f.pod}}); n != 1 {
+		t.Errorf("by pod: %d", n)
+	}
+}

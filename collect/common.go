@@ -1,0 +1,134 @@
+// Package collect holds the Kubernetes collection actions. Everything they
+// acquire streams into the case through action.Env.Evidence, which hashes
+// as it writes; nothing is buffered whole in memory, and nothing runs inside
+// the suspect container.
+package collect
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/eksir/eksir/action"
+	"github.com/eksir/eksir/evidence"
+)
+
+// Register adds the collection actions to r.
+func Register(r *action.Registry) {
+	r.Register(Objects{}, PodLogs{}, Volatile{}, Checkpoint{}, NodeFiles{})
+}
+
+// defaultConcurrency bounds the pods collected at once: enough to hide API
+// latency, few enough to stay inside API priority-and-fairness limits.
+const defaultConcurrency = 16
+
+func concurrencyParam() action.Param {
+	return action.Param{Name: "concurrency", Type: action.Int, Default: int64(defaultConcurrency), Doc: "pods collected at once"}
+}
+
+func limit(call action.Call) int {
+	if n := call.Int("concurrency"); n > 0 {
+		return int(n)
+	}
+	return defaultConcurrency
+}
+
+// store writes items, skipping those already in the case so that a resumed
+// run does not collect twice; it gathers the paths written.
+type store struct {
+	env *action.Env
+	mu  chan struct{}
+	res []string
+}
+
+func newStore(env *action.Env) *store { return &store{env: env, mu: make(chan struct{}, 1)} }
+
+func (s *store) add(p string) {
+	s.mu <- struct{}{}
+	s.res = append(s.res, "data/"+p)
+	<-s.mu
+}
+
+func (s *store) has(rel string) bool { return s.env.Evidence.Has("data/" + rel) }
+
+// json writes v as indented JSON at rel.
+func (s *store) json(ctx context.Context, rel string, info evidence.ItemInfo, v any) error {
+	if s.has(rel) {
+		return nil
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", rel, err)
+	}
+	return s.reader(ctx, rel, info, bytes.NewReader(append(b, '\n')))
+}
+
+func (s *store) reader(ctx context.Context, rel string, info evidence.ItemInfo, r io.Reader) error {
+	if _, err := s.env.Evidence.Add(ctx, rel, info, r); err != nil {
+		// Two pods on one node both collect the node: the first wins.
+		if errors.Is(err, evidence.ErrExists) {
+			return nil
+		}
+		return fmt.Errorf("store %s: %w", rel, err)
+	}
+	s.add(rel)
+	return nil
+}
+
+// stream runs fill with a hashing evidence writer; a failure aborts the
+// item (no partial file) and is recorded as not collected with its reason.
+func (s *store) stream(ctx context.Context, rel string, info evidence.ItemInfo, fill func(w io.Writer) error) error {
+	if s.has(rel) {
+		return nil
+	}
+	w, err := s.env.Evidence.Create(rel, info)
+	if errors.Is(err, evidence.ErrExists) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create %s: %w", rel, err)
+	}
+	if ferr := fill(w); ferr != nil {
+		w.Abort()
+		if ctx.Err() != nil {
+			return ferr
+		}
+		return s.notCollected(rel, info, ferr.Error())
+	}
+	if _, err := w.Commit(); err != nil {
+		return fmt.Errorf("commit %s: %w", rel, err)
+	}
+	s.add(rel)
+	return nil
+}
+
+func (s *store) notCollected(rel string, info evidence.ItemInfo, reason string) error {
+	if _, err := s.env.Evidence.NotCollected(rel, info, reason); err != nil && !errors.Is(err, evidence.ErrExists) {
+		return fmt.Errorf("record %s not collected: %w", rel, err)
+	}
+	s.add(rel)
+	return nil
+}
+
+func shortHash(s string, n int) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])[:n]
+}
+
+func splitRef(ref string) (string, string, error) {
+	ns, name, ok := strings.Cut(ref, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return "", "", fmt.Errorf("reference %q: want namespace/name", ref)
+	}
+	return ns, name, nil
+}
+
+func isExists(err error) bool { return apierrors.IsAlreadyExists(err) }

@@ -1,0 +1,180 @@
+package collect
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/remotecommand"
+
+	"github.com/eksir/eksir/action"
+)
+
+// streaming returns a client and config without the per-request timeout:
+// a log or a memory image streams for as long as it takes, bounded by ctx.
+func streaming(env *action.Env) (kubernetes.Interface, *rest.Config, error) {
+	if env.RESTConfig == nil {
+		return env.Kube, nil, nil
+	}
+	cfg := rest.CopyConfig(env.RESTConfig)
+	cfg.Timeout = 0
+	kc, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("streaming client: %w", err)
+	}
+	return kc, cfg, nil
+}
+
+// Executor runs a command in a container and streams its output; the
+// collector pods' commands go through it.
+type Executor interface {
+	Exec(ctx context.Context, ns, pod, container string, cmd []string, stdout io.Writer) error
+}
+
+// remoteExec is the client-go executor: WebSocket (v5) first, SPDY when the
+// upgrade fails (older API servers, proxies).
+type remoteExec struct {
+	kc  kubernetes.Interface
+	cfg *rest.Config
+}
+
+func (r remoteExec) Exec(ctx context.Context, ns, pod, container string, cmd []string, stdout io.Writer) error {
+	req := r.kc.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(pod).SubResource("exec").
+		VersionedParams(&corev1.PodExecOptions{Container: container, Command: cmd, Stdout: true, Stderr: true}, scheme.ParameterCodec)
+	ws, err := remotecommand.NewWebSocketExecutor(r.cfg, "GET", req.URL().String())
+	if err != nil {
+		return fmt.Errorf("websocket executor: %w", err)
+	}
+	spdy, err := remotecommand.NewSPDYExecutor(r.cfg, "POST", req.URL())
+	if err != nil {
+		return fmt.Errorf("spdy executor: %w", err)
+	}
+	ex, err := remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
+		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+	})
+	if err != nil {
+		return err
+	}
+	// stderr is kept (bounded) for the reason of a failure, never stored.
+	stderr := &limitedBuffer{max: 4096}
+	if err := ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: stdout, Stderr: stderr}); err != nil {
+		if msg := strings.TrimSpace(stderr.String()); msg != "" {
+			return fmt.Errorf("exec %s in %s/%s: %w (stderr: %s)", cmd[0], ns, pod, err, msg)
+		}
+		return fmt.Errorf("exec %s in %s/%s: %w", cmd[0], ns, pod, err)
+	}
+	return nil
+}
+
+type limitedBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.Len(); room > 0 {
+		b.Buffer.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+// collectorPod is the trusted node pod: hostPID and hostNetwork to see the
+// node's processes and sockets, the host filesystem read-only at /host,
+// pinned to the node and tolerating every taint (the quarantine taint
+// included). Its name derives from the incident and node, so a resumed run
+// finds it.
+func collectorPod(env *action.Env, ns, node, image string) *corev1.Pod {
+	t := true
+	name := "eksir-collector-" + shortHash(env.Incident+"/"+node, 12)
+	deadline := int64(2 * 3600)
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{
+			"app.kubernetes.io/managed-by": "eksir", "app.kubernetes.io/name": "eksir-collector"},
+			Annotations: map[string]string{"eksir.dev/incident": env.Incident, "eksir.dev/node": node}},
+		Spec: corev1.PodSpec{
+			NodeName: node, HostPID: true, HostNetwork: true, RestartPolicy: corev1.RestartPolicyNever,
+			ActiveDeadlineSeconds: &deadline, AutomountServiceAccountToken: new(bool),
+			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			Containers: []corev1.Container{{Name: "collector", Image: image, Command: []string{"sleep", "7200"},
+				SecurityContext: &corev1.SecurityContext{Privileged: &t},
+				VolumeMounts:    []corev1.VolumeMount{{Name: "host", MountPath: "/host", ReadOnly: true}}}},
+			Volumes: []corev1.Volume{{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}},
+		},
+	}
+}
+
+// ensureCollector creates (or finds) the node's collector pod and waits
+// until it runs.
+func ensureCollector(ctx context.Context, kc kubernetes.Interface, want *corev1.Pod, timeout time.Duration) error {
+	pods := kc.CoreV1().Pods(want.Namespace)
+	_, err := pods.Create(ctx, want, metav1.CreateOptions{FieldManager: "eksir"})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create collector pod %s/%s: %w", want.Namespace, want.Name, err)
+	}
+	return waitRunning(ctx, kc, want.Namespace, want.Name, "", timeout)
+}
+
+// waitRunning polls until the pod (or its ephemeral container, when named)
+// runs.
+func waitRunning(ctx context.Context, kc kubernetes.Interface, ns, name, ephemeral string, timeout time.Duration) error {
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		p, err := kc.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		if ephemeral == "" {
+			if p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
+				return false, fmt.Errorf("pod ended (%s)", p.Status.Phase)
+			}
+			return p.Status.Phase == corev1.PodRunning, nil
+		}
+		for _, st := range p.Status.EphemeralContainerStatuses {
+			if st.Name == ephemeral && st.State.Running != nil {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("wait for %s/%s %s to run: %w", ns, name, ephemeral, err)
+	}
+	return nil
+}
+
+func deleteCollector(ctx context.Context, kc kubernetes.Interface, p *corev1.Pod) error {
+	err := kc.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete collector pod %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	return nil
+}
+
+func collectorParams() []action.Param {
+	return []action.Param{
+		{Name: "collector-image", Type: action.String, Default: DefaultCollectorImage, Doc: "the trusted collector image (pin it by digest); it needs sh, ps, ss, sha256sum, journalctl, avml"},
+		{Name: "collector-namespace", Type: action.Namespace, Default: "kube-system", Doc: "where node collector pods run"},
+		{Name: "keep-collector", Type: action.Bool, Default: false, Doc: "leave the collector pod running after the step"},
+		{Name: "start-timeout", Type: action.Duration, Default: 2 * time.Minute, Doc: "how long to wait for the collector to run"},
+	}
+}
+
+// DefaultCollectorImage is the collector image when the playbook names none.
+const DefaultCollectorImage = "public.ecr.aws/amazonlinux/amazonlinux:2023"
+
+var collectorRules = []action.KubeRule{
+	{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "create", "delete"}},
+	// WebSocket exec is authorised as get, SPDY exec as create.
+	{APIGroups: []string{""}, Resources: []string{"pods/exec"}, Verbs: []string{"get", "create"}},
+	{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get"}},
+}

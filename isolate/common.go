@@ -1,0 +1,210 @@
+// Package isolate holds the containment and revocation actions for
+// Kubernetes: pod network quarantine, node cordon, incident labels and
+// service-account revocation. Every action keeps what it changes in an
+// annotation on the object it changes, so that a resumed run derives its
+// state from the cluster and a release restores the exact original.
+package isolate
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	authzv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/eksir/eksir/action"
+)
+
+const (
+	// QuarantineKey is the label (pods, nodes) and taint key marking an
+	// object quarantined; its value is the incident's label value.
+	QuarantineKey = "eksir.dev/quarantine"
+	// IncidentKey labels every object eksir touched for an incident.
+	IncidentKey = "eksir.dev/incident"
+	// originalPrefix + hash(incident) is the annotation holding what an
+	// action changed, as JSON, so release restores it exactly.
+	originalPrefix = "eksir.dev/original-"
+	managedBy      = "app.kubernetes.io/managed-by"
+)
+
+// Register adds the containment actions to r.
+func Register(r *action.Registry) {
+	r.Register(PodNetwork{}, CordonNode{}, Label{}, RevokeServiceAccount{})
+}
+
+// LabelValue turns an incident ID into a label value: the ID itself when it
+// fits (63 characters, alphanumeric at both ends), else a stable hash.
+func LabelValue(incident string) string {
+	if n := len(incident); n > 0 && n <= 63 && isAlnum(incident[0]) && isAlnum(incident[n-1]) {
+		return incident
+	}
+	return "h-" + shortHash(incident, 16)
+}
+
+// ObjectName derives a DNS-1123 name from a prefix and the incident ID; the
+// same incident always yields the same name, which is what makes a resumed
+// create find its object.
+func ObjectName(prefix, incident string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(incident) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+	}
+	s := strings.Trim(b.String(), "-")
+	name := prefix + s
+	// Lowercasing can merge two incident IDs: the hash keeps names apart.
+	if len(name) > 52 || s != incident {
+		if len(name) > 52 {
+			name = name[:52]
+		}
+		name = strings.TrimRight(name, "-") + "-" + shortHash(incident, 8)
+	}
+	return name
+}
+
+// originalKey is per action and incident: two actions touching one object
+// each keep their own original, and each release restores only the keys its
+// action changed.
+func originalKey(act, incident string) string {
+	return originalPrefix + act + "-" + shortHash(incident, 10)
+}
+
+// restoreKeys sets each key of m back to its value in orig, or removes it.
+func restoreKeys(m, orig map[string]string, keys ...string) map[string]string {
+	if m == nil {
+		m = map[string]string{}
+	}
+	for _, k := range keys {
+		if v, ok := orig[k]; ok {
+			m[k] = v
+		} else {
+			delete(m, k)
+		}
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+func shortHash(s string, n int) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])[:n]
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// splitRef splits "namespace/name".
+func splitRef(ref string) (string, string, error) {
+	ns, name, ok := strings.Cut(ref, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return "", "", fmt.Errorf("reference %q: want namespace/name", ref)
+	}
+	return ns, name, nil
+}
+
+// readOriginal decodes the original-state annotation into v; ok is false
+// when the object carries none for this incident.
+func readOriginal(m metav1.Object, act, incident string, v any) (bool, error) {
+	s, ok := m.GetAnnotations()[originalKey(act, incident)]
+	if !ok {
+		return false, nil
+	}
+	if err := json.Unmarshal([]byte(s), v); err != nil {
+		return true, fmt.Errorf("%s %s: bad %s annotation: %w", m.GetNamespace(), m.GetName(), originalKey(act, incident), err)
+	}
+	return true, nil
+}
+
+func writeOriginal(m metav1.Object, act, incident string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	a := m.GetAnnotations()
+	if a == nil {
+		a = map[string]string{}
+	}
+	a[originalKey(act, incident)] = string(b)
+	m.SetAnnotations(a)
+	return nil
+}
+
+func dropOriginal(m metav1.Object, act, incident string) {
+	a := m.GetAnnotations()
+	delete(a, originalKey(act, incident))
+	if len(a) == 0 {
+		a = nil
+	}
+	m.SetAnnotations(a)
+}
+
+// updateOpts returns UpdateOptions, with server-side dry run when planning:
+// Plan runs the same code as Run, and the API server validates and admits
+// every change without persisting it.
+func updateOpts(dry bool) metav1.UpdateOptions {
+	if dry {
+		return metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}, FieldManager: "eksir"}
+	}
+	return metav1.UpdateOptions{FieldManager: "eksir"}
+}
+
+func createOpts(dry bool) metav1.CreateOptions {
+	if dry {
+		return metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldManager: "eksir"}
+	}
+	return metav1.CreateOptions{FieldManager: "eksir"}
+}
+
+func deleteOpts(dry bool) metav1.DeleteOptions {
+	if dry {
+		return metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}}
+	}
+	return metav1.DeleteOptions{}
+}
+
+// access asks the API server whether the caller may do each thing
+// (SelfSubjectAccessReview), for the plan's permission checks.
+func access(ctx context.Context, kc kubernetes.Interface, attrs ...authzv1.ResourceAttributes) ([]action.PermissionCheck, error) {
+	var out []action.PermissionCheck
+	for _, a := range attrs {
+		r, err := kc.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authzv1.SelfSubjectAccessReview{
+			Spec: authzv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &a}}, metav1.CreateOptions{})
+		if err != nil {
+			return out, fmt.Errorf("self subject access review: %w", err)
+		}
+		p := a.Verb + " " + a.Resource
+		if a.Subresource != "" {
+			p += "/" + a.Subresource
+		}
+		if a.Namespace != "" {
+			p += " in " + a.Namespace
+		}
+		out = append(out, action.PermissionCheck{Permission: p, Allowed: r.Status.Allowed, Reason: r.Status.Reason})
+	}
+	return out, nil
+}
+
+var ssarRule = action.KubeRule{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"selfsubjectaccessreviews"}, Verbs: []string{"create"}}
+
+func copyMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
