@@ -77,7 +77,7 @@ func Resolve(ctx context.Context, c *Checked, given map[string]string, targets T
 	}
 	for _, in := range c.Inputs {
 		s, ok := given[in.Name]
-		if !ok || s == "" {
+		if !ok || (s == "" && in.Type != InString) {
 			if in.hasDefault {
 				s = in.Default
 			} else if in.Required {

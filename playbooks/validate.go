@@ -240,7 +240,7 @@ func inputValue(t InputType, s string) (any, error) {
 		}
 		return d, nil
 	}
-	if s == "" {
+	if s == "" && t != InString {
 		return nil, fmt.Errorf("empty value")
 	}
 	return s, nil

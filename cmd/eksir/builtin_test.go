@@ -1,0 +1,71 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/eksir/eksir/playbooks"
+)
+
+// TestBuiltinsValidate keeps every built-in valid against the shipped
+// registry, at every commit.
+func TestBuiltinsValidate(t *testing.T) {
+	names := playbooks.Builtins()
+	for _, want := range []string{"game-day", "pod-compromise", "triage"} {
+		if !strings.Contains(strings.Join(names, ","), want) {
+			t.Errorf("built-in %s missing", want)
+		}
+	}
+	reg := newRegistry()
+	for _, n := range names {
+		ck, err := loadChecked(n, reg)
+		if err != nil {
+			t.Errorf("%s: %v", n, err)
+			continue
+		}
+		if n == "triage" {
+			for _, s := range ck.Specs() {
+				if s.Kind != "collect" {
+					t.Errorf("triage uses %s, which is %s", s.Name, s.Kind)
+				}
+			}
+		}
+	}
+}
+
+func TestPlaybooksShowIsExact(t *testing.T) {
+	for _, n := range playbooks.Builtins() {
+		out, _, code := runCLI(t, "playbooks", "show", n)
+		b, _ := playbooks.Builtin(n)
+		if code != 0 || !bytes.Equal([]byte(out), b) {
+			t.Errorf("show %s: exit %d, output differs", n, code)
+		}
+	}
+	out, _, code := runCLI(t, "playbooks", "list")
+	if code != 0 || !strings.HasPrefix(out, "game-day\t") {
+		t.Errorf("list: exit %d\n%s", code, out)
+	}
+}
+
+func TestPermissionsForPlaybook(t *testing.T) {
+	out, stderr, code := runCLI(t, "permissions", "--playbook", "triage", "--format", "rbac")
+	if code != 0 || !strings.Contains(out, "kind: ClusterRole") {
+		t.Errorf("triage rbac: exit %d\n%s%s", code, out, stderr)
+	}
+	all, _, _ := runCLI(t, "permissions", "--format", "rbac")
+	if len(all) <= len(out) {
+		t.Errorf("triage's role is not narrower than the whole registry's")
+	}
+	out, _, code = runCLI(t, "permissions", "--format", "iam")
+	if code != 0 || !strings.Contains(out, `"Version": "2012-10-17"`) {
+		t.Errorf("iam: exit %d\n%s", code, out)
+	}
+}
+
+func TestValidateBadPlaybookExit2(t *testing.T) {
+	_, stderr, code := runCLI(t, "playbooks", "validate", "../../playbooks/testdata/malformed/cycle.yaml")
+	if code != exitBadInput || !strings.Contains(stderr, "cycle.yaml:") || !strings.Contains(stderr, "cycle in needs") {
+		t.Errorf("exit %d\n%s", code, stderr)
+	}
+}
