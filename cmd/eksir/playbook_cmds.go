@@ -252,7 +252,16 @@ func planAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	env, err := actionEnv(c, ck.Specs(), c.String(incFlag.Name), nil)
+	// Object names derive from the incident ID; without one the plan
+	// shows the names a run with a fresh ID would use.
+	incident := c.String(incFlag.Name)
+	if incident == "" {
+		incident = playbooks.NewIncidentID(time.Now())
+	}
+	if err := evidence.ValidIncidentID(incident); err != nil {
+		return err
+	}
+	env, err := actionEnv(c, ck.Specs(), incident, nil)
 	if err != nil {
 		return err
 	}
@@ -265,10 +274,10 @@ func planAction(c *cli.Context) error {
 		return err
 	}
 	if jsonOutput(c) {
-		return writeJSON(c.App.Writer, map[string]any{"playbook": ck.Metadata.Name, "inputs": in, "steps": steps})
+		return writeJSON(c.App.Writer, map[string]any{"playbook": ck.Metadata.Name, "incident": incident, "inputs": in, "steps": steps})
 	}
 	w := c.App.Writer
-	fmt.Fprintf(w, "playbook %s: %d steps, nothing changed\n", ck.Metadata.Name, len(steps))
+	fmt.Fprintf(w, "playbook %s, incident %s: %d steps, nothing changed\n", ck.Metadata.Name, incident, len(steps))
 	failed := 0
 	for i, s := range steps {
 		flags := string(s.Kind)

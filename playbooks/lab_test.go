@@ -1,0 +1,442 @@
+package playbooks_test
+
+// Lab integration tests: the eksir binary runs as a responder runs it,
+// against the lab's real kube-apiserver and moto.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/eksir/eksir/evidence"
+	"github.com/eksir/eksir/lab"
+	"github.com/eksir/eksir/lab/labtest"
+	"github.com/eksir/eksir/playbooks"
+)
+
+func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// eksirBin builds the binary once, on first use, so unit tests and the
+// fuzz target do not pay for it; EKSIR_BIN overrides (make test).
+func eksirBin(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		if b := os.Getenv("EKSIR_BIN"); b != "" {
+			binPath, binErr = filepath.Abs(b)
+			return
+		}
+		dir, err := os.MkdirTemp("", "eksir-pb-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "eksir")
+		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/eksir").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("build eksir: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+type labFixture struct {
+	le      *labtest.Env
+	seed    *lab.SeedResult
+	ns, pod string
+	dir     string
+	env     []string
+}
+
+func setupLab(t *testing.T) *labFixture {
+	t.Helper()
+	le := labtest.Start(t)
+	eksirBin(t)
+	res, err := lab.Seed(t.Context(), le.State, lab.SeedOptions{Scenario: "crypto-miner", Nodes: 2, PodsPerNode: 2, Prefix: le.Prefix, Account: le.Account})
+	if err != nil {
+		t.Fatalf("seed: %v", err)
+	}
+	dir := t.TempDir()
+	key := filepath.Join(dir, "responder.key")
+	if _, _, err := evidence.GenerateKey(key); err != nil {
+		t.Fatal(err)
+	}
+	ns, pod, _ := strings.Cut(res.Targets[lab.TargetPod], "/")
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "EKSIR_") && !strings.HasPrefix(kv, "KUBECONFIG=") && !strings.HasPrefix(kv, "AWS_") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "KUBECONFIG="+le.State.Kubeconfig, "EKSIR_SIGNING_KEY="+key, "EKSIR_CASE_DIR="+filepath.Join(dir, "cases"),
+		"AWS_REGION="+le.State.Region, "AWS_ENDPOINT_URL="+le.State.AWSEndpoint, "AWS_ACCESS_KEY_ID=AKIAEKSIRLABTEST0000", "AWS_SECRET_ACCESS_KEY=test",
+		"EKSIR_EXAMINER=lab-test")
+	return &labFixture{le: le, seed: res, ns: ns, pod: pod, dir: dir, env: env}
+}
+
+type result struct {
+	code           int
+	killed         bool
+	stdout, stderr string
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d killed=%v\n--- stdout:\n%s--- stderr:\n%s", r.code, r.killed, r.stdout, r.stderr)
+}
+
+// eksir runs the binary without a terminal (stdin is empty).
+func (f *labFixture) eksir(t *testing.T, extraEnv []string, args ...string) result {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), eksirBin(t), args...)
+	cmd.Env = append(append([]string{}, f.env...), extraEnv...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			r.killed = true
+		}
+	default:
+		t.Fatalf("eksir %v: %v", args, err)
+	}
+	return r
+}
+
+// snapshot is every object's resourceVersion in the test namespace and in
+// the cluster-scoped resources eksir may touch, plus moto's EC2 state.
+func (f *labFixture) snapshot(t *testing.T) map[string]string {
+	t.Helper()
+	ctx := t.Context()
+	out := map[string]string{}
+	lists, err := f.le.Kube.Typed.Discovery().ServerPreferredResources()
+	if err != nil {
+		t.Fatalf("discovery: %v", err)
+	}
+	for _, l := range lists {
+		gv, _ := schema.ParseGroupVersion(l.GroupVersion)
+		for _, r := range l.APIResources {
+			if strings.Contains(r.Name, "/") || !hasVerb(r.Verbs, "list") || r.Name == "events" || r.Name == "leases" {
+				continue // events and leases move on their own (kwok heartbeats)
+			}
+			if r.Name == "nodes" {
+				continue // kwok updates node status on its own; cordon is checked via spec below
+			}
+			ri := f.le.Kube.Dynamic.Resource(gv.WithResource(r.Name))
+			lst, err := func() (any, error) {
+				if r.Namespaced {
+					return ri.Namespace(f.ns).List(ctx, metav1.ListOptions{})
+				}
+				if r.Name == "clusterrolebindings" || r.Name == "clusterroles" || r.Name == "namespaces" {
+					return ri.List(ctx, metav1.ListOptions{})
+				}
+				return nil, nil
+			}()
+			if err != nil {
+				t.Fatalf("list %s: %v", r.Name, err)
+			}
+			if lst == nil {
+				continue
+			}
+			type lister interface {
+				UnstructuredContent() map[string]any
+			}
+			for _, it := range lst.(lister).UnstructuredContent()["items"].([]any) {
+				m := it.(map[string]any)["metadata"].(map[string]any)
+				out[fmt.Sprintf("%s %v/%v", r.Name, m["namespace"], m["name"])] = fmt.Sprint(m["resourceVersion"])
+			}
+		}
+	}
+	nodes, err := f.le.Kube.Typed.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes.Items {
+		b, _ := json.Marshal(map[string]any{"spec": n.Spec, "labels": n.Labels})
+		out["node-spec "+n.Name] = string(b)
+	}
+	ec2c := ec2.NewFromConfig(f.le.AWS)
+	for name, call := range map[string]func() (any, error){
+		"instances":       func() (any, error) { return ec2c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{}) },
+		"security-groups": func() (any, error) { return ec2c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{}) },
+		"snapshots":       func() (any, error) { return ec2c.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}}) },
+		"volumes":         func() (any, error) { return ec2c.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{}) },
+	} {
+		v, err := call()
+		if err != nil {
+			t.Fatalf("moto %s: %v", name, err)
+		}
+		b, _ := json.Marshal(v)
+		out["moto "+name] = string(b)
+	}
+	return out
+}
+
+func hasVerb(vs []string, v string) bool {
+	for _, x := range vs {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func diffSnap(t *testing.T, what string, a, b map[string]string) {
+	t.Helper()
+	var keys []string
+	for k := range a {
+		keys = append(keys, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if a[k] != b[k] {
+			t.Errorf("%s: %s changed: %.200q -> %.200q", what, k, a[k], b[k])
+		}
+	}
+}
+
+// TestLabPlanChangesNothing: plan on a real target changes no object in the
+// namespace, no cluster-scoped RBAC, no node spec and nothing in moto.
+func TestLabPlanChangesNothing(t *testing.T) {
+	f := setupLab(t)
+	before := f.snapshot(t)
+	for _, pb := range []string{"pod-compromise", "triage"} {
+		r := f.eksir(t, nil, "plan", pb, "--pod", f.ns+"/"+f.pod, "--incident", "plan-1")
+		if r.code != 0 && r.code != 4 {
+			t.Fatalf("plan %s: %v", pb, r)
+		}
+		if !strings.Contains(r.stdout, "nothing changed") {
+			t.Errorf("plan %s output: %s", pb, r.stdout)
+		}
+	}
+	r := f.eksir(t, nil, "--output", "json", "plan", "pod-compromise", "--pod", f.pod)
+	var plan struct {
+		Steps []playbooks.PlannedStep `json:"steps"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &plan); err != nil || len(plan.Steps) != 6 {
+		t.Fatalf("plan json (%v): %v", err, r)
+	}
+	for _, s := range plan.Steps {
+		if s.ID == "isolate" && (s.Plan == nil || len(s.Plan.Changes) == 0) {
+			t.Errorf("isolate plan has no concrete change: %+v", s)
+		}
+	}
+	diffSnap(t, "after plan", before, f.snapshot(t))
+	if _, err := os.Stat(filepath.Join(f.dir, "cases")); err == nil {
+		t.Errorf("plan created a case folder")
+	}
+	// A target that does not exist: exit 2, nothing changed.
+	r = f.eksir(t, nil, "run", "pod-compromise", "--pod", f.ns+"/nope", "--yes")
+	if r.code != 2 || !strings.Contains(r.stderr, "builtin/pod-compromise.yaml:") || !strings.Contains(r.stderr, "not found") {
+		t.Errorf("missing target: %v", r)
+	}
+	diffSnap(t, "after a refused run", before, f.snapshot(t))
+}
+
+func (f *labFixture) quarantinePolicies(t *testing.T) []string {
+	t.Helper()
+	l, err := f.le.Kube.Typed.NetworkingV1().NetworkPolicies(f.ns).List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range l.Items {
+		if strings.HasPrefix(p.Name, "eksir-") {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
+
+// TestLabApprovalWithoutTerminal: no terminal, no --yes: the approve steps
+// are journaled as needing approval, their dependents skipped, exit 4, and
+// nothing that needed approval changed; resume --approve finishes the run.
+func TestLabApprovalWithoutTerminal(t *testing.T) {
+	f := setupLab(t)
+	r := f.eksir(t, nil, "run", "pod-compromise", "--pod", f.ns+"/"+f.pod, "--set", "service_account="+f.ns+"/"+lab.Scenarios["crypto-miner"].ServiceAccount, "--incident", "appr-1")
+	if r.code != 4 {
+		t.Fatalf("want exit 4: %v", r)
+	}
+	if p := f.quarantinePolicies(t); len(p) != 0 {
+		t.Fatalf("a step that needed approval changed the cluster: %v", p)
+	}
+	st := f.eksir(t, nil, "--output", "json", "status", "--incident", "appr-1")
+	var sum playbooks.Summary
+	if err := json.Unmarshal([]byte(st.stdout), &sum); err != nil {
+		t.Fatalf("status: %v %v", err, st)
+	}
+	got := map[string]string{}
+	for _, s := range sum.Steps {
+		got[s.ID] = s.Status
+	}
+	if got["isolate"] != playbooks.StatusNeedsApproval || got["revoke"] != playbooks.StatusSkipped || got["volatile"] != playbooks.StatusSucceeded {
+		t.Fatalf("status: %v", got)
+	}
+	r = f.eksir(t, nil, "resume", "--incident", "appr-1", "--approve", "isolate,revoke")
+	if r.code != 0 {
+		t.Fatalf("resume: %v", r)
+	}
+	if p := f.quarantinePolicies(t); len(p) != 1 {
+		t.Fatalf("policies after resume: %v", p)
+	}
+}
+
+// TestLabCrashResume kills the run with SIGKILL at every step boundary and
+// inside each mutating step, resumes, and checks that every side effect
+// happened exactly once and the custody chain verifies after sealing.
+func TestLabCrashResume(t *testing.T) {
+	f := setupLab(t)
+	pb := filepath.Join(f.dir, "crash.yaml")
+	if err := os.WriteFile(pb, []byte(crashPlaybook), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type point struct{ step, where string }
+	var points []point
+	for _, s := range []string{"objects", "isolate", "label"} {
+		points = append(points, point{s, "before"}, point{s, "after"})
+		if s != "objects" {
+			points = append(points, point{s, "inside"})
+		}
+	}
+	for i, p := range points {
+		inc := fmt.Sprintf("crash-%d", i)
+		t.Run(p.step+"-"+p.where, func(t *testing.T) {
+			r := f.eksir(t, []string{playbooks.CrashEnv + "=" + p.step + ":" + p.where}, "run", pb, "--pod", f.ns+"/"+f.pod, "--incident", inc, "--yes", "--parallel", "1")
+			if !r.killed {
+				t.Fatalf("crash hook did not fire: %v", r)
+			}
+			r = f.eksir(t, nil, "resume", "--incident", inc, "--yes")
+			if r.code != 0 {
+				t.Fatalf("resume: %v", r)
+			}
+			if pol := f.quarantinePolicies(t); len(pol) != 1 {
+				t.Fatalf("want exactly one quarantine NetworkPolicy, got %v", pol)
+			}
+			pod, err := f.le.Kube.Typed.CoreV1().Pods(f.ns).Get(t.Context(), f.pod, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for k := range pod.Labels {
+				if strings.HasPrefix(k, "eksir") {
+					n++
+				}
+			}
+			if n == 0 {
+				t.Fatalf("labels not applied: %v", pod.Labels)
+			}
+			f.checkJournal(t, inc)
+			// Release for the next crash point; evidence stays.
+			r = f.eksir(t, nil, "release", "--incident", inc, "--yes")
+			if r.code != 0 {
+				t.Fatalf("release: %v", r)
+			}
+			if pol := f.quarantinePolicies(t); len(pol) != 0 {
+				t.Fatalf("release left %v", pol)
+			}
+		})
+	}
+}
+
+// checkJournal seals the case and verifies it, and checks the journal:
+// every step has exactly one succeeded result, and at most two intents
+// (the crashed attempt and the resumed one).
+func (f *labFixture) checkJournal(t *testing.T, inc string) {
+	t.Helper()
+	out := filepath.Join(f.dir, "sealed-"+inc)
+	r := f.eksir(t, nil, "seal", "--incident", inc, "--out", out)
+	if r.code != 0 {
+		t.Fatalf("seal: %v", r)
+	}
+	archives, _ := filepath.Glob(filepath.Join(out, "*.tar*"))
+	var archive string
+	for _, a := range archives {
+		if strings.HasSuffix(a, ".tar.zst") || strings.HasSuffix(a, ".tar") {
+			archive = a
+		}
+	}
+	rep, err := evidence.Verify(context.Background(), archive, evidence.VerifyOptions{})
+	if err != nil || !rep.OK {
+		t.Fatalf("verify %s: %v %+v", archive, err, rep)
+	}
+	data, err := os.ReadFile(filepath.Join(f.dir, "cases", inc, "metadata", "custody.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	succeeded := map[string]int{}
+	for _, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+		var rec evidence.Record
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Action == playbooks.RecResult {
+			var res playbooks.StepResult
+			_ = json.Unmarshal(rec.Details, &res)
+			if res.Status == playbooks.StatusSucceeded {
+				succeeded[res.Step]++
+			}
+		}
+	}
+	for _, s := range []string{"objects", "isolate", "label"} {
+		if succeeded[s] != 1 {
+			t.Errorf("step %s has %d succeeded results", s, succeeded[s])
+		}
+	}
+}
+
+const crashPlaybook = `apiVersion: eksir.io/v1
+kind: Playbook
+metadata:
+  name: crash-test
+inputs:
+  - name: pod
+    type: pod
+    required: true
+steps:
+  - id: objects
+    action: collect.k8s-objects
+    with:
+      pod: ${{ inputs.pod }}
+  - id: isolate
+    action: isolate.pod-network
+    needs: [objects]
+    approve: true
+    with:
+      pod: ${{ inputs.pod }}
+  - id: label
+    action: isolate.label
+    needs: [isolate]
+    with:
+      pod: ${{ inputs.pod }}
+`
