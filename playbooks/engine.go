@@ -115,8 +115,10 @@ func (s *Summary) Partial() bool {
 // DrillScore is a game day's result.
 type DrillScore struct {
 	TimeToContain time.Duration `json:"time_to_contain_ns"`
-	StepsFailed   int           `json:"steps_failed"`
-	StepsSkipped  int           `json:"steps_skipped"`
+	// TimeToSealedEvidence is set by the caller that seals the case.
+	TimeToSealedEvidence time.Duration `json:"time_to_sealed_evidence_ns,omitempty"`
+	StepsFailed          int           `json:"steps_failed"`
+	StepsSkipped         int           `json:"steps_skipped"`
 }
 
 // ---- plan ----

@@ -185,8 +185,10 @@ func (f *labFixture) snapshot(t *testing.T) map[string]string {
 	for name, call := range map[string]func() (any, error){
 		"instances":       func() (any, error) { return ec2c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{}) },
 		"security-groups": func() (any, error) { return ec2c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{}) },
-		"snapshots":       func() (any, error) { return ec2c.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}}) },
-		"volumes":         func() (any, error) { return ec2c.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{}) },
+		"snapshots": func() (any, error) {
+			return ec2c.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}})
+		},
+		"volumes": func() (any, error) { return ec2c.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{}) },
 	} {
 		v, err := call()
 		if err != nil {
@@ -440,3 +442,35 @@ steps:
     with:
       pod: ${{ inputs.pod }}
 `
+
+// TestLabGameDay runs the game-day playbook as a drill: it contains, seals,
+// releases and scores, leaving no quarantine behind.
+func TestLabGameDay(t *testing.T) {
+	f := setupLab(t)
+	r := f.eksir(t, nil, "--output", "json", "run", "game-day", "--pod", f.ns+"/"+f.pod, "--incident", "drill-1", "--yes", "--drill")
+	if r.code != 0 {
+		t.Fatalf("game day: %v", r)
+	}
+	var out struct {
+		Summary playbooks.Summary `json:"summary"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || out.Summary.Drill == nil {
+		t.Fatalf("drill output (%v): %s", err, r.stdout)
+	}
+	d := out.Summary.Drill
+	if d.TimeToContain <= 0 || d.TimeToSealedEvidence < d.TimeToContain || d.StepsFailed != 0 {
+		t.Errorf("drill score: %+v", d)
+	}
+	for _, s := range out.Summary.Steps {
+		if s.Duration <= 0 && s.Status == playbooks.StatusSucceeded {
+			t.Errorf("step %s has no timing", s.ID)
+		}
+	}
+	if pol := f.quarantinePolicies(t); len(pol) != 0 {
+		t.Errorf("drill left %v", pol)
+	}
+	archives, _ := filepath.Glob(filepath.Join(f.dir, "cases", "drill-1*.tar*"))
+	if len(archives) == 0 {
+		t.Errorf("no sealed archive")
+	}
+}

@@ -103,3 +103,12 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestSchemaGolden keeps docs/playbook.schema.json in step with the types.
+func TestSchemaGolden(t *testing.T) {
+	b, err := JSONSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "../docs/playbook.schema.json", b)
+}

@@ -394,12 +394,7 @@ func runAction(c *cli.Context) error {
 	slog.Info("run", "incident", incident, "playbook", ck.Metadata.Name, "case", cs.Dir())
 	sum, err := playbooks.Run(c.Context, ck, in, o)
 	if err == nil && o.Drill {
-		// A game day leaves nothing behind: release everything, credentials
-		// included, without asking (the target is a drill target).
-		o.Yes, o.RestoreCredentials = true, true
-		if _, rerr := playbooks.Release(c.Context, reg, o); rerr != nil {
-			err = rerr
-		}
+		err = drillEnd(c, reg, o, cs, incident, sum)
 	}
 	return finish(c, incident, cs, sum, err)
 }
@@ -485,8 +480,8 @@ func finish(c *cli.Context, incident string, cs *evidence.Case, sum *playbooks.S
 		} else {
 			summaryTable(c.App.Writer, sum)
 			if sum.Drill != nil {
-				fmt.Fprintf(c.App.Writer, "\ndrill score: time to contain %s, steps failed %d, skipped %d\n",
-					sum.Drill.TimeToContain.Round(time.Millisecond), sum.Drill.StepsFailed, sum.Drill.StepsSkipped)
+				fmt.Fprintf(c.App.Writer, "\ndrill score: time to contain %s, time to sealed evidence %s, steps failed %d, skipped %d\n",
+					sum.Drill.TimeToContain.Round(time.Millisecond), sum.Drill.TimeToSealedEvidence.Round(time.Millisecond), sum.Drill.StepsFailed, sum.Drill.StepsSkipped)
 			}
 			fmt.Fprintf(c.App.Writer, "\nincident %s\nevidence and journal: %s\nnext: eksir status --incident %s; eksir seal --incident %s\n", incident, cs.Dir(), incident, incident)
 		}
@@ -643,4 +638,32 @@ func (o *termObserver) Event(e playbooks.Event) {
 		sort.Strings(names)
 		fmt.Fprintf(o.w, "\033[Krunning: %s\r", strings.Join(names, ", "))
 	}
+}
+
+// drillEnd finishes a game day: seal the evidence (timing it), then release
+// everything, credentials included, without asking: the target is a drill
+// target and a game day must leave nothing behind.
+func drillEnd(c *cli.Context, reg *action.Registry, o playbooks.Options, cs *evidence.Case, incident string, sum *playbooks.Summary) error {
+	signer, err := loadSigner(c)
+	if err != nil {
+		return err
+	}
+	if _, err := evidence.SealCase(c.Context, cs, evidence.SealOptions{Incident: incident, OutDir: c.String(flagCaseDir), Signer: signer,
+		Examiner: evidence.Actor(c.String(actFlag.Name)), Actor: c.String(actFlag.Name), Tool: toolName(), Collector: collector()}); err != nil {
+		return fmt.Errorf("drill: seal: %w", err)
+	}
+	if sum.Drill != nil && !sum.Started.IsZero() {
+		sum.Drill.TimeToSealedEvidence = time.Since(sum.Started)
+	}
+	o.Yes, o.RestoreCredentials = true, true
+	rel, err := playbooks.Release(c.Context, reg, o)
+	if err != nil {
+		return err
+	}
+	for _, s := range rel.Steps {
+		if s.Status != playbooks.StatusReleased {
+			return fmt.Errorf("%w: drill: release of %s: %s %s", errPartial, s.ID, s.Status, s.Error)
+		}
+	}
+	return nil
 }
