@@ -72,6 +72,9 @@ type labFixture struct {
 
 func setupLab(t *testing.T) *labFixture {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("lab integration test; run without -short")
+	}
 	le := labtest.Start(t)
 	eksirBin(t)
 	res, err := lab.Seed(t.Context(), le.State, lab.SeedOptions{Scenario: "crypto-miner", Nodes: 2, PodsPerNode: 2, Prefix: le.Prefix, Account: le.Account})
