@@ -387,6 +387,10 @@ func (c *Checked) params(e *errs, cs *cstep) {
 				continue
 			}
 		}
+		if s, isStr := v.(string); isStr && strings.Contains(s, "${{") {
+			e.at(at, `concatenate inside the expression: ${{ "prefix-" + inputs.NAME }}`, "parameter %s: an expression must be the whole value", k)
+			continue
+		}
 		lit, err := convertParam(pr, v)
 		if err != nil {
 			e.at(at, fmt.Sprintf("%s is %s: %s", k, pr.Type, pr.Doc), "parameter %s: %v", k, err)

@@ -41,6 +41,7 @@ cases = {
  "two-documents": BASE + "@@---\napiVersion: eksir.io/v1\n",
  "param-expr-type": BASE.replace("since: ${{ inputs.window }}", "since: @@${{ inputs.pod }}"),
  "steps-empty": BASE[:BASE.index("steps:")] + "steps: @@[]\n",
+ "partial-expression": BASE.replace('target: ${{ "sa-" + inputs.pod }}', 'target: @@sa-${{ inputs.pod }}'),
  "duplicate-key": BASE.replace("    on_error: continue\n", "    on_error: continue\n    @@on_error: abort\n"),
 }
 d = os.path.join(os.path.dirname(__file__), "malformed")
