@@ -91,10 +91,11 @@ func (o Objects) Run(ctx context.Context, env *action.Env, call action.Call) (ac
 // objCache holds what every pod of a namespace shares, fetched once per run:
 // with a thousand pods, per-pod lists would be a thousand times the load.
 type objCache struct {
-	kc   kubernetes.Interface
-	mu   sync.Mutex
-	ns   map[string]*nsObjects
-	crbs *clusterObjects
+	kc     kubernetes.Interface
+	mu     sync.Mutex
+	ns     map[string]*nsObjects
+	crbs   *clusterObjects
+	chains map[string]*chainEntry
 }
 
 type nsObjects struct {
@@ -104,6 +105,34 @@ type nsObjects struct {
 	slices   []discoveryv1.EndpointSlice
 	policies []networkingv1.NetworkPolicy
 	rbs      []rbacv1.RoleBinding
+	events   []corev1.Event
+}
+
+// owners resolves owner chains through a per-run cache: a ReplicaSet's
+// ten pods share one chain.
+func (c *objCache) owners(ctx context.Context, ns string, refs []metav1.OwnerReference) ([]owned, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	key := ns + "/" + string(refs[0].UID)
+	c.mu.Lock()
+	if c.chains == nil {
+		c.chains = map[string]*chainEntry{}
+	}
+	e := c.chains[key]
+	if e == nil {
+		e = &chainEntry{}
+		c.chains[key] = e
+	}
+	c.mu.Unlock()
+	e.once.Do(func() { e.chain, e.err = ownerChain(ctx, c.kc, ns, refs) })
+	return e.chain, e.err
+}
+
+type chainEntry struct {
+	once  sync.Once
+	chain []owned
+	err   error
 }
 
 type clusterObjects struct {
@@ -141,7 +170,14 @@ func (c *objCache) namespace(ctx context.Context, ns string) (*nsObjects, error)
 			o.err = fmt.Errorf("list rolebindings in %s: %w", ns, err)
 			return
 		}
-		o.services, o.slices, o.policies, o.rbs = svcs.Items, es.Items, nps.Items, rbs.Items
+		// One list of the namespace's events serves every pod in it
+		// (events expire after an hour, so the list stays small).
+		evs, err := c.kc.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			o.err = fmt.Errorf("list events in %s: %w", ns, err)
+			return
+		}
+		o.services, o.slices, o.policies, o.rbs, o.events = svcs.Items, es.Items, nps.Items, rbs.Items, evs.Items
 	})
 	return o, o.err
 }
@@ -196,7 +232,7 @@ func (o Objects) pod(ctx context.Context, env *action.Env, s *store, c *objCache
 	if err := s.json(ctx, base+"pod.json", info("get pod"), p); err != nil {
 		return err
 	}
-	chain, err := ownerChain(ctx, kc, p.Namespace, p.OwnerReferences)
+	chain, err := c.owners(ctx, p.Namespace, p.OwnerReferences)
 	if err != nil {
 		return err
 	}
@@ -232,13 +268,6 @@ func (o Objects) pod(ctx context.Context, env *action.Env, s *store, c *objCache
 			}
 		}
 	}
-	ev, err := kc.CoreV1().Events(p.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + p.Name + ",involvedObject.namespace=" + p.Namespace})
-	if err != nil {
-		return fmt.Errorf("list events of pod %s/%s: %w", p.Namespace, p.Name, err)
-	}
-	if err := s.json(ctx, base+"events.json", info("list events involvedObject=pod"), ev.Items); err != nil {
-		return err
-	}
 
 	sa := serviceAccount(p)
 	if !s.has("k8s/" + p.Namespace + "/serviceaccounts/" + sa + ".json") {
@@ -260,6 +289,15 @@ func (o Objects) pod(ctx context.Context, env *action.Env, s *store, c *objCache
 
 	nsObj, err := c.namespace(ctx, p.Namespace)
 	if err != nil {
+		return err
+	}
+	podEvents := []corev1.Event{}
+	for _, e := range nsObj.events {
+		if e.InvolvedObject.Kind == "Pod" && e.InvolvedObject.Name == p.Name && (e.InvolvedObject.UID == "" || e.InvolvedObject.UID == p.UID) {
+			podEvents = append(podEvents, e)
+		}
+	}
+	if err := s.json(ctx, base+"events.json", info("list events of the namespace, those involving the pod"), podEvents); err != nil {
 		return err
 	}
 	if rel := "k8s/" + p.Namespace + "/serviceaccounts/" + sa + ".rbac.json"; !s.has(rel) {
