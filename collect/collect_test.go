@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/eksir/eksir/action"
@@ -257,5 +258,46 @@ func TestSelect(t *testing.T) {
 	}
 	if n := count(collect.Target{Pods: []string{f.ns + "/" + f.pod}}); n != 1 {
 		t.Errorf("by pod: %d", n)
+	}
+}
+
+// The ephemeral method adds a debug container targeting the suspect's
+// process namespace and runs the collector there, never in the suspect
+// container itself.
+func TestVolatileEphemeral(t *testing.T) {
+	f := setup(t, 1, 2)
+	// kwok v0.8.0 reports no ephemeral container status: the test plays the
+	// kubelet for that one field, as soon as the container appears.
+	go func() {
+		ctx, kc := t.Context(), f.lab.Kube.Typed
+		for ctx.Err() == nil {
+			time.Sleep(100 * time.Millisecond)
+			p, err := kc.CoreV1().Pods(f.ns).Get(ctx, f.pod, metav1.GetOptions{})
+			if err != nil || len(p.Spec.EphemeralContainers) == 0 || len(p.Status.EphemeralContainerStatuses) > 0 {
+				continue
+			}
+			e := p.Spec.EphemeralContainers[0]
+			p.Status.EphemeralContainerStatuses = []corev1.ContainerStatus{{Name: e.Name, Image: e.Image, Ready: false,
+				State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}}}}
+			kc.CoreV1().Pods(f.ns).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+		}
+	}()
+	f.run(t, "collect.volatile", map[string]any{"pod": f.ns + "/" + f.pod, "method": collect.MethodEphemeral, "start-timeout": 20 * time.Second})
+	base := "volatile/" + f.ns + "/" + f.pod + "/"
+	if ps := f.read(t, base+"processes.txt"); !strings.Contains(ps, "xmrig") {
+		t.Errorf("pod processes lack the miner: %.400s", ps)
+	}
+	p, err := f.lab.Kube.Typed.CoreV1().Pods(f.ns).Get(t.Context(), f.pod, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Spec.EphemeralContainers) != 1 || p.Spec.EphemeralContainers[0].TargetContainerName != "checkout-api" {
+		t.Errorf("ephemeral containers: %+v", p.Spec.EphemeralContainers)
+	}
+	// Idempotent: a second run adds no second debug container.
+	f.run(t, "collect.volatile", map[string]any{"pod": f.ns + "/" + f.pod, "method": collect.MethodEphemeral, "start-timeout": 20 * time.Second})
+	p, _ = f.lab.Kube.Typed.CoreV1().Pods(f.ns).Get(t.Context(), f.pod, metav1.GetOptions{})
+	if len(p.Spec.EphemeralContainers) != 1 {
+		t.Errorf("second run added a container: %d", len(p.Spec.EphemeralContainers))
 	}
 }
