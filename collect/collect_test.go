@@ -71,8 +71,14 @@ func (f *fixture) run(t testing.TB, name string, params map[string]any) action.R
 		}
 	}
 	call := action.Call{Step: "test", Params: params}
-	if _, err := a.Plan(t.Context(), f.env, call); err != nil {
+	plan, err := a.Plan(t.Context(), f.env, call)
+	if err != nil {
 		t.Fatalf("%s plan: %v", name, err)
+	}
+	for _, c := range plan.Checks {
+		if !c.Allowed {
+			t.Errorf("%s plan: %s not allowed: %s", name, c.Permission, c.Reason)
+		}
 	}
 	res, err := a.Run(t.Context(), f.env, call)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"golang.org/x/sync/errgroup"
+	authzv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -46,7 +47,7 @@ func (Objects) Spec() action.Spec {
 			readRule("discovery.k8s.io", "endpointslices"),
 			readRule("networking.k8s.io", "networkpolicies"),
 			readRule("rbac.authorization.k8s.io", "rolebindings", "clusterrolebindings", "roles", "clusterroles"),
-			{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"selfsubjectaccessreviews"}, Verbs: []string{"create"}},
+			ssarRule,
 		}},
 	}
 }
@@ -54,15 +55,21 @@ func (Objects) Spec() action.Spec {
 // Plan implements action.Action: it resolves the targets and lists what
 // would be written; it writes nothing.
 func (Objects) Plan(ctx context.Context, env *action.Env, call action.Call) (action.Plan, error) {
-	return planPods(ctx, env, call, "k8s objects of")
+	return planPods(ctx, env, call, "k8s objects of", authzv1.ResourceAttributes{Verb: "get", Resource: "pods"},
+		authzv1.ResourceAttributes{Verb: "list", Group: "rbac.authorization.k8s.io", Resource: "clusterrolebindings"})
 }
 
-func planPods(ctx context.Context, env *action.Env, call action.Call, what string) (action.Plan, error) {
+func planPods(ctx context.Context, env *action.Env, call action.Call, what string, attrs ...authzv1.ResourceAttributes) (action.Plan, error) {
+	var p action.Plan
+	checks, err := access(ctx, env.Kube, attrs...)
+	if err != nil {
+		return p, err
+	}
+	p.Checks = checks
 	pods, err := Select(ctx, env.Kube, TargetFrom(call))
 	if err != nil {
-		return action.Plan{}, err
+		return p, err
 	}
-	var p action.Plan
 	for _, pod := range pods {
 		p.Changes = append(p.Changes, action.Change{Verb: "collect", Object: "pod " + pod.Namespace + "/" + pod.Name, Detail: what})
 	}
