@@ -36,6 +36,9 @@ type fixture struct {
 // ServiceAccount bound to the ClusterRole generated from the collect specs.
 func setup(t testing.TB, nodes, perNode int) *fixture {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("lab integration test (-short)")
+	}
 	le := labtest.Start(t)
 	res, err := lab.Seed(t.Context(), le.State, lab.SeedOptions{Scenario: "crypto-miner", Nodes: nodes, PodsPerNode: perNode, Prefix: le.Prefix, Account: le.Account})
 	if err != nil {
