@@ -61,6 +61,21 @@ func setup(t testing.TB, nodes, perNode int) *fixture {
 		env: &action.Env{Kube: sa.Typed, RESTConfig: cfg, Evidence: c, Incident: incident, Responder: "tester", Cluster: "lab", Now: time.Now}}
 }
 
+// setupCase returns a copy of f's Env with a fresh, empty case.
+func setupCase(t testing.TB, f *fixture) *action.Env {
+	t.Helper()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	c, err := evidence.OpenCase(t.Context(), evidence.CaseOptions{Dir: t.TempDir(), Incident: f.env.Incident,
+		Signer: evidence.NewSigner(priv), Tool: "eksir test", Actor: "tester", Collector: evidence.Collector{OSUser: "tester"}})
+	if err != nil {
+		t.Fatalf("open case: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	env := *f.env
+	env.Evidence = c
+	return &env
+}
+
 func (f *fixture) run(t testing.TB, name string, params map[string]any) action.Result {
 	t.Helper()
 	a, ok := f.registry.Lookup(name)
