@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	authzv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -34,7 +35,14 @@ func (Checkpoint) Spec() action.Spec {
 
 // Plan implements action.Action.
 func (Checkpoint) Plan(ctx context.Context, env *action.Env, call action.Call) (action.Plan, error) {
-	return planPods(ctx, env, call, "kubelet checkpoint of every container", authzv1.ResourceAttributes{Verb: "create", Resource: "nodes", Subresource: "proxy"})
+	items := func(p corev1.Pod) []string {
+		var out []string
+		for _, c := range p.Spec.Containers {
+			out = append(out, "checkpoints/"+p.Namespace+"/"+p.Name+"/"+c.Name+".tar")
+		}
+		return out
+	}
+	return planPods(ctx, env, call, "kubelet checkpoint of every container", items, authzv1.ResourceAttributes{Verb: "create", Resource: "nodes", Subresource: "proxy"})
 }
 
 // Run implements action.Action.

@@ -160,6 +160,9 @@ func TestObjects(t *testing.T) {
 		t.Errorf("networkpolicies: %.300s", np)
 	}
 	n := len(f.c.Items())
+	if plan, err := (collect.Objects{}).Plan(t.Context(), f.env, action.Call{Params: map[string]any{"pod": f.ns + "/" + f.pod}}); err != nil || !plan.Done {
+		t.Errorf("plan after run: done=%v err=%v %v", plan.Done, err, plan.Changes)
+	}
 	res2 := f.run(t, "collect.k8s-objects", map[string]any{"pod": f.ns + "/" + f.pod})
 	if len(res2.Items) != 0 || len(f.c.Items()) != n {
 		t.Errorf("second run wrote %v", res2.Items)
@@ -186,6 +189,9 @@ func TestPodLogs(t *testing.T) {
 	}
 	if siblings != 2 {
 		t.Errorf("workload selection collected %d logs, want both replicas", siblings)
+	}
+	if plan, err := (collect.PodLogs{}).Plan(t.Context(), f.env, action.Call{Params: map[string]any{"workload": f.ns + "/Deployment/checkout-api"}}); err != nil || !plan.Done {
+		t.Errorf("plan after run: done=%v err=%v %v", plan.Done, err, plan.Changes)
 	}
 	if res := f.run(t, "collect.pod-logs", map[string]any{"workload": f.ns + "/Deployment/checkout-api"}); len(res.Items) != 0 {
 		t.Errorf("second run wrote %v", res.Items)

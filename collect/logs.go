@@ -36,7 +36,18 @@ func (PodLogs) Spec() action.Spec {
 
 // Plan implements action.Action.
 func (PodLogs) Plan(ctx context.Context, env *action.Env, call action.Call) (action.Plan, error) {
-	return planPods(ctx, env, call, "logs of every container", authzv1.ResourceAttributes{Verb: "get", Resource: "pods", Subresource: "log"})
+	return planPods(ctx, env, call, "logs of every container", logItems, authzv1.ResourceAttributes{Verb: "get", Resource: "pods", Subresource: "log"})
+}
+
+func logItems(p corev1.Pod) []string {
+	var out []string
+	for _, c := range allContainers(p) {
+		out = append(out, "logs/"+p.Namespace+"/"+p.Name+"/"+c.Name+".log")
+		if hasPrevious(p, c.Name) {
+			out = append(out, "logs/"+p.Namespace+"/"+p.Name+"/"+c.Name+".previous.log")
+		}
+	}
+	return out
 }
 
 // Run implements action.Action.

@@ -55,11 +55,19 @@ func (Objects) Spec() action.Spec {
 // Plan implements action.Action: it resolves the targets and lists what
 // would be written; it writes nothing.
 func (Objects) Plan(ctx context.Context, env *action.Env, call action.Call) (action.Plan, error) {
-	return planPods(ctx, env, call, "k8s objects of", authzv1.ResourceAttributes{Verb: "get", Resource: "pods"},
+	// references.json is a pod's last item (secret values aside): when it
+	// is in the case, so is the rest.
+	done := func(p corev1.Pod) []string {
+		return []string{"k8s/" + p.Namespace + "/pods/" + p.Name + "/references.json"}
+	}
+	return planPods(ctx, env, call, "k8s objects of", done, authzv1.ResourceAttributes{Verb: "get", Resource: "pods"},
 		authzv1.ResourceAttributes{Verb: "list", Group: "rbac.authorization.k8s.io", Resource: "clusterrolebindings"})
 }
 
-func planPods(ctx context.Context, env *action.Env, call action.Call, what string, attrs ...authzv1.ResourceAttributes) (action.Plan, error) {
+// planPods resolves the targets into one change per pod still to collect;
+// items(pod) names the items whose presence in the case means the pod is
+// done, so that a resumed plan reports Done.
+func planPods(ctx context.Context, env *action.Env, call action.Call, what string, items func(corev1.Pod) []string, attrs ...authzv1.ResourceAttributes) (action.Plan, error) {
 	var p action.Plan
 	checks, err := access(ctx, env.Kube, attrs...)
 	if err != nil {
@@ -71,8 +79,17 @@ func planPods(ctx context.Context, env *action.Env, call action.Call, what strin
 		return p, err
 	}
 	for _, pod := range pods {
-		p.Changes = append(p.Changes, action.Change{Verb: "collect", Object: "pod " + pod.Namespace + "/" + pod.Name, Detail: what})
+		collected := items != nil && env.Evidence != nil
+		if items != nil {
+			for _, rel := range items(pod) {
+				collected = collected && env.Evidence.Has("data/"+rel)
+			}
+		}
+		if !collected {
+			p.Changes = append(p.Changes, action.Change{Verb: "collect", Object: "pod " + pod.Namespace + "/" + pod.Name, Detail: what})
+		}
 	}
+	p.Done = len(p.Changes) == 0
 	return p, nil
 }
 
