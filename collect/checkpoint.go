@@ -7,6 +7,8 @@ import (
 	"io"
 	"strconv"
 
+	authzv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -27,13 +29,20 @@ func (Checkpoint) Spec() action.Spec {
 		Volatile: true,
 		Params:   append(targetParams(), collectorParams()...),
 		Permissions: action.Permissions{Kube: append(append([]action.KubeRule{}, collectorRules...),
-			action.KubeRule{APIGroups: []string{""}, Resources: []string{"nodes/proxy"}, Verbs: []string{"create"}})},
+			action.KubeRule{APIGroups: []string{""}, Resources: []string{"nodes/proxy"}, Verbs: []string{"create"}}, ssarRule)},
 	}
 }
 
 // Plan implements action.Action.
 func (Checkpoint) Plan(ctx context.Context, env *action.Env, call action.Call) (action.Plan, error) {
-	return planPods(ctx, env, call, "kubelet checkpoint of every container")
+	items := func(p corev1.Pod) []string {
+		var out []string
+		for _, c := range p.Spec.Containers {
+			out = append(out, "checkpoints/"+p.Namespace+"/"+p.Name+"/"+c.Name+".tar")
+		}
+		return out
+	}
+	return planPods(ctx, env, call, "kubelet checkpoint of every container", items, authzv1.ResourceAttributes{Verb: "create", Resource: "nodes", Subresource: "proxy"})
 }
 
 // Run implements action.Action.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/eksir/eksir/action"
@@ -35,6 +36,9 @@ type fixture struct {
 // ServiceAccount bound to the ClusterRole generated from the collect specs.
 func setup(t testing.TB, nodes, perNode int) *fixture {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("lab integration test (-short)")
+	}
 	le := labtest.Start(t)
 	res, err := lab.Seed(t.Context(), le.State, lab.SeedOptions{Scenario: "crypto-miner", Nodes: nodes, PodsPerNode: perNode, Prefix: le.Prefix, Account: le.Account})
 	if err != nil {
@@ -57,6 +61,21 @@ func setup(t testing.TB, nodes, perNode int) *fixture {
 		env: &action.Env{Kube: sa.Typed, RESTConfig: cfg, Evidence: c, Incident: incident, Responder: "tester", Cluster: "lab", Now: time.Now}}
 }
 
+// setupCase returns a copy of f's Env with a fresh, empty case.
+func setupCase(t testing.TB, f *fixture) *action.Env {
+	t.Helper()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	c, err := evidence.OpenCase(t.Context(), evidence.CaseOptions{Dir: t.TempDir(), Incident: f.env.Incident,
+		Signer: evidence.NewSigner(priv), Tool: "eksir test", Actor: "tester", Collector: evidence.Collector{OSUser: "tester"}})
+	if err != nil {
+		t.Fatalf("open case: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	env := *f.env
+	env.Evidence = c
+	return &env
+}
+
 func (f *fixture) run(t testing.TB, name string, params map[string]any) action.Result {
 	t.Helper()
 	a, ok := f.registry.Lookup(name)
@@ -70,8 +89,14 @@ func (f *fixture) run(t testing.TB, name string, params map[string]any) action.R
 		}
 	}
 	call := action.Call{Step: "test", Params: params}
-	if _, err := a.Plan(t.Context(), f.env, call); err != nil {
+	plan, err := a.Plan(t.Context(), f.env, call)
+	if err != nil {
 		t.Fatalf("%s plan: %v", name, err)
+	}
+	for _, c := range plan.Checks {
+		if !c.Allowed {
+			t.Errorf("%s plan: %s not allowed: %s", name, c.Permission, c.Reason)
+		}
 	}
 	res, err := a.Run(t.Context(), f.env, call)
 	if err != nil {
@@ -135,6 +160,9 @@ func TestObjects(t *testing.T) {
 		t.Errorf("networkpolicies: %.300s", np)
 	}
 	n := len(f.c.Items())
+	if plan, err := (collect.Objects{}).Plan(t.Context(), f.env, action.Call{Params: map[string]any{"pod": f.ns + "/" + f.pod}}); err != nil || !plan.Done {
+		t.Errorf("plan after run: done=%v err=%v %v", plan.Done, err, plan.Changes)
+	}
 	res2 := f.run(t, "collect.k8s-objects", map[string]any{"pod": f.ns + "/" + f.pod})
 	if len(res2.Items) != 0 || len(f.c.Items()) != n {
 		t.Errorf("second run wrote %v", res2.Items)
@@ -161,6 +189,9 @@ func TestPodLogs(t *testing.T) {
 	}
 	if siblings != 2 {
 		t.Errorf("workload selection collected %d logs, want both replicas", siblings)
+	}
+	if plan, err := (collect.PodLogs{}).Plan(t.Context(), f.env, action.Call{Params: map[string]any{"workload": f.ns + "/Deployment/checkout-api"}}); err != nil || !plan.Done {
+		t.Errorf("plan after run: done=%v err=%v %v", plan.Done, err, plan.Changes)
 	}
 	if res := f.run(t, "collect.pod-logs", map[string]any{"workload": f.ns + "/Deployment/checkout-api"}); len(res.Items) != 0 {
 		t.Errorf("second run wrote %v", res.Items)
@@ -257,5 +288,46 @@ func TestSelect(t *testing.T) {
 	}
 	if n := count(collect.Target{Pods: []string{f.ns + "/" + f.pod}}); n != 1 {
 		t.Errorf("by pod: %d", n)
+	}
+}
+
+// The ephemeral method adds a debug container targeting the suspect's
+// process namespace and runs the collector there, never in the suspect
+// container itself.
+func TestVolatileEphemeral(t *testing.T) {
+	f := setup(t, 1, 2)
+	// kwok v0.8.0 reports no ephemeral container status: the test plays the
+	// kubelet for that one field, as soon as the container appears.
+	go func() {
+		ctx, kc := t.Context(), f.lab.Kube.Typed
+		for ctx.Err() == nil {
+			time.Sleep(100 * time.Millisecond)
+			p, err := kc.CoreV1().Pods(f.ns).Get(ctx, f.pod, metav1.GetOptions{})
+			if err != nil || len(p.Spec.EphemeralContainers) == 0 || len(p.Status.EphemeralContainerStatuses) > 0 {
+				continue
+			}
+			e := p.Spec.EphemeralContainers[0]
+			p.Status.EphemeralContainerStatuses = []corev1.ContainerStatus{{Name: e.Name, Image: e.Image, Ready: false,
+				State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}}}}
+			kc.CoreV1().Pods(f.ns).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+		}
+	}()
+	f.run(t, "collect.volatile", map[string]any{"pod": f.ns + "/" + f.pod, "method": collect.MethodEphemeral, "start-timeout": 20 * time.Second})
+	base := "volatile/" + f.ns + "/" + f.pod + "/"
+	if ps := f.read(t, base+"processes.txt"); !strings.Contains(ps, "xmrig") {
+		t.Errorf("pod processes lack the miner: %.400s", ps)
+	}
+	p, err := f.lab.Kube.Typed.CoreV1().Pods(f.ns).Get(t.Context(), f.pod, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Spec.EphemeralContainers) != 1 || p.Spec.EphemeralContainers[0].TargetContainerName != "checkout-api" {
+		t.Errorf("ephemeral containers: %+v", p.Spec.EphemeralContainers)
+	}
+	// Idempotent: a second run adds no second debug container.
+	f.run(t, "collect.volatile", map[string]any{"pod": f.ns + "/" + f.pod, "method": collect.MethodEphemeral, "start-timeout": 20 * time.Second})
+	p, _ = f.lab.Kube.Typed.CoreV1().Pods(f.ns).Get(t.Context(), f.pod, metav1.GetOptions{})
+	if len(p.Spec.EphemeralContainers) != 1 {
+		t.Errorf("second run added a container: %d", len(p.Spec.EphemeralContainers))
 	}
 }

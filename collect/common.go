@@ -14,8 +14,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
+	authzv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/eksir/eksir/action"
 	"github.com/eksir/eksir/evidence"
@@ -47,6 +51,10 @@ type store struct {
 	env *action.Env
 	mu  chan struct{}
 	res []string
+	// claimed holds the paths a goroutine of this run took: two pods
+	// sharing a node or a service account must not both write (or both
+	// record as not collected) the same item.
+	claimed sync.Map
 }
 
 func newStore(env *action.Env) *store { return &store{env: env, mu: make(chan struct{}, 1)} }
@@ -59,9 +67,19 @@ func (s *store) add(p string) {
 
 func (s *store) has(rel string) bool { return s.env.Evidence.Has("data/" + rel) }
 
+// claim reports whether the caller is the one to acquire rel: it is not in
+// the case yet and no other goroutine of this run took it.
+func (s *store) claim(rel string) bool {
+	if s.has(rel) {
+		return false
+	}
+	_, taken := s.claimed.LoadOrStore(rel, true)
+	return !taken
+}
+
 // json writes v as indented JSON at rel.
 func (s *store) json(ctx context.Context, rel string, info evidence.ItemInfo, v any) error {
-	if s.has(rel) {
+	if !s.claim(rel) {
 		return nil
 	}
 	b, err := json.MarshalIndent(v, "", "  ")
@@ -86,7 +104,7 @@ func (s *store) reader(ctx context.Context, rel string, info evidence.ItemInfo, 
 // stream runs fill with a hashing evidence writer; a failure aborts the
 // item (no partial file) and is recorded as not collected with its reason.
 func (s *store) stream(ctx context.Context, rel string, info evidence.ItemInfo, fill func(w io.Writer) error) error {
-	if s.has(rel) {
+	if !s.claim(rel) {
 		return nil
 	}
 	w, err := s.env.Evidence.Create(rel, info)
@@ -101,7 +119,7 @@ func (s *store) stream(ctx context.Context, rel string, info evidence.ItemInfo, 
 		if ctx.Err() != nil {
 			return ferr
 		}
-		return s.notCollected(rel, info, ferr.Error())
+		return s.recordNotCollected(rel, info, ferr.Error())
 	}
 	if _, err := w.Commit(); err != nil {
 		return fmt.Errorf("commit %s: %w", rel, err)
@@ -111,6 +129,13 @@ func (s *store) stream(ctx context.Context, rel string, info evidence.ItemInfo, 
 }
 
 func (s *store) notCollected(rel string, info evidence.ItemInfo, reason string) error {
+	if !s.claim(rel) {
+		return nil
+	}
+	return s.recordNotCollected(rel, info, reason)
+}
+
+func (s *store) recordNotCollected(rel string, info evidence.ItemInfo, reason string) error {
 	if _, err := s.env.Evidence.NotCollected(rel, info, reason); err != nil && !errors.Is(err, evidence.ErrExists) {
 		return fmt.Errorf("record %s not collected: %w", rel, err)
 	}
@@ -132,3 +157,24 @@ func splitRef(ref string) (string, string, error) {
 }
 
 func isExists(err error) bool { return apierrors.IsAlreadyExists(err) }
+
+var ssarRule = action.KubeRule{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"selfsubjectaccessreviews"}, Verbs: []string{"create"}}
+
+// access asks the API server whether the caller may do each thing
+// (SelfSubjectAccessReview), for the plan's permission checks.
+func access(ctx context.Context, kc kubernetes.Interface, attrs ...authzv1.ResourceAttributes) ([]action.PermissionCheck, error) {
+	var out []action.PermissionCheck
+	for _, a := range attrs {
+		r, err := kc.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authzv1.SelfSubjectAccessReview{
+			Spec: authzv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &a}}, metav1.CreateOptions{})
+		if err != nil {
+			return out, fmt.Errorf("self subject access review: %w", err)
+		}
+		p := a.Verb + " " + a.Resource
+		if a.Subresource != "" {
+			p += "/" + a.Subresource
+		}
+		out = append(out, action.PermissionCheck{Permission: p, Allowed: r.Status.Allowed, Reason: r.Status.Reason})
+	}
+	return out, nil
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	authzv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -177,4 +178,9 @@ var collectorRules = []action.KubeRule{
 	// WebSocket exec is authorised as get, SPDY exec as create.
 	{APIGroups: []string{""}, Resources: []string{"pods/exec"}, Verbs: []string{"get", "create"}},
 	{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get"}},
+	ssarRule,
 }
+
+// collectorChecks are the permission checks of a plan using collector pods.
+var collectorChecks = []authzv1.ResourceAttributes{
+	{Verb: "create", Resource: "pods"}, {Verb: "create", Resource: "pods", Subresource: "exec"}, {Verb: "get", Resource: "pods", Subresource: "exec"}}

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"golang.org/x/sync/errgroup"
+	authzv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -28,13 +29,25 @@ func (PodLogs) Spec() action.Spec {
 		Permissions: action.Permissions{Kube: []action.KubeRule{
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}},
 			{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
+			ssarRule,
 		}},
 	}
 }
 
 // Plan implements action.Action.
 func (PodLogs) Plan(ctx context.Context, env *action.Env, call action.Call) (action.Plan, error) {
-	return planPods(ctx, env, call, "logs of every container")
+	return planPods(ctx, env, call, "logs of every container", logItems, authzv1.ResourceAttributes{Verb: "get", Resource: "pods", Subresource: "log"})
+}
+
+func logItems(p corev1.Pod) []string {
+	var out []string
+	for _, c := range allContainers(p) {
+		out = append(out, "logs/"+p.Namespace+"/"+p.Name+"/"+c.Name+".log")
+		if hasPrevious(p, c.Name) {
+			out = append(out, "logs/"+p.Namespace+"/"+p.Name+"/"+c.Name+".previous.log")
+		}
+	}
+	return out
 }
 
 // Run implements action.Action.

@@ -36,6 +36,9 @@ func (NodeFiles) Plan(ctx context.Context, env *action.Env, call action.Call) (a
 		return action.Plan{}, err
 	}
 	var p action.Plan
+	if p.Checks, err = access(ctx, env.Kube, collectorChecks...); err != nil {
+		return p, err
+	}
 	for _, n := range nodesOf(pods) {
 		p.Changes = append(p.Changes, action.Change{Verb: "collect", Object: "node " + n, Detail: fmt.Sprintf("journals, container logs, memory=%v", call.Bool("memory"))})
 	}

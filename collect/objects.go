@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"golang.org/x/sync/errgroup"
+	authzv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -46,7 +47,7 @@ func (Objects) Spec() action.Spec {
 			readRule("discovery.k8s.io", "endpointslices"),
 			readRule("networking.k8s.io", "networkpolicies"),
 			readRule("rbac.authorization.k8s.io", "rolebindings", "clusterrolebindings", "roles", "clusterroles"),
-			{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"selfsubjectaccessreviews"}, Verbs: []string{"create"}},
+			ssarRule,
 		}},
 	}
 }
@@ -54,18 +55,41 @@ func (Objects) Spec() action.Spec {
 // Plan implements action.Action: it resolves the targets and lists what
 // would be written; it writes nothing.
 func (Objects) Plan(ctx context.Context, env *action.Env, call action.Call) (action.Plan, error) {
-	return planPods(ctx, env, call, "k8s objects of")
+	// references.json is a pod's last item (secret values aside): when it
+	// is in the case, so is the rest.
+	done := func(p corev1.Pod) []string {
+		return []string{"k8s/" + p.Namespace + "/pods/" + p.Name + "/references.json"}
+	}
+	return planPods(ctx, env, call, "k8s objects of", done, authzv1.ResourceAttributes{Verb: "get", Resource: "pods"},
+		authzv1.ResourceAttributes{Verb: "list", Group: "rbac.authorization.k8s.io", Resource: "clusterrolebindings"})
 }
 
-func planPods(ctx context.Context, env *action.Env, call action.Call, what string) (action.Plan, error) {
+// planPods resolves the targets into one change per pod still to collect;
+// items(pod) names the items whose presence in the case means the pod is
+// done, so that a resumed plan reports Done.
+func planPods(ctx context.Context, env *action.Env, call action.Call, what string, items func(corev1.Pod) []string, attrs ...authzv1.ResourceAttributes) (action.Plan, error) {
+	var p action.Plan
+	checks, err := access(ctx, env.Kube, attrs...)
+	if err != nil {
+		return p, err
+	}
+	p.Checks = checks
 	pods, err := Select(ctx, env.Kube, TargetFrom(call))
 	if err != nil {
-		return action.Plan{}, err
+		return p, err
 	}
-	var p action.Plan
 	for _, pod := range pods {
-		p.Changes = append(p.Changes, action.Change{Verb: "collect", Object: "pod " + pod.Namespace + "/" + pod.Name, Detail: what})
+		collected := items != nil && env.Evidence != nil
+		if items != nil {
+			for _, rel := range items(pod) {
+				collected = collected && env.Evidence.Has("data/"+rel)
+			}
+		}
+		if !collected {
+			p.Changes = append(p.Changes, action.Change{Verb: "collect", Object: "pod " + pod.Namespace + "/" + pod.Name, Detail: what})
+		}
 	}
+	p.Done = len(p.Changes) == 0
 	return p, nil
 }
 
@@ -91,10 +115,11 @@ func (o Objects) Run(ctx context.Context, env *action.Env, call action.Call) (ac
 // objCache holds what every pod of a namespace shares, fetched once per run:
 // with a thousand pods, per-pod lists would be a thousand times the load.
 type objCache struct {
-	kc   kubernetes.Interface
-	mu   sync.Mutex
-	ns   map[string]*nsObjects
-	crbs *clusterObjects
+	kc     kubernetes.Interface
+	mu     sync.Mutex
+	ns     map[string]*nsObjects
+	crbs   *clusterObjects
+	chains map[string]*chainEntry
 }
 
 type nsObjects struct {
@@ -104,6 +129,34 @@ type nsObjects struct {
 	slices   []discoveryv1.EndpointSlice
 	policies []networkingv1.NetworkPolicy
 	rbs      []rbacv1.RoleBinding
+	events   []corev1.Event
+}
+
+// owners resolves owner chains through a per-run cache: a ReplicaSet's
+// ten pods share one chain.
+func (c *objCache) owners(ctx context.Context, ns string, refs []metav1.OwnerReference) ([]owned, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	key := ns + "/" + string(refs[0].UID)
+	c.mu.Lock()
+	if c.chains == nil {
+		c.chains = map[string]*chainEntry{}
+	}
+	e := c.chains[key]
+	if e == nil {
+		e = &chainEntry{}
+		c.chains[key] = e
+	}
+	c.mu.Unlock()
+	e.once.Do(func() { e.chain, e.err = ownerChain(ctx, c.kc, ns, refs) })
+	return e.chain, e.err
+}
+
+type chainEntry struct {
+	once  sync.Once
+	chain []owned
+	err   error
 }
 
 type clusterObjects struct {
@@ -141,7 +194,14 @@ func (c *objCache) namespace(ctx context.Context, ns string) (*nsObjects, error)
 			o.err = fmt.Errorf("list rolebindings in %s: %w", ns, err)
 			return
 		}
-		o.services, o.slices, o.policies, o.rbs = svcs.Items, es.Items, nps.Items, rbs.Items
+		// One list of the namespace's events serves every pod in it
+		// (events expire after an hour, so the list stays small).
+		evs, err := c.kc.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			o.err = fmt.Errorf("list events in %s: %w", ns, err)
+			return
+		}
+		o.services, o.slices, o.policies, o.rbs, o.events = svcs.Items, es.Items, nps.Items, rbs.Items, evs.Items
 	})
 	return o, o.err
 }
@@ -196,7 +256,7 @@ func (o Objects) pod(ctx context.Context, env *action.Env, s *store, c *objCache
 	if err := s.json(ctx, base+"pod.json", info("get pod"), p); err != nil {
 		return err
 	}
-	chain, err := ownerChain(ctx, kc, p.Namespace, p.OwnerReferences)
+	chain, err := c.owners(ctx, p.Namespace, p.OwnerReferences)
 	if err != nil {
 		return err
 	}
@@ -232,13 +292,6 @@ func (o Objects) pod(ctx context.Context, env *action.Env, s *store, c *objCache
 			}
 		}
 	}
-	ev, err := kc.CoreV1().Events(p.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + p.Name + ",involvedObject.namespace=" + p.Namespace})
-	if err != nil {
-		return fmt.Errorf("list events of pod %s/%s: %w", p.Namespace, p.Name, err)
-	}
-	if err := s.json(ctx, base+"events.json", info("list events involvedObject=pod"), ev.Items); err != nil {
-		return err
-	}
 
 	sa := serviceAccount(p)
 	if !s.has("k8s/" + p.Namespace + "/serviceaccounts/" + sa + ".json") {
@@ -260,6 +313,15 @@ func (o Objects) pod(ctx context.Context, env *action.Env, s *store, c *objCache
 
 	nsObj, err := c.namespace(ctx, p.Namespace)
 	if err != nil {
+		return err
+	}
+	podEvents := []corev1.Event{}
+	for _, e := range nsObj.events {
+		if e.InvolvedObject.Kind == "Pod" && e.InvolvedObject.Name == p.Name && (e.InvolvedObject.UID == "" || e.InvolvedObject.UID == p.UID) {
+			podEvents = append(podEvents, e)
+		}
+	}
+	if err := s.json(ctx, base+"events.json", info("list events of the namespace, those involving the pod"), podEvents); err != nil {
 		return err
 	}
 	if rel := "k8s/" + p.Namespace + "/serviceaccounts/" + sa + ".rbac.json"; !s.has(rel) {

@@ -24,7 +24,9 @@ type Target struct {
 	ServiceAccount string // namespace/name
 	Image          string // substring of a container image
 	Node           string
-	Namespace      string
+	// Selector is a label selector ("app=checkout-api").
+	Selector  string
+	Namespace string
 }
 
 func targetParams() []action.Param {
@@ -35,6 +37,7 @@ func targetParams() []action.Param {
 		{Name: "service-account", Type: action.String, Doc: "namespace/name: every pod running as it"},
 		{Name: "image", Type: action.String, Doc: "every pod with a container image containing this string"},
 		{Name: "node", Type: action.Node, Doc: "every pod on this node"},
+		{Name: "selector", Type: action.String, Doc: "every pod matching this label selector"},
 		{Name: "namespace", Type: action.Namespace, Doc: "narrow the selection to a namespace"},
 	}
 }
@@ -42,7 +45,7 @@ func targetParams() []action.Param {
 // TargetFrom reads the target parameters of a call.
 func TargetFrom(call action.Call) Target {
 	t := Target{Pods: call.Strings("pods"), Workload: call.String("workload"), ServiceAccount: call.String("service-account"),
-		Image: call.String("image"), Node: call.String("node"), Namespace: call.String("namespace")}
+		Image: call.String("image"), Node: call.String("node"), Selector: call.String("selector"), Namespace: call.String("namespace")}
 	if p := call.String("pod"); p != "" {
 		t.Pods = append(t.Pods, p)
 	}
@@ -50,13 +53,13 @@ func TargetFrom(call action.Call) Target {
 }
 
 func (t Target) empty() bool {
-	return len(t.Pods) == 0 && t.Workload == "" && t.ServiceAccount == "" && t.Image == "" && t.Node == ""
+	return len(t.Pods) == 0 && t.Workload == "" && t.ServiceAccount == "" && t.Image == "" && t.Node == "" && t.Selector == ""
 }
 
 // Select resolves a target to pods, sorted by namespace and name.
 func Select(ctx context.Context, kc kubernetes.Interface, t Target) ([]corev1.Pod, error) {
 	if t.empty() {
-		return nil, fmt.Errorf("no target: name a pod, workload, service account, image or node")
+		return nil, fmt.Errorf("no target: name a pod, workload, service account, image, node or label selector")
 	}
 	var pods []corev1.Pod
 	if len(t.Pods) > 0 {
@@ -88,7 +91,7 @@ func Select(ctx context.Context, kc kubernetes.Interface, t Target) ([]corev1.Po
 			}
 			ns = sns
 		}
-		opts := metav1.ListOptions{}
+		opts := metav1.ListOptions{LabelSelector: t.Selector}
 		if t.Node != "" {
 			opts.FieldSelector = "spec.nodeName=" + t.Node
 		}

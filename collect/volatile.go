@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 
+	authzv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
@@ -70,8 +71,7 @@ func (Volatile) Spec() action.Spec {
 			action.Param{Name: "target-container", Type: action.String, Doc: "with ephemeral: the container whose process namespace to join (default: the first)"}),
 		Outputs: []string{"items"},
 		Permissions: action.Permissions{Kube: append(append([]action.KubeRule{}, collectorRules...),
-			action.KubeRule{APIGroups: []string{""}, Resources: []string{"pods/ephemeralcontainers"}, Verbs: []string{"update", "patch"}},
-			action.KubeRule{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"selfsubjectaccessreviews"}, Verbs: []string{"create"}})},
+			action.KubeRule{APIGroups: []string{""}, Resources: []string{"pods/ephemeralcontainers"}, Verbs: []string{"update", "patch"}})},
 	}
 }
 
@@ -82,6 +82,9 @@ func (v Volatile) Plan(ctx context.Context, env *action.Env, call action.Call) (
 		return action.Plan{}, err
 	}
 	var p action.Plan
+	if p.Checks, err = access(ctx, env.Kube, append(collectorChecks, authzv1.ResourceAttributes{Verb: "update", Resource: "pods", Subresource: "ephemeralcontainers"})...); err != nil {
+		return p, err
+	}
 	for _, node := range nodesOf(pods) {
 		if call.String("method") == MethodEphemeral {
 			break

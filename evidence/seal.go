@@ -2,7 +2,6 @@ package evidence
 
 import (
 	"archive/tar"
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -354,6 +353,7 @@ func seal(ctx context.Context, files []payloadFile, items func(map[string]string
 	if err != nil {
 		return SealResult{}, nil, err
 	}
+	defer aw.sink.release()
 	res, newLine, err := aw.writeBag(ctx, files, items, custody, opts)
 	if err != nil {
 		return res, nil, err
@@ -377,8 +377,7 @@ func seal(ctx context.Context, files []payloadFile, items func(map[string]string
 
 // archiveWriter is the tar stream: tar → bufio → [zstd] → hashing file.
 type archiveWriter struct {
-	sink *hashingWriter
-	buf  *bufio.Writer
+	sink *archiveSink
 	zw   *zstd.Encoder
 	tw   *tar.Writer
 	top  string
@@ -387,7 +386,7 @@ type archiveWriter struct {
 }
 
 func newArchiveWriter(f *os.File, opts SealOptions) (*archiveWriter, error) {
-	aw := &archiveWriter{sink: &hashingWriter{w: f, h: NewHash()}, top: opts.Incident, time: opts.SealTime.Truncate(time.Second), dirs: map[string]bool{}}
+	aw := &archiveWriter{sink: newArchiveSink(f), top: opts.Incident, time: opts.SealTime.Truncate(time.Second), dirs: map[string]bool{}}
 	var w io.Writer = aw.sink
 	if opts.Compress == CompressZstd {
 		zw, err := zstd.NewWriter(aw.sink, zstd.WithEncoderLevel(zstd.SpeedDefault))
@@ -396,8 +395,7 @@ func newArchiveWriter(f *os.File, opts SealOptions) (*archiveWriter, error) {
 		}
 		aw.zw, w = zw, zw
 	}
-	aw.buf = bufio.NewWriterSize(w, 1<<20)
-	aw.tw = tar.NewWriter(aw.buf)
+	aw.tw = tar.NewWriter(w)
 	return aw, nil
 }
 
@@ -515,17 +513,19 @@ func (aw *archiveWriter) writeBag(ctx context.Context, files []payloadFile, item
 	if err := aw.close(); err != nil {
 		return res, nil, err
 	}
-	res.SHA256, res.ArchiveBytes = hexSum(aw.sink.h), aw.sink.n
+	res.SHA256, res.ArchiveBytes = hexSum(aw.sink.h), aw.sink.total
 	return res, newLine, nil
 }
 
 func (aw *archiveWriter) close() error {
 	err := aw.tw.Close()
-	if err == nil {
-		err = aw.buf.Flush()
-	}
 	if err == nil && aw.zw != nil {
 		err = aw.zw.Close()
+	}
+	if err == nil {
+		err = aw.sink.close()
+	} else {
+		aw.sink.close()
 	}
 	if err != nil {
 		return fmt.Errorf("finish archive: %w", err)
@@ -745,28 +745,95 @@ func (j *readJob) open() (*os.File, error) {
 	return f, nil
 }
 
-// hashingWriter writes to w and hashes the same bytes; large writes hash on
-// a second goroutine while the first one writes.
-type hashingWriter struct {
-	w io.Writer
-	h hash.Hash
-	n int64
+// archiveSink buffers the archive stream into aligned 4 MiB blocks. Each
+// block is hashed (for the sidecar) on a second goroutine while this one
+// writes it, with O_DIRECT where the filesystem allows.
+type archiveSink struct {
+	f      *os.File // buffered handle of the temporary archive
+	direct *os.File // O_DIRECT handle of the same file, or nil
+	buf    []byte
+	n      int
+	h      hash.Hash
+	total  int64
 }
 
-func (s *hashingWriter) Write(p []byte) (int, error) {
-	if len(p) < smallBuf {
-		s.h.Write(p)
-		n, err := s.w.Write(p)
-		s.n += int64(n)
-		return n, err
+const sinkBlock = 4 << 20
+
+func newArchiveSink(f *os.File) *archiveSink {
+	return &archiveSink{f: f, direct: openDirect(f.Name()), buf: alignedBuffer(sinkBlock), h: NewHash()}
+}
+
+func (s *archiveSink) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		c := copy(s.buf[s.n:], p)
+		s.n += c
+		n += c
+		p = p[c:]
+		if s.n == len(s.buf) {
+			if err := s.flush(); err != nil {
+				return n, err
+			}
+		}
 	}
+	return n, nil
+}
+
+func (s *archiveSink) flush() error {
+	if s.n == 0 {
+		return nil
+	}
+	data := s.buf[:s.n]
 	done := make(chan struct{})
 	go func() {
-		s.h.Write(p)
+		s.h.Write(data)
 		close(done)
 	}()
-	n, err := s.w.Write(p)
+	err := s.write(data)
 	<-done
-	s.n += int64(n)
-	return n, err
+	s.total += int64(s.n)
+	s.n = 0
+	return err
+}
+
+func (s *archiveSink) write(data []byte) error {
+	if s.direct == nil {
+		_, err := s.f.Write(data)
+		return err
+	}
+	_, err := s.direct.Write(data)
+	if errors.Is(err, syscall.EINVAL) {
+		// The filesystem accepted O_DIRECT at open but not for writes:
+		// carry on buffered from the same offset.
+		if err = clearDirect(s.direct); err == nil {
+			_, err = s.direct.Write(data)
+		}
+	}
+	return err
+}
+
+// close writes the last, possibly unaligned, block and releases the direct
+// handle. The caller fsyncs the buffered handle.
+func (s *archiveSink) close() error {
+	if s.direct == nil {
+		return s.flush()
+	}
+	var err error
+	if s.n%directAlign != 0 {
+		err = clearDirect(s.direct)
+	}
+	if err == nil {
+		err = s.flush()
+	}
+	err = errors.Join(err, s.direct.Close())
+	s.direct = nil
+	return err
+}
+
+// release closes the direct handle after a failed seal.
+func (s *archiveSink) release() {
+	if s.direct != nil {
+		s.direct.Close()
+		s.direct = nil
+	}
 }

@@ -38,6 +38,9 @@ type fixture struct {
 
 func setup(t *testing.T) (*fixture, *labtest.Env) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("lab integration test (-short)")
+	}
 	le := labtest.Start(t)
 	res, err := lab.Seed(t.Context(), le.State, lab.SeedOptions{Scenario: "crypto-miner", Nodes: 2, PodsPerNode: 2, Prefix: le.Prefix, Account: le.Account})
 	if err != nil {

@@ -30,6 +30,10 @@ type PodNetwork struct{}
 // podOriginal is what the pod annotation keeps.
 type podOriginal struct {
 	Labels map[string]string `json:"labels"`
+	// Removed are the label keys taken off for remove-from-endpoints,
+	// decided once: after the ReplicaSet releases the pod its selector can
+	// no longer be found from the pod, and recomputing would re-add them.
+	Removed []string `json:"removed,omitempty"`
 }
 
 // policyOriginal is what a neutralised NetworkPolicy's annotation keeps.
@@ -153,14 +157,15 @@ func (PodNetwork) apply(ctx context.Context, env *action.Env, call action.Call, 
 		if want == nil {
 			want = map[string]string{}
 		}
-		if call.Bool("remove-from-endpoints") {
+		if !had && call.Bool("remove-from-endpoints") {
 			keys, err := selectedKeys(ctx, kc, pod, orig.Labels)
 			if err != nil {
 				return err
 			}
-			for _, k := range keys {
-				delete(want, k)
-			}
+			orig.Removed = keys
+		}
+		for _, k := range orig.Removed {
+			delete(want, k)
 		}
 		want[QuarantineKey], want[IncidentKey] = val, val
 		if had && maps.Equal(pod.Labels, want) {

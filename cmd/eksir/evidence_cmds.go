@@ -233,15 +233,7 @@ func verifyCommand() *cli.Command {
 		UsageText: "eksir verify ARCHIVE|FOLDER [--pubkey FILE]...",
 		Flags:     []cli.Flag{pubFlag},
 		Action: func(c *cli.Context) error {
-			target, err := oneArg(c, "archive")
-			if err != nil {
-				return err
-			}
-			keys, err := trustedKeys(c)
-			if err != nil {
-				return err
-			}
-			rep, err := evidence.Verify(c.Context, target, evidence.VerifyOptions{Keys: keys})
+			target, rep, err := verifyArg(c)
 			if err != nil {
 				return err
 			}
@@ -260,6 +252,21 @@ func verifyCommand() *cli.Command {
 	}
 }
 
+// verifyArg verifies the command's one archive or folder argument against
+// the --pubkey keys.
+func verifyArg(c *cli.Context) (string, *evidence.Report, error) {
+	target, err := oneArg(c, "archive")
+	if err != nil {
+		return "", nil, err
+	}
+	keys, err := trustedKeys(c)
+	if err != nil {
+		return "", nil, err
+	}
+	rep, err := evidence.Verify(c.Context, target, evidence.VerifyOptions{Keys: keys})
+	return target, rep, err
+}
+
 func printChecks(w io.Writer, rep *evidence.Report) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CHECK\tRESULT\tPATH\tDETAIL")
@@ -275,11 +282,11 @@ func printChecks(w io.Writer, rep *evidence.Report) {
 }
 
 func custodyCommand() *cli.Command {
-	handOver := func(action, usage string) *cli.Command {
+	handOver := func(name, action, usage string) *cli.Command {
 		return &cli.Command{
-			Name:      map[string]string{evidence.ActionTransferred: "transfer", evidence.ActionReleased: "release", evidence.ActionVerified: "verified"}[action],
+			Name:      name,
 			Usage:     usage,
-			UsageText: "eksir custody " + map[string]string{evidence.ActionTransferred: "transfer", evidence.ActionReleased: "release", evidence.ActionVerified: "verified"}[action] + " ARCHIVE --from A --to B --reason R [--location L]",
+			UsageText: "eksir custody " + name + " ARCHIVE --from A --to B --reason R [--location L]",
 			Flags: []cli.Flag{keyFlag, pubFlag, actFlag,
 				&cli.StringFlag{Name: "from", Required: action != evidence.ActionVerified, Usage: "who releases the evidence"},
 				&cli.StringFlag{Name: "to", Required: action != evidence.ActionVerified, Usage: "who receives it"},
@@ -319,23 +326,15 @@ func custodyCommand() *cli.Command {
 		Name:  "custody",
 		Usage: "record hand-overs after sealing and show the custody chain",
 		Subcommands: []*cli.Command{
-			handOver(evidence.ActionTransferred, "re-verify the archive and record a signed transfer"),
-			handOver(evidence.ActionReleased, "re-verify the archive and record its release"),
+			handOver("transfer", evidence.ActionTransferred, "re-verify the archive and record a signed transfer"),
+			handOver("release", evidence.ActionReleased, "re-verify the archive and record its release"),
 			{
 				Name:      "show",
 				Usage:     "print the whole custody chain with a verdict per record",
 				UsageText: "eksir custody show ARCHIVE|FOLDER [--pubkey FILE]...",
 				Flags:     []cli.Flag{pubFlag},
 				Action: func(c *cli.Context) error {
-					target, err := oneArg(c, "archive")
-					if err != nil {
-						return err
-					}
-					keys, err := trustedKeys(c)
-					if err != nil {
-						return err
-					}
-					rep, err := evidence.Verify(c.Context, target, evidence.VerifyOptions{Keys: keys})
+					target, rep, err := verifyArg(c)
 					if err != nil {
 						return err
 					}
