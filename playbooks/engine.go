@@ -547,7 +547,11 @@ func (r *runner) step(ctx context.Context, id string) error {
 		return r.finish(id, StepResult{Status: StatusFailed, Error: err.Error()})
 	}
 	if cs.Approve && !r.o.approved(id) {
-		ok, err := r.ask(sctx, cs, call)
+		// The prompt listens to the interrupt: nothing is in flight yet.
+		ok, err := r.ask(ctx, cs, call)
+		if ctx.Err() != nil {
+			return r.finish(id, StepResult{Status: StatusNotRun, Error: "interrupted while asking for approval"})
+		}
 		if err != nil {
 			return r.finish(id, StepResult{Status: StatusFailed, Error: err.Error()})
 		}

@@ -303,3 +303,32 @@ func TestIncidentID(t *testing.T) {
 		t.Fatalf("id %q", id)
 	}
 }
+
+type cancelApprover struct{ cancel func() }
+
+func (a cancelApprover) Approve(ctx context.Context, _, _ string, _ action.Plan) (bool, error) {
+	a.cancel()
+	<-ctx.Done()
+	return false, ctx.Err()
+}
+
+// TestInterruptDuringApproval: Ctrl-C at the prompt journals the step as
+// not run, exits as interrupted, and resume finishes.
+func TestInterruptDuringApproval(t *testing.T) {
+	w := newWorld()
+	reg := testRegistry(w)
+	cs, _ := testCase(t)
+	j := CaseJournal(cs)
+	ctx, cancel := context.WithCancel(t.Context())
+	sum, err := Run(ctx, loadValid(t, reg), podIn, Options{Env: &action.Env{}, Journal: j, Approver: cancelApprover{cancel}})
+	if err != context.Canceled {
+		t.Fatalf("err = %v", err)
+	}
+	if got := statuses(sum); got["label"] != StatusNotRun || got["revoke"] != StatusNotRun || len(w.labels) != 0 {
+		t.Fatalf("after interrupt: %v %v", got, w.labels)
+	}
+	sum, err = Resume(t.Context(), reg, Options{Env: &action.Env{}, Journal: j, Approved: []string{"label"}})
+	if err != nil || sum.Partial() {
+		t.Fatalf("resume: %v %v", err, statuses(sum))
+	}
+}

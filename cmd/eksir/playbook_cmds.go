@@ -577,11 +577,26 @@ func (a termApprover) Approve(ctx context.Context, step, act string, p action.Pl
 		fmt.Fprintf(a.out, "  permission %s allowed=%v %s\n", pc.Permission, pc.Allowed, pc.Reason)
 	}
 	fmt.Fprintf(a.out, "approve step %s? type yes: ", step)
-	line, err := a.in.ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return false, fmt.Errorf("read approval: %w", err)
+	type answer struct {
+		line string
+		err  error
 	}
-	return strings.TrimSpace(line) == "yes", ctx.Err()
+	// Read in a goroutine so Ctrl-C is not stuck behind a blocked read.
+	ch := make(chan answer, 1)
+	go func() {
+		line, err := a.in.ReadString('\n')
+		ch <- answer{line, err}
+	}()
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(a.out)
+		return false, ctx.Err()
+	case ans := <-ch:
+		if ans.err != nil && !errors.Is(ans.err, io.EOF) {
+			return false, fmt.Errorf("read approval: %w", ans.err)
+		}
+		return strings.TrimSpace(ans.line) == "yes", nil
+	}
 }
 
 // slogObserver writes one structured line per event (JSON with --output
