@@ -36,6 +36,8 @@ type Event struct {
 	State    string
 	Err      string
 	Duration time.Duration
+	// Done and Total count the run's steps, for a progress bar.
+	Done, Total int
 }
 
 // Observer receives events. It must be safe for concurrent use.
@@ -504,7 +506,7 @@ func (r *runner) finish(id string, res StepResult) error {
 		r.dur[id] = d
 		r.mu.Unlock()
 	}
-	r.o.Observer.Event(Event{Time: r.o.Now(), Step: id, Action: cs.Action, State: res.Status, Err: res.Error, Duration: d})
+	r.o.Observer.Event(Event{Time: r.o.Now(), Step: id, Action: cs.Action, State: res.Status, Err: res.Error, Duration: d, Done: r.done(), Total: len(r.c.Order)})
 	if err != nil {
 		return fmt.Errorf("journal result of step %s: %w", id, err)
 	}
@@ -567,7 +569,7 @@ func (r *runner) step(ctx context.Context, id string) error {
 	if _, err := r.o.Journal.Record(RecIntent, Intent{Step: id, Action: cs.Action, Params: params}, nil); err != nil {
 		return fmt.Errorf("journal intent of step %s: %w", id, err)
 	}
-	r.o.Observer.Event(Event{Time: r.o.Now(), Step: id, Action: cs.Action, State: "running"})
+	r.o.Observer.Event(Event{Time: r.o.Now(), Step: id, Action: cs.Action, State: "running", Done: r.done(), Total: len(r.c.Order)})
 	crashPoint(r.o.CrashAt, id, "before")
 	setCrashStep(id)
 	res, err := cs.act.Run(sctx, r.o.Env, call)
@@ -583,6 +585,12 @@ func (r *runner) step(ctx context.Context, id string) error {
 	return r.finish(id, out)
 }
 
+func (r *runner) done() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.res)
+}
+
 // ask serialises prompts: two approvals never interleave on one terminal.
 var askMu sync.Mutex
 
@@ -596,7 +604,7 @@ func (r *runner) ask(ctx context.Context, cs *cstep, call action.Call) (bool, er
 	}
 	askMu.Lock()
 	defer askMu.Unlock()
-	r.o.Observer.Event(Event{Time: r.o.Now(), Step: cs.ID, Action: cs.Action, State: "approval"})
+	r.o.Observer.Event(Event{Time: r.o.Now(), Step: cs.ID, Action: cs.Action, State: "approval", Done: r.done(), Total: len(r.c.Order)})
 	return r.o.Approver.Approve(ctx, cs.ID, cs.Action, p)
 }
 

@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 	"k8s.io/client-go/kubernetes"
@@ -340,7 +341,12 @@ func engineOptions(c *cli.Context, env *action.Env, cs *evidence.Case) playbooks
 		Parallel: c.Int("parallel"), CrashAt: os.Getenv(playbooks.CrashEnv), RestoreCredentials: c.Bool("restore-credentials")}
 	if interactive() {
 		o.Approver = termApprover{in: bufio.NewReader(os.Stdin), out: c.App.ErrWriter}
-		o.Observer = &termObserver{w: c.App.ErrWriter}
+		to := &termObserver{w: c.App.ErrWriter}
+		o.Observer = to
+		if c.App.Metadata == nil {
+			c.App.Metadata = map[string]any{}
+		}
+		c.App.Metadata["observer"] = to
 	} else {
 		o.Observer = slogObserver{}
 	}
@@ -472,6 +478,9 @@ func statusAction(c *cli.Context) error {
 // finish prints the summary and where the evidence is, and turns the
 // outcome into the error main maps to an exit code.
 func finish(c *cli.Context, incident string, cs *evidence.Case, sum *playbooks.Summary, err error) error {
+	if o, ok := c.App.Metadata["observer"].(*termObserver); ok {
+		o.close()
+	}
 	if sum != nil {
 		if jsonOutput(c) {
 			if werr := writeJSON(c.App.Writer, map[string]any{"incident": incident, "case": cs.Dir(), "summary": sum}); werr != nil {
@@ -614,44 +623,67 @@ func (slogObserver) Event(e playbooks.Event) {
 	slog.Info("step", attrs...)
 }
 
-// termObserver keeps a live step list on the terminal: one line per state
-// change, with the running steps listed.
+// termObserver keeps a live step list on the terminal: a line per state
+// change, and below it a progress bar of finished steps naming the steps
+// in flight. The bar renders only on events (no background goroutine), and
+// is cleared before an approval prompt so the prompt stays readable.
 type termObserver struct {
 	mu      sync.Mutex
 	w       io.Writer
-	running map[string]time.Time
+	bar     *progressbar.ProgressBar
+	running map[string]bool
 }
 
 func (o *termObserver) Event(e playbooks.Event) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.running == nil {
-		o.running = map[string]time.Time{}
+		o.running = map[string]bool{}
+	}
+	if o.bar == nil && e.Total > 0 {
+		o.bar = progressbar.NewOptions(e.Total, progressbar.OptionSetWriter(o.w), progressbar.OptionSetWidth(30),
+			progressbar.OptionShowCount(), progressbar.OptionSetElapsedTime(true), progressbar.OptionSetPredictTime(false),
+			progressbar.OptionThrottle(0))
+	}
+	if o.bar != nil {
+		_ = o.bar.Clear()
 	}
 	mark := map[string]string{"running": "…", playbooks.StatusSucceeded: "✓", playbooks.StatusFailed: "✗", "approval": "?"}[e.State]
 	if mark == "" {
 		mark = "-"
 	}
 	if e.State == "running" {
-		o.running[e.Step] = e.Time
+		o.running[e.Step] = true
 	} else {
 		delete(o.running, e.Step)
 	}
-	line := fmt.Sprintf("%s %-20s %-24s %s", mark, e.Step, e.Action, e.State)
+	line := fmt.Sprintf("%s %-20s %-26s %s", mark, e.Step, e.Action, e.State)
 	if e.Duration > 0 {
 		line += " " + e.Duration.Round(time.Millisecond).String()
 	}
 	if e.Err != "" {
 		line += "  " + e.Err
 	}
-	fmt.Fprintf(o.w, "\r\033[K%s\n", line)
-	if len(o.running) > 0 {
-		var names []string
-		for n := range o.running {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		fmt.Fprintf(o.w, "\033[Krunning: %s\r", strings.Join(names, ", "))
+	fmt.Fprintf(o.w, "\r%s\n", line)
+	if e.State == "approval" || o.bar == nil {
+		return // the prompt follows; the bar comes back with the next event
+	}
+	var names []string
+	for n := range o.running {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	o.bar.Describe("running " + strings.Join(names, ", "))
+	_ = o.bar.Set(e.Done)
+}
+
+// close clears the bar before the summary table.
+func (o *termObserver) close() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.bar != nil {
+		_ = o.bar.Clear()
+		fmt.Fprint(o.w, "\r")
 	}
 }
 
