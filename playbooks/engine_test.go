@@ -332,3 +332,26 @@ func TestInterruptDuringApproval(t *testing.T) {
 		t.Fatalf("resume: %v %v", err, statuses(sum))
 	}
 }
+
+// TestStepTimeout: a step that outlives its timeout fails with a message
+// naming the timeout, and on_error: abort stops the run.
+func TestStepTimeout(t *testing.T) {
+	w := newWorld()
+	w.block = make(chan struct{}) // never closed: the capture hangs
+	reg := testRegistry(w)
+	cs, _ := testCase(t)
+	c := loadValid(t, reg)
+	c = mustCheck(t, reg, strings.Replace(string(c.source), "timeout: 30s", "timeout: 20ms", 1))
+	sum, err := Run(t.Context(), c, podIn, Options{Env: &action.Env{}, Journal: CaseJournal(cs), Yes: true, Parallel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sum.Steps {
+		if s.ID == "volatile" && (s.Status != StatusFailed || !strings.Contains(s.Error, "timed out after 20ms")) {
+			t.Fatalf("volatile: %+v", s)
+		}
+		if s.ID == "label" && s.Status != StatusNotRun {
+			t.Fatalf("label ran after the capture timed out: %+v", s)
+		}
+	}
+}
