@@ -24,8 +24,9 @@ build: ## build bin/eksir with version and commit stamped in
 unit: ## unit tests only (no lab), with -race
 	$(GO) test -race -count=1 -short ./...
 
-test: build lab-check ## the whole suite: unit and integration tests (real lab), with -race
+test: build lab-check ## the whole suite: unit and integration tests (real lab), with -race, and a short parser fuzz
 	EKSIR_BIN=$(BIN) $(GO) test -race -count=1 ./...
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10s ./playbooks/
 
 lint: ## gofmt check, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
