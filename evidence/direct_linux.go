@@ -52,3 +52,9 @@ func alignedBuffer(size int) []byte {
 	}
 	return b[off : off+size : off+size]
 }
+
+// adviseSequential asks the kernel for more readahead on a file read once,
+// front to back.
+func adviseSequential(f *os.File) {
+	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
+}

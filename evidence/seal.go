@@ -622,7 +622,7 @@ func (aw *archiveWriter) writePayload(ctx context.Context, files []payloadFile, 
 		defer close(ordered)
 		defer close(work)
 		for _, pf := range files {
-			j := &readJob{pf: pf, ready: make(chan struct{}), chunks: make(chan chunk, 4)}
+			j := &readJob{pf: pf, ready: make(chan struct{}), chunks: make(chan chunk, 2)}
 			select {
 			case work <- j:
 			case <-ctx.Done():

@@ -141,18 +141,9 @@ func (bc *bagContent) readArchive(ctx context.Context, archive string, opts Veri
 		return invalidErr(err, "check the path and permissions", "cannot open %s", archive)
 	}
 	defer f.Close()
-	pr, pw := io.Pipe()
-	archiveSum := make(chan string, 1)
-	go func() {
-		h := NewHash()
-		_, err := io.CopyBuffer(pw, io.TeeReader(f, h), make([]byte, bigBuf))
-		archiveSum <- hexSum(h)
-		pw.CloseWithError(err)
-	}()
-	// Whatever happens below, let the reader finish so it never blocks.
-	defer func() { go io.Copy(io.Discard, pr) }()
-
-	br := bufio.NewReaderSize(pr, bigBuf)
+	blocks := readArchiveBlocks(f)
+	defer blocks.close()
+	br := bufio.NewReaderSize(blocks, 64<<10)
 	var r io.Reader = br
 	if magic, _ := br.Peek(4); bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
@@ -183,8 +174,14 @@ func (bc *bagContent) readArchive(ctx context.Context, archive string, opts Veri
 	// Hash the rest (tar padding, trailing bytes) so the sidecar check covers every byte.
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		bc.report.add("archive", StatusFail, "", "read error: "+err.Error())
+		return nil
 	}
-	bc.checkSidecar(archive, <-archiveSum)
+	sum, err := blocks.finish()
+	if err != nil {
+		bc.report.add("archive", StatusFail, "", "read error: "+err.Error())
+		return nil
+	}
+	bc.checkSidecar(archive, sum)
 	return nil
 }
 

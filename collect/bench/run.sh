@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Kubernetes containment and collection benchmarks on the lab, in one run
-# (docs/BENCHMARKS-k8s.md):
+# (docs/BENCHMARKS.md):
 #   1. contain + collect one pod: eksir's actions vs kubectl-contain-collect.sh
 #   2. objects + logs of 1,000 pods on 100 nodes: wall time and peak RSS
 # Each benchmark runs alone in its own test binary so its lab holds only its
