@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # make demo: the main job end to end on the local lab. It brings a lab up,
-# seeds the crypto-miner scenario, collects the suspect pod's objects and
-# logs into a case, seals the case into a signed BagIt archive, verifies it,
-# and brings the lab down again (also on failure or Ctrl-C). Safe to run twice:
-# `lab up` cleans a dirty lab folder first and each run uses a new incident.
-#
-# Until the playbook engine and the Kubernetes actions land, collection is
-# the part that exists: kubectl output acquired through `eksir acquire`.
+# seeds the crypto-miner scenario, shows the plan of the built-in
+# pod-compromise playbook, runs it (capture volatile state, objects and
+# logs, then isolate the pod's network and label it), seals the case into a
+# signed BagIt archive, verifies it, releases the containment, and brings the
+# lab down again (also on failure or Ctrl-C). Safe to run twice: `lab up`
+# cleans a dirty lab folder first and each run uses a new incident.
 #
 # Usage: lab/demo.sh [EKSIR_BINARY] [LAB_DIR]
 set -euo pipefail
@@ -28,7 +27,6 @@ echo "$targets"
 # shellcheck disable=SC1091
 . "$dir/env"
 pod=$(jq -r '.targets.pod' <<<"$targets")
-ns=${pod%%/*} name=${pod#*/}
 
 rm -rf "$work"; mkdir -p "$work"
 export EKSIR_CASE_DIR="$work/cases"
@@ -36,21 +34,20 @@ incident="demo-$(date -u +%Y%m%d-%H%M%S)"
 "$eksir" keygen --out "$work/demo.key" >/dev/null
 export EKSIR_SIGNING_KEY="$work/demo.key"
 
-step "collect $pod into incident $incident"
-kubectl get pod -n "$ns" "$name" -o json |
-  "$eksir" acquire --incident "$incident" --as "k8s/pods/$ns/$name.json" --method "kubectl get pod -n $ns $name -o json" -
-node=$(kubectl get pod -n "$ns" "$name" -o jsonpath='{.spec.nodeName}')
-kubectl get node "$node" -o json |
-  "$eksir" acquire --incident "$incident" --as "k8s/nodes/$node.json" --method "kubectl get node $node -o json" -
-for c in $(kubectl get pod -n "$ns" "$name" -o jsonpath='{.spec.containers[*].name}'); do
-  kubectl logs -n "$ns" "$name" -c "$c" --timestamps |
-    "$eksir" acquire --incident "$incident" --as "logs/$ns/$name/$c.log" --method "kubectl logs -n $ns $name -c $c --timestamps" -
-done
+step "plan pod-compromise for $pod (changes nothing)"
+"$eksir" plan pod-compromise --pod "$pod" --incident "$incident"
+
+step "run pod-compromise (incident $incident)"
+"$eksir" run pod-compromise --pod "$pod" --incident "$incident" --yes
 
 step "seal"
 "$eksir" seal --incident "$incident"
 step "verify"
 "$eksir" verify --pubkey "$work/demo.key.pub" "$EKSIR_CASE_DIR/$incident.tar.zst"
+
+step "release the containment"
+"$eksir" release --incident "$incident" --yes
+"$eksir" status --incident "$incident"
 
 step "done"
 echo "archive:    $EKSIR_CASE_DIR/$incident.tar.zst"

@@ -38,6 +38,9 @@ type Event struct {
 	Duration time.Duration
 	// Done and Total count the run's steps, for a progress bar.
 	Done, Total int
+	// Warnings are the action's, for example that no NetworkPolicy engine
+	// enforces the quarantine policy: they must reach the responder.
+	Warnings []string
 }
 
 // Observer receives events. It must be safe for concurrent use.
@@ -90,6 +93,7 @@ type StepSummary struct {
 	Duration time.Duration `json:"duration_ns,omitempty"`
 	Finished time.Time     `json:"finished,omitzero"`
 	Kind     action.Kind   `json:"kind"`
+	Warnings []string      `json:"warnings,omitempty"`
 }
 
 // Summary is the outcome of a run, resume or release.
@@ -158,6 +162,12 @@ func Plan(ctx context.Context, c *Checked, in Inputs, env *action.Env) ([]Planne
 			} else {
 				ps.When = fmt.Sprint(ok)
 			}
+		}
+		if ps.When == "false" {
+			// The step will not run with these inputs: nothing to plan,
+			// and its parameters may be empty by design.
+			out = append(out, ps)
+			continue
 		}
 		call, deferred, err := c.call(ctx, cs, act, false)
 		ps.Params = call.Params
@@ -506,7 +516,7 @@ func (r *runner) finish(id string, res StepResult) error {
 		r.dur[id] = d
 		r.mu.Unlock()
 	}
-	r.o.Observer.Event(Event{Time: r.o.Now(), Step: id, Action: cs.Action, State: res.Status, Err: res.Error, Duration: d, Done: r.done(), Total: len(r.c.Order)})
+	r.o.Observer.Event(Event{Time: r.o.Now(), Step: id, Action: cs.Action, State: res.Status, Err: res.Error, Duration: d, Done: r.done(), Total: len(r.c.Order), Warnings: res.Warnings})
 	if err != nil {
 		return fmt.Errorf("journal result of step %s: %w", id, err)
 	}
@@ -614,7 +624,7 @@ func (r *runner) summary() *Summary {
 	s := &Summary{Playbook: r.c.Metadata.Name, Started: r.st.startAt}
 	for _, id := range r.c.Order {
 		res := r.res[id]
-		ss := StepSummary{ID: id, Action: r.c.steps[id].Action, Kind: r.c.steps[id].spec.Kind, Status: res.Status, Error: res.Error, Duration: r.dur[id]}
+		ss := StepSummary{ID: id, Action: r.c.steps[id].Action, Kind: r.c.steps[id].spec.Kind, Status: res.Status, Error: res.Error, Duration: r.dur[id], Warnings: res.Warnings}
 		ss.Finished, _ = time.Parse(time.RFC3339Nano, res.Finished)
 		s.Steps = append(s.Steps, ss)
 	}

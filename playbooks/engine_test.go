@@ -98,6 +98,11 @@ func TestRun(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := statuses(sum)
+			for _, st := range sum.Steps {
+				if st.ID == "label" && st.Status == StatusSucceeded && (len(st.Warnings) != 1 || !strings.HasPrefix(st.Warnings[0], "no engine enforces")) {
+					t.Errorf("the action's warning did not reach the summary: %+v", st)
+				}
+			}
 			for k, v := range tc.want {
 				if got[k] != v {
 					t.Errorf("step %s: %s, want %s (all: %v)", k, got[k], v, got)
@@ -353,5 +358,47 @@ func TestStepTimeout(t *testing.T) {
 		if s.ID == "label" && s.Status != StatusNotRun {
 			t.Fatalf("label ran after the capture timed out: %+v", s)
 		}
+	}
+}
+
+// A step whose when is false for the given inputs is shown as skipped and
+// never planned: its parameters may be empty by design (pod-compromise's
+// revoke step without a service account).
+func TestPlanSkipsWhenFalse(t *testing.T) {
+	w := newWorld()
+	c := mustCheck(t, testRegistry(w), `apiVersion: eksir.io/v1
+kind: Playbook
+metadata:
+  name: optional
+inputs:
+  - name: pod
+    type: pod
+    required: true
+  - name: sa
+    type: string
+    default: ""
+steps:
+  - id: objects
+    action: test.collect
+    with:
+      pod: ${{ inputs.pod }}
+  - id: label
+    action: test.label
+    when: inputs.sa != ""
+    with:
+      target: ${{ inputs.sa }}
+`)
+	steps, err := Plan(t.Context(), c, Inputs{"pod": "shop/web-1", "sa": ""}, &action.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(steps) != 2 {
+		t.Fatalf("planned %d steps, want 2", len(steps))
+	}
+	if s := steps[1]; s.When != "false" || s.Plan != nil || s.Error != "" || s.Params != nil {
+		t.Fatalf("when-false step was planned: %+v", s)
+	}
+	if steps[0].Plan == nil {
+		t.Fatalf("the unconditional step was not planned: %+v", steps[0])
 	}
 }

@@ -123,7 +123,7 @@ func (a labelAct) Run(_ context.Context, _ *action.Env, c action.Call) (action.R
 		a.w.effects[a.name+"/"+t]++
 	}
 	u, _ := json.Marshal(labelUndo{Target: t, Old: old})
-	return action.Result{Undo: u}, nil
+	return action.Result{Undo: u, Warnings: []string{"no engine enforces " + t}}, nil
 }
 
 func (a labelAct) Undo(_ context.Context, _ *action.Env, _ action.Call, undo json.RawMessage) error {

@@ -290,7 +290,11 @@ func planAction(c *cli.Context) error {
 			fmt.Fprintf(w, "   after: %s\n", strings.Join(s.Needs, ", "))
 		}
 		if s.When != "" {
-			fmt.Fprintf(w, "   when: %s\n", s.When)
+			if s.When == "false" {
+				fmt.Fprintln(w, "   skipped: its when is false for these inputs")
+			} else {
+				fmt.Fprintf(w, "   when: %s\n", s.When)
+			}
 		}
 		switch {
 		case s.Error != "":
@@ -521,6 +525,11 @@ func summaryTable(w io.Writer, sum *playbooks.Summary) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Action, s.Status, d, s.Error)
 	}
 	tw.Flush()
+	for _, s := range sum.Steps {
+		for _, wn := range s.Warnings {
+			fmt.Fprintf(w, "WARNING (%s): %s\n", s.ID, wn)
+		}
+	}
 	if len(sum.Outputs) > 0 {
 		keys := make([]string, 0, len(sum.Outputs))
 		for k := range sum.Outputs {
@@ -621,6 +630,9 @@ func (slogObserver) Event(e playbooks.Event) {
 		attrs = append(attrs, "error", e.Err)
 	}
 	slog.Info("step", attrs...)
+	for _, w := range e.Warnings {
+		slog.Warn("step warning", "step", e.Step, "action", e.Action, "warning", w)
+	}
 }
 
 // termObserver keeps a live step list on the terminal: a line per state
@@ -665,6 +677,9 @@ func (o *termObserver) Event(e playbooks.Event) {
 		line += "  " + e.Err
 	}
 	fmt.Fprintf(o.w, "\r%s\n", line)
+	for _, w := range e.Warnings {
+		fmt.Fprintf(o.w, "  ! WARNING: %s\n", w)
+	}
 	if e.State == "approval" || o.bar == nil {
 		return // the prompt follows; the bar comes back with the next event
 	}
