@@ -239,37 +239,55 @@ func actionEnv(c *cli.Context, specs []action.Spec, incident string, ev action.E
 	return env, nil
 }
 
-func planAction(c *cli.Context) error {
+// prepared is a playbook checked against the registry with its targets
+// resolved, before anything changes.
+type prepared struct {
+	reg      *action.Registry
+	ck       *playbooks.Checked
+	in       playbooks.Inputs
+	env      *action.Env
+	incident string
+}
+
+// preparePlaybook loads and validates the playbook argument, picks the
+// incident ID (a fresh one when none is given: object names derive from it,
+// so a plan shows the names a run would use) and resolves the targets. A bad
+// playbook or target changes nothing anywhere, not even the case folder.
+func preparePlaybook(c *cli.Context) (*prepared, error) {
 	arg, err := oneArg(c, "playbook")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	reg := newRegistry()
-	ck, err := loadChecked(arg, reg)
+	p := &prepared{reg: newRegistry()}
+	if p.ck, err = loadChecked(arg, p.reg); err != nil {
+		return nil, err
+	}
+	given, err := givenInputs(c, p.ck)
+	if err != nil {
+		return nil, err
+	}
+	p.incident = c.String(incFlag.Name)
+	if p.incident == "" {
+		p.incident = playbooks.NewIncidentID(time.Now())
+	}
+	if err := evidence.ValidIncidentID(p.incident); err != nil {
+		return nil, err
+	}
+	if p.env, err = actionEnv(c, p.ck.Specs(), p.incident, nil); err != nil {
+		return nil, err
+	}
+	if p.in, err = playbooks.Resolve(c.Context, p.ck, given, playbooks.KubeTargets(p.env.Kube)); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func planAction(c *cli.Context) error {
+	p, err := preparePlaybook(c)
 	if err != nil {
 		return err
 	}
-	given, err := givenInputs(c, ck)
-	if err != nil {
-		return err
-	}
-	// Object names derive from the incident ID; without one the plan
-	// shows the names a run with a fresh ID would use.
-	incident := c.String(incFlag.Name)
-	if incident == "" {
-		incident = playbooks.NewIncidentID(time.Now())
-	}
-	if err := evidence.ValidIncidentID(incident); err != nil {
-		return err
-	}
-	env, err := actionEnv(c, ck.Specs(), incident, nil)
-	if err != nil {
-		return err
-	}
-	in, err := playbooks.Resolve(c.Context, ck, given, playbooks.KubeTargets(env.Kube))
-	if err != nil {
-		return err
-	}
+	ck, in, env, incident := p.ck, p.in, p.env, p.incident
 	steps, err := playbooks.Plan(c.Context, ck, in, env)
 	if err != nil {
 		return err
@@ -363,36 +381,11 @@ func interactive() bool {
 }
 
 func runAction(c *cli.Context) error {
-	arg, err := oneArg(c, "playbook")
+	p, err := preparePlaybook(c)
 	if err != nil {
 		return err
 	}
-	reg := newRegistry()
-	ck, err := loadChecked(arg, reg)
-	if err != nil {
-		return err
-	}
-	given, err := givenInputs(c, ck)
-	if err != nil {
-		return err
-	}
-	incident := c.String(incFlag.Name)
-	if incident == "" {
-		incident = playbooks.NewIncidentID(time.Now())
-	}
-	if err := evidence.ValidIncidentID(incident); err != nil {
-		return err
-	}
-	// Targets are resolved before the case is opened: a bad target
-	// changes nothing anywhere, not even the case folder.
-	env, err := actionEnv(c, ck.Specs(), incident, nil)
-	if err != nil {
-		return err
-	}
-	in, err := playbooks.Resolve(c.Context, ck, given, playbooks.KubeTargets(env.Kube))
-	if err != nil {
-		return err
-	}
+	reg, ck, in, env, incident := p.reg, p.ck, p.in, p.env, p.incident
 	cs, err := openCase(c, incident)
 	if err != nil {
 		return err
