@@ -16,10 +16,7 @@ import (
 	"strings"
 	"sync"
 
-	authzv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/eksir/eksir/action"
 	"github.com/eksir/eksir/evidence"
@@ -157,24 +154,3 @@ func splitRef(ref string) (string, string, error) {
 }
 
 func isExists(err error) bool { return apierrors.IsAlreadyExists(err) }
-
-var ssarRule = action.KubeRule{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"selfsubjectaccessreviews"}, Verbs: []string{"create"}}
-
-// access asks the API server whether the caller may do each thing
-// (SelfSubjectAccessReview), for the plan's permission checks.
-func access(ctx context.Context, kc kubernetes.Interface, attrs ...authzv1.ResourceAttributes) ([]action.PermissionCheck, error) {
-	var out []action.PermissionCheck
-	for _, a := range attrs {
-		r, err := kc.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authzv1.SelfSubjectAccessReview{
-			Spec: authzv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &a}}, metav1.CreateOptions{})
-		if err != nil {
-			return out, fmt.Errorf("self subject access review: %w", err)
-		}
-		p := a.Verb + " " + a.Resource
-		if a.Subresource != "" {
-			p += "/" + a.Subresource
-		}
-		out = append(out, action.PermissionCheck{Permission: p, Allowed: r.Status.Allowed, Reason: r.Status.Reason})
-	}
-	return out, nil
-}

@@ -178,7 +178,7 @@ var collectorRules = []action.KubeRule{
 	// WebSocket exec is authorised as get, SPDY exec as create.
 	{APIGroups: []string{""}, Resources: []string{"pods/exec"}, Verbs: []string{"get", "create"}},
 	{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get"}},
-	ssarRule,
+	action.AccessReviewRule,
 }
 
 // collectorChecks are the permission checks of a plan using collector pods.

@@ -29,7 +29,7 @@ func (PodLogs) Spec() action.Spec {
 		Permissions: action.Permissions{Kube: []action.KubeRule{
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}},
 			{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
-			ssarRule,
+			action.AccessReviewRule,
 		}},
 	}
 }

@@ -36,7 +36,7 @@ func (NodeFiles) Plan(ctx context.Context, env *action.Env, call action.Call) (a
 		return action.Plan{}, err
 	}
 	var p action.Plan
-	if p.Checks, err = access(ctx, env.Kube, collectorChecks...); err != nil {
+	if p.Checks, err = action.CheckAccess(ctx, env.Kube, collectorChecks...); err != nil {
 		return p, err
 	}
 	for _, n := range nodesOf(pods) {

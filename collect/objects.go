@@ -47,7 +47,7 @@ func (Objects) Spec() action.Spec {
 			readRule("discovery.k8s.io", "endpointslices"),
 			readRule("networking.k8s.io", "networkpolicies"),
 			readRule("rbac.authorization.k8s.io", "rolebindings", "clusterrolebindings", "roles", "clusterroles"),
-			ssarRule,
+			action.AccessReviewRule,
 		}},
 	}
 }
@@ -69,7 +69,7 @@ func (Objects) Plan(ctx context.Context, env *action.Env, call action.Call) (act
 // done, so that a resumed plan reports Done.
 func planPods(ctx context.Context, env *action.Env, call action.Call, what string, items func(corev1.Pod) []string, attrs ...authzv1.ResourceAttributes) (action.Plan, error) {
 	var p action.Plan
-	checks, err := access(ctx, env.Kube, attrs...)
+	checks, err := action.CheckAccess(ctx, env.Kube, attrs...)
 	if err != nil {
 		return p, err
 	}

@@ -82,7 +82,7 @@ func (v Volatile) Plan(ctx context.Context, env *action.Env, call action.Call) (
 		return action.Plan{}, err
 	}
 	var p action.Plan
-	if p.Checks, err = access(ctx, env.Kube, append(collectorChecks, authzv1.ResourceAttributes{Verb: "update", Resource: "pods", Subresource: "ephemeralcontainers"})...); err != nil {
+	if p.Checks, err = action.CheckAccess(ctx, env.Kube, append(collectorChecks, authzv1.ResourceAttributes{Verb: "update", Resource: "pods", Subresource: "ephemeralcontainers"})...); err != nil {
 		return p, err
 	}
 	for _, node := range nodesOf(pods) {

@@ -6,16 +6,13 @@
 package isolate
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
 
-	authzv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/eksir/eksir/action"
 )
@@ -173,30 +170,6 @@ func deleteOpts(dry bool) metav1.DeleteOptions {
 	}
 	return metav1.DeleteOptions{}
 }
-
-// access asks the API server whether the caller may do each thing
-// (SelfSubjectAccessReview), for the plan's permission checks.
-func access(ctx context.Context, kc kubernetes.Interface, attrs ...authzv1.ResourceAttributes) ([]action.PermissionCheck, error) {
-	var out []action.PermissionCheck
-	for _, a := range attrs {
-		r, err := kc.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authzv1.SelfSubjectAccessReview{
-			Spec: authzv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &a}}, metav1.CreateOptions{})
-		if err != nil {
-			return out, fmt.Errorf("self subject access review: %w", err)
-		}
-		p := a.Verb + " " + a.Resource
-		if a.Subresource != "" {
-			p += "/" + a.Subresource
-		}
-		if a.Namespace != "" {
-			p += " in " + a.Namespace
-		}
-		out = append(out, action.PermissionCheck{Permission: p, Allowed: r.Status.Allowed, Reason: r.Status.Reason})
-	}
-	return out, nil
-}
-
-var ssarRule = action.KubeRule{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"selfsubjectaccessreviews"}, Verbs: []string{"create"}}
 
 func copyMap(m map[string]string) map[string]string {
 	if m == nil {

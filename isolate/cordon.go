@@ -61,7 +61,7 @@ func (CordonNode) Spec() action.Spec {
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}},
 			{APIGroups: []string{""}, Resources: []string{"pods/eviction"}, Verbs: []string{"create"}},
 			{APIGroups: []string{"apps"}, Resources: []string{"daemonsets"}, Verbs: []string{"get"}},
-			ssarRule,
+			action.AccessReviewRule,
 		}},
 		Reversible: true,
 	}
@@ -103,7 +103,7 @@ func (a CordonNode) desired(env *action.Env, n *corev1.Node) (*corev1.Node, bool
 // Plan implements action.Action.
 func (a CordonNode) Plan(ctx context.Context, env *action.Env, call action.Call) (action.Plan, error) {
 	node := call.String("node")
-	checks, err := access(ctx, env.Kube,
+	checks, err := action.CheckAccess(ctx, env.Kube,
 		authzv1.ResourceAttributes{Verb: "update", Resource: "nodes", Name: node},
 		authzv1.ResourceAttributes{Verb: "patch", Resource: "nodes", Name: node})
 	if err != nil {

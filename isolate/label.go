@@ -53,7 +53,7 @@ func (Label) Spec() action.Spec {
 		},
 		Permissions: action.Permissions{Kube: []action.KubeRule{
 			{APIGroups: []string{""}, Resources: []string{"pods", "nodes"}, Verbs: []string{"get", "update"}},
-			ssarRule,
+			action.AccessReviewRule,
 		}},
 		Reversible: true,
 	}
@@ -182,7 +182,7 @@ func (l Label) Plan(ctx context.Context, env *action.Env, call action.Call) (act
 	}
 	var p action.Plan
 	for _, t := range ts {
-		c, err := access(ctx, env.Kube, authzv1.ResourceAttributes{Namespace: t.ns, Verb: "update", Resource: t.kind + "s", Name: t.name})
+		c, err := action.CheckAccess(ctx, env.Kube, authzv1.ResourceAttributes{Namespace: t.ns, Verb: "update", Resource: t.kind + "s", Name: t.name})
 		if err != nil {
 			return p, err
 		}

@@ -69,7 +69,7 @@ func (PodNetwork) Spec() action.Spec {
 			{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"list"}},
 			{APIGroups: []string{"apps"}, Resources: []string{"replicasets", "daemonsets"}, Verbs: []string{"get"}},
 			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"get", "list", "create", "update", "delete"}},
-			ssarRule,
+			action.AccessReviewRule,
 		}},
 		Reversible: true,
 	}
@@ -81,7 +81,7 @@ func (a PodNetwork) Plan(ctx context.Context, env *action.Env, call action.Call)
 	if err != nil {
 		return action.Plan{}, err
 	}
-	checks, err := access(ctx, env.Kube,
+	checks, err := action.CheckAccess(ctx, env.Kube,
 		authzv1.ResourceAttributes{Namespace: ns, Verb: "update", Resource: "pods"},
 		authzv1.ResourceAttributes{Namespace: ns, Verb: "create", Group: "networking.k8s.io", Resource: "networkpolicies"},
 		authzv1.ResourceAttributes{Namespace: ns, Verb: "update", Group: "networking.k8s.io", Resource: "networkpolicies"})

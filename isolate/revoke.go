@@ -53,7 +53,7 @@ func (RevokeServiceAccount) Spec() action.Spec {
 			// what it grants, or the bind verb on the role it references.
 			{APIGroups: []string{"rbac.authorization.k8s.io"}, Resources: []string{"roles", "clusterroles"}, Verbs: []string{"bind"}},
 			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"list", "delete"}},
-			ssarRule,
+			action.AccessReviewRule,
 		}},
 		Reversible: true,
 	}
@@ -241,7 +241,7 @@ func tokenMetadata(s corev1.Secret) []byte {
 
 // Plan implements action.Action.
 func (r RevokeServiceAccount) Plan(ctx context.Context, env *action.Env, call action.Call) (action.Plan, error) {
-	checks, err := access(ctx, env.Kube,
+	checks, err := action.CheckAccess(ctx, env.Kube,
 		authzv1.ResourceAttributes{Verb: "update", Group: "rbac.authorization.k8s.io", Resource: "rolebindings"},
 		authzv1.ResourceAttributes{Verb: "update", Group: "rbac.authorization.k8s.io", Resource: "clusterrolebindings"})
 	if err != nil {
