@@ -47,15 +47,10 @@ func (Checkpoint) Plan(ctx context.Context, env *action.Env, call action.Call) (
 
 // Run implements action.Action.
 func (c Checkpoint) Run(ctx context.Context, env *action.Env, call action.Call) (action.Result, error) {
-	pods, err := Select(ctx, env.Kube, TargetFrom(call))
+	pods, ex, s, err := execRun(ctx, env, call)
 	if err != nil {
 		return action.Result{}, err
 	}
-	kc, cfg, err := streaming(env)
-	if err != nil {
-		return action.Result{}, err
-	}
-	s := newStore(env)
 	var warnings []string
 	for _, p := range pods {
 		node, err := env.Kube.CoreV1().Nodes().Get(ctx, p.Spec.NodeName, metav1.GetOptions{})
@@ -100,7 +95,6 @@ func (c Checkpoint) Run(ctx context.Context, env *action.Env, call action.Call) 
 			if err := ensureCollector(ctx, env.Kube, want, call.Duration("start-timeout")); err != nil {
 				return action.Result{Items: s.res}, err
 			}
-			ex := remoteExec{kc: kc, cfg: cfg}
 			info.Source.Path = out.Items[0]
 			if err := s.stream(ctx, rel, info, func(w io.Writer) error {
 				return ex.Exec(ctx, want.Namespace, want.Name, "collector", []string{"cat", "/host" + out.Items[0]}, w)

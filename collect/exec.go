@@ -45,6 +45,21 @@ type Executor interface {
 
 // remoteExec is the client-go executor: WebSocket (v5) first, SPDY when the
 // upgrade fails (older API servers, proxies).
+// execRun is what the exec-based collectors (volatile, checkpoint,
+// node-files) start from: the selected pods, an exec client over the
+// streaming connection, and the store their items go to.
+func execRun(ctx context.Context, env *action.Env, call action.Call) ([]corev1.Pod, remoteExec, *store, error) {
+	pods, err := Select(ctx, env.Kube, TargetFrom(call))
+	if err != nil {
+		return nil, remoteExec{}, nil, err
+	}
+	kc, cfg, err := streaming(env)
+	if err != nil {
+		return nil, remoteExec{}, nil, err
+	}
+	return pods, remoteExec{kc: kc, cfg: cfg}, newStore(env), nil
+}
+
 type remoteExec struct {
 	kc  kubernetes.Interface
 	cfg *rest.Config

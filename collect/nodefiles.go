@@ -47,16 +47,10 @@ func (NodeFiles) Plan(ctx context.Context, env *action.Env, call action.Call) (a
 
 // Run implements action.Action.
 func (NodeFiles) Run(ctx context.Context, env *action.Env, call action.Call) (action.Result, error) {
-	pods, err := Select(ctx, env.Kube, TargetFrom(call))
+	pods, ex, s, err := execRun(ctx, env, call)
 	if err != nil {
 		return action.Result{}, err
 	}
-	kc, cfg, err := streaming(env)
-	if err != nil {
-		return action.Result{}, err
-	}
-	ex := remoteExec{kc: kc, cfg: cfg}
-	s := newStore(env)
 	for _, node := range nodesOf(pods) {
 		want := collectorPod(env, call.String("collector-namespace"), node, call.String("collector-image"))
 		if err := ensureCollector(ctx, env.Kube, want, call.Duration("start-timeout")); err != nil {

@@ -116,16 +116,10 @@ func nodesOf(pods []corev1.Pod) []string {
 
 // Run implements action.Action.
 func (v Volatile) Run(ctx context.Context, env *action.Env, call action.Call) (action.Result, error) {
-	pods, err := Select(ctx, env.Kube, TargetFrom(call))
+	pods, ex, s, err := execRun(ctx, env, call)
 	if err != nil {
 		return action.Result{}, err
 	}
-	kc, cfg, err := streaming(env)
-	if err != nil {
-		return action.Result{}, err
-	}
-	ex := remoteExec{kc: kc, cfg: cfg}
-	s := newStore(env)
 	if call.String("method") == MethodEphemeral {
 		for _, p := range pods {
 			if err := v.ephemeral(ctx, env, call, s, ex, p); err != nil {

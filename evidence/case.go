@@ -151,11 +151,16 @@ func OpenCase(ctx context.Context, opts CaseOptions) (*Case, error) {
 		}
 		c.items[it.Path] = it
 	}
-	if err := c.recoverUnrecorded(ctx); err != nil {
+	recovered, err := c.recoverUnrecorded(ctx)
+	if err != nil {
 		log.Close()
 		return nil, err
 	}
-	return c, c.writeIndex()
+	// Close writes the index; only a recovery changes it before then.
+	if recovered > 0 {
+		return c, c.writeIndex()
+	}
+	return c, nil
 }
 
 func errNoKey() error {
@@ -165,8 +170,9 @@ func errNoKey() error {
 // recoverUnrecorded records files in data/ that a crash left without a
 // custody record (the crash came between rename and append). Temporary files
 // of interrupted writes are left in place and never sealed.
-func (c *Case) recoverUnrecorded(ctx context.Context) error {
-	return filepath.WalkDir(filepath.Join(c.root, "data"), func(p string, d fs.DirEntry, err error) error {
+func (c *Case) recoverUnrecorded(ctx context.Context) (int, error) {
+	n := 0
+	err := filepath.WalkDir(filepath.Join(c.root, "data"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || strings.Contains(d.Name(), tempSuffix) {
 			return err
 		}
@@ -185,14 +191,16 @@ func (c *Case) recoverUnrecorded(ctx context.Context) error {
 		defer f.Close()
 		h := NewHash()
 		start := c.opts.Now()
-		n, err := io.Copy(h, f)
+		size, err := io.Copy(h, f)
 		if err != nil {
 			return fmt.Errorf("recover %s: %w", bagPath, err)
 		}
 		it := c.newItem(bagPath, ItemInfo{Method: "recovered: found in the case without a custody record after an interrupted acquisition"}, start)
-		it.Size, it.SHA256, it.AcquisitionEnd = n, hexSum(h), FormatTime(c.opts.Now())
+		it.Size, it.SHA256, it.AcquisitionEnd = size, hexSum(h), FormatTime(c.opts.Now())
+		n++
 		return c.commit(it)
 	})
+	return n, err
 }
 
 // Dir returns the case folder.

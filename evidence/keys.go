@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -167,6 +166,3 @@ func (v keyVerifier) Verify(_ context.Context, data, sig []byte) error {
 }
 func (v keyVerifier) KeyID() (string, error)   { return KeyID(v.pub), nil }
 func (v keyVerifier) Public() crypto.PublicKey { return v.pub }
-
-// HexKeyID is a helper for printing short fingerprints.
-func HexKeyID(b []byte) string { return hex.EncodeToString(b) }

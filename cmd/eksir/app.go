@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"runtime"
@@ -93,5 +92,3 @@ func oneArg(c *cli.Context, name string) (string, error) {
 	}
 	return c.Args().First(), nil
 }
-
-var _ io.Writer = os.Stdout

@@ -402,33 +402,30 @@ func runAction(c *cli.Context) error {
 	return finish(c, incident, cs, sum, err)
 }
 
-func resumeAction(c *cli.Context) error {
-	incident, err := requireIncident(c)
-	if err != nil {
-		return err
+// journalStep continues an incident from its journal alone: resume and
+// release differ only in what the engine does with it.
+type journalStep func(context.Context, *action.Registry, playbooks.Options) (*playbooks.Summary, error)
+
+func fromJournal(step journalStep) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		incident, err := requireIncident(c)
+		if err != nil {
+			return err
+		}
+		cs, env, err := openForJournal(c, incident)
+		if err != nil {
+			return err
+		}
+		defer cs.Close()
+		sum, err := step(c.Context, newRegistry(), engineOptions(c, env, cs))
+		return finish(c, incident, cs, sum, err)
 	}
-	cs, env, err := openForJournal(c, incident)
-	if err != nil {
-		return err
-	}
-	defer cs.Close()
-	sum, err := playbooks.Resume(c.Context, newRegistry(), engineOptions(c, env, cs))
-	return finish(c, incident, cs, sum, err)
 }
 
-func releaseAction(c *cli.Context) error {
-	incident, err := requireIncident(c)
-	if err != nil {
-		return err
-	}
-	cs, env, err := openForJournal(c, incident)
-	if err != nil {
-		return err
-	}
-	defer cs.Close()
-	sum, err := playbooks.Release(c.Context, newRegistry(), engineOptions(c, env, cs))
-	return finish(c, incident, cs, sum, err)
-}
+var (
+	resumeAction  = fromJournal(playbooks.Resume)
+	releaseAction = fromJournal(playbooks.Release)
+)
 
 // openForJournal opens an existing case (resume and release never create
 // one) and the clients its actions need.

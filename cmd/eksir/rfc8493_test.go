@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eksir/eksir/lab/labtest"
+
 	"github.com/eksir/eksir/internal/bagitcheck"
 )
 
@@ -86,7 +88,7 @@ func sealTricky(t *testing.T, key, from, incident, compress string, files map[st
 func systemExtract(t *testing.T, archive, dest string) {
 	t.Helper()
 	if _, err := exec.LookPath("tar"); err != nil {
-		t.Skip("no system tar in PATH")
+		labtest.SkipOrFail(t, "no system tar in PATH (Debian: apt-get install tar)")
 	}
 	if err := os.MkdirAll(dest, 0o700); err != nil {
 		t.Fatal(err)
@@ -190,7 +192,7 @@ func TestRFC8493Conformance(t *testing.T) {
 // manifests are plain `sha256sum -c` input.
 func TestRFC8493ManifestsCheckWithSha256sum(t *testing.T) {
 	if _, err := exec.LookPath("sha256sum"); err != nil {
-		t.Skip("no sha256sum in PATH")
+		labtest.SkipOrFail(t, "no sha256sum in PATH (Debian: apt-get install coreutils)")
 	}
 	key, _ := newKey(t)
 	files := map[string]string{

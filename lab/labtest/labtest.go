@@ -116,14 +116,14 @@ func Unavailable() string {
 	return ""
 }
 
-// SkipOrFail skips the test with msg, or fails it when CI=true: in CI a
-// missing component is a broken pipeline, not a reason to pass.
+// SkipOrFail skips the test with msg, or fails it when CI=true: in CI a lab
+// component or tool that is missing is a broken pipeline, not a reason to pass.
 func SkipOrFail(t testing.TB, msg string) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
-		t.Fatalf("lab unavailable in CI: %s", msg)
+		t.Fatalf("required test component missing in CI: %s", msg)
 	}
-	t.Skipf("lab unavailable: %s", msg)
+	t.Skipf("skipped, component missing: %s", msg)
 }
 
 // Start returns the test's Env, starting the binary's lab on first use.
