@@ -1,20 +1,28 @@
 package evidence
 
 import (
+	"fmt"
 	"io"
 	"os"
+	"sync"
 )
 
 // Verify reads the archive in three stages on separate goroutines, so that
 // disk reads, the archive hash (for the sidecar) and the tar walk with its
 // payload hashes overlap instead of taking turns:
 //
-//	read 4 MiB blocks -> hash the archive -> blockReader (tar, payload hashes)
+//	read 4 MiB blocks (two reads in flight) -> hash the archive -> blockReader (tar, payload hashes)
 //
-// Four blocks circulate, so memory stays at 16 MiB whatever the archive size.
+// Each block is taken from the page cache when it is all there, and read
+// with O_DIRECT otherwise (see blockSource): an archive fresh from seal, a
+// copy or a disk is not cached, and on the disks measured here filling the
+// page cache cost more CPU than hashing. Two reads in flight keep the disk
+// busy (630 MB/s against 500 MB/s with one, measured with dd). Four blocks
+// circulate, so memory stays at 16 MiB whatever the archive size.
 const (
-	readBlock  = 4 << 20
-	readBlocks = 4
+	readBlock   = 4 << 20
+	readBlocks  = 4
+	readersBusy = 2
 )
 
 // blockReader is the consuming end: an io.Reader over the hashed blocks.
@@ -26,63 +34,106 @@ type blockReader struct {
 	rest   []byte
 	sum    <-chan string
 	err    *error
+	wg     *sync.WaitGroup
+	src    *blockSource
+}
+
+// readSlot is one block on its way from a reader to the hasher, which takes
+// slots in file order whatever order the reads finish in.
+type readSlot struct {
+	off  int64
+	buf  []byte
+	n    int
+	err  error
+	done chan struct{}
 }
 
 // readArchiveBlocks starts the reader and hasher goroutines over f.
-func readArchiveBlocks(f *os.File) *blockReader {
+func readArchiveBlocks(f *os.File) (*blockReader, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := fi.Size()
+	src := newBlockSource(f)
 	free := make(chan []byte, readBlocks)
 	for i := 0; i < readBlocks; i++ {
-		free <- make([]byte, readBlock)
+		free <- alignedBuffer(readBlock)
 	}
-	raw := make(chan []byte, readBlocks)
+	jobs := make(chan *readSlot)
+	ordered := make(chan *readSlot, readBlocks)
 	hashed := make(chan []byte, readBlocks)
 	sum := make(chan string, 1)
 	stop := make(chan struct{})
 	var readErr error
-	adviseSequential(f)
+	var wg sync.WaitGroup
+	wg.Add(1 + readersBusy)
 	go func() {
-		defer close(raw)
-		for {
-			var b []byte
+		defer wg.Done()
+		defer close(ordered)
+		defer close(jobs)
+		for off := int64(0); off < size; off += readBlock {
+			s := &readSlot{off: off, done: make(chan struct{})}
 			select {
-			case b = <-free:
+			case s.buf = <-free:
 			case <-stop:
 				return
 			}
-			n, err := io.ReadFull(f, b[:cap(b)])
-			if n > 0 {
-				raw <- b[:n]
-			}
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
+			s.buf = s.buf[:min(readBlock, size-off)]
+			select {
+			case jobs <- s:
+			case <-stop:
 				return
 			}
-			if err != nil {
-				readErr = err
+			select {
+			case ordered <- s:
+			case <-stop:
 				return
 			}
 		}
 	}()
+	for i := 0; i < readersBusy; i++ {
+		go func() {
+			defer wg.Done()
+			for s := range jobs {
+				s.n, s.err = src.readAt(s.buf, s.off)
+				close(s.done)
+			}
+		}()
+	}
 	go func() {
 		defer close(hashed)
 		h := NewHash()
-		for b := range raw {
-			h.Write(b)
-			hashed <- b
+		for s := range ordered {
+			<-s.done
+			if s.err == nil && s.n < len(s.buf) {
+				s.err = fmt.Errorf("archive shrank while reading: %d bytes at offset %d, expected %d", s.n, s.off, len(s.buf))
+			}
+			if s.err != nil {
+				readErr = s.err
+				return
+			}
+			h.Write(s.buf)
+			select {
+			case hashed <- s.buf:
+			case <-stop:
+				return
+			}
 		}
 		sum <- hexSum(h)
 	}()
-	return &blockReader{hashed: hashed, free: free, stop: stop, sum: sum, err: &readErr}
+	return &blockReader{hashed: hashed, free: free, stop: stop, sum: sum, err: &readErr, wg: &wg, src: src}, nil
 }
 
 func (r *blockReader) Read(p []byte) (int, error) {
 	for len(r.rest) == 0 {
 		if r.block != nil {
-			r.free <- r.block
+			r.free <- r.block[:cap(r.block)]
 			r.block = nil
 		}
 		b, ok := <-r.hashed
 		if !ok {
-			// The channel closes after the reader's last write to err.
+			// The channel closes after the hasher's last write to err.
 			if *r.err != nil {
 				return 0, *r.err
 			}
@@ -100,13 +151,13 @@ func (r *blockReader) Read(p []byte) (int, error) {
 func (r *blockReader) finish() (string, error) {
 	_, err := io.Copy(io.Discard, r)
 	if err != nil {
-		r.close()
 		return "", err
 	}
 	return <-r.sum, nil
 }
 
-// close stops the goroutines early (after a failure) without leaking them.
+// close stops the goroutines (early, after a failure, or at the end) and
+// waits for the reads in flight before releasing the O_DIRECT handle.
 func (r *blockReader) close() {
 	select {
 	case <-r.stop:
@@ -114,12 +165,6 @@ func (r *blockReader) close() {
 	default:
 		close(r.stop)
 	}
-	go func() {
-		for b := range r.hashed {
-			select {
-			case r.free <- b:
-			default:
-			}
-		}
-	}()
+	r.wg.Wait()
+	r.src.close()
 }

@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -373,24 +374,54 @@ func (c *Case) writeIndex() error {
 // item per line, so that a 100,000-item index is cheap to write and easy to
 // grep.
 func MarshalIndex(ix Index) ([]byte, error) {
+	id, err := json.Marshal(ix.Incident)
+	if err != nil {
+		return nil, fmt.Errorf("encode items index: %w", err)
+	}
+	// Large indexes are encoded in one part per core and joined.
+	parts := 1
+	if len(ix.Items) >= 10000 {
+		parts = runtime.GOMAXPROCS(0)
+	}
+	bufs := make([][]byte, parts)
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		lo, hi := p*len(ix.Items)/parts, (p+1)*len(ix.Items)/parts
+		wg.Go(func() { bufs[p], errs[p] = encodeItems(ix.Items[lo:hi], lo == 0) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	var b bytes.Buffer
-	id, _ := json.Marshal(ix.Incident)
-	b.Grow(64 + 400*len(ix.Items))
+	b.Grow(64 + len(bufs[0])*parts)
 	b.WriteString(`{"incident":`)
 	b.Write(id)
 	b.WriteString(`,"items":[`)
+	for _, part := range bufs {
+		b.Write(part)
+	}
+	b.WriteString("\n]}\n")
+	return b.Bytes(), nil
+}
+
+// encodeItems writes items one per line, each preceded by a comma unless
+// first is set and it is the first.
+func encodeItems(items []Item, first bool) ([]byte, error) {
+	var b bytes.Buffer
+	b.Grow(400 * len(items))
 	enc := json.NewEncoder(&b)
-	for i := range ix.Items {
-		if i > 0 {
+	for i := range items {
+		if i > 0 || !first {
 			b.WriteByte(',')
 		}
 		b.WriteString("\n  ")
-		if err := enc.Encode(&ix.Items[i]); err != nil {
+		if err := enc.Encode(&items[i]); err != nil {
 			return nil, fmt.Errorf("encode items index: %w", err)
 		}
 		b.Truncate(b.Len() - 1) // Encode's newline
 	}
-	b.WriteString("\n]}\n")
 	return b.Bytes(), nil
 }
 

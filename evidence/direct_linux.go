@@ -3,8 +3,11 @@
 package evidence
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -53,8 +56,82 @@ func alignedBuffer(size int) []byte {
 	return b[off : off+size : off+size]
 }
 
-// adviseSequential asks the kernel for more readahead on a file read once,
-// front to back.
-func adviseSequential(f *os.File) {
-	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
+// blockSource reads aligned archive blocks, from the page cache when a block
+// is all there and with O_DIRECT otherwise. RWF_NOWAIT makes the cached read
+// fail fast (EAGAIN, or a short count) instead of waiting for the disk, so a
+// warm archive costs one copy per block and a cold one no page-cache fill.
+type blockSource struct {
+	f        *os.File
+	direct   *os.File     // nil where O_DIRECT is refused at open
+	noDirect atomic.Bool  // set when a direct read is refused later
+	fromDisk atomic.Int64 // blocks read with O_DIRECT
+}
+
+func newBlockSource(f *os.File) *blockSource {
+	s := &blockSource{f: f}
+	if d, err := os.Open(f.Name()); err == nil {
+		if err := setDirect(d); err == nil {
+			s.direct = d
+		} else {
+			d.Close()
+		}
+	}
+	return s
+}
+
+func setDirect(f *os.File) error {
+	flags, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
+	if err != nil {
+		return err
+	}
+	_, err = unix.FcntlInt(f.Fd(), unix.F_SETFL, flags|syscall.O_DIRECT)
+	return err
+}
+
+// readAt fills b (aligned, at an aligned offset) from off.
+func (s *blockSource) readAt(b []byte, off int64) (int, error) {
+	if s.direct == nil || s.noDirect.Load() {
+		return readFull(s.f, b, off)
+	}
+	var n int
+	var err error
+	rc, rcErr := s.f.SyscallConn()
+	if rcErr == nil {
+		rcErr = rc.Read(func(fd uintptr) bool {
+			n, err = unix.Preadv2(int(fd), [][]byte{b}, off, unix.RWF_NOWAIT)
+			return true
+		})
+	}
+	if rcErr == nil && err == nil && n == len(b) {
+		return n, nil
+	}
+	// Not all cached (EAGAIN or short), or RWF_NOWAIT unsupported: the
+	// whole block from disk. O_DIRECT needs an aligned length; the file may
+	// end inside it, which readFull reports as a short count.
+	full := b[:cap(b)&^(directAlign-1)]
+	s.fromDisk.Add(1)
+	n, err = readFull(s.direct, full, off)
+	if errors.Is(err, syscall.EINVAL) {
+		s.noDirect.Store(true)
+		return readFull(s.f, b, off)
+	}
+	return min(n, len(b)), err
+}
+
+// readFull reads len(b) bytes at off, or fewer at the end of the file.
+func readFull(f *os.File, b []byte, off int64) (int, error) {
+	n, err := f.ReadAt(b, off)
+	if err == io.EOF {
+		err = nil
+	}
+	return n, err
+}
+
+// directBlocks is how many blocks were read from disk with O_DIRECT.
+func (s *blockSource) directBlocks() int64 { return s.fromDisk.Load() }
+
+func (s *blockSource) close() {
+	if s.direct != nil {
+		s.direct.Close()
+	}
 }

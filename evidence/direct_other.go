@@ -2,7 +2,10 @@
 
 package evidence
 
-import "os"
+import (
+	"io"
+	"os"
+)
 
 // Elsewhere the archive is written through the page cache.
 const directAlign = 4096
@@ -11,4 +14,19 @@ func openDirect(string) *os.File    { return nil }
 func clearDirect(*os.File) error    { return nil }
 func alignedBuffer(size int) []byte { return make([]byte, size) }
 
-func adviseSequential(*os.File) {}
+// blockSource reads archive blocks through the page cache.
+type blockSource struct{ f *os.File }
+
+func newBlockSource(f *os.File) *blockSource { return &blockSource{f: f} }
+
+func (s *blockSource) readAt(b []byte, off int64) (int, error) {
+	n, err := s.f.ReadAt(b, off)
+	if err == io.EOF {
+		err = nil
+	}
+	return n, err
+}
+
+func (s *blockSource) directBlocks() int64 { return 0 }
+
+func (s *blockSource) close() {}

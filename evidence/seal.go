@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -14,8 +13,6 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -378,6 +375,7 @@ func seal(ctx context.Context, files []payloadFile, items func(map[string]string
 // archiveWriter is the tar stream: tar → bufio → [zstd] → hashing file.
 type archiveWriter struct {
 	sink *archiveSink
+	raw  io.Writer // what tw writes to: the sink, or zstd in front of it
 	zw   *zstd.Encoder
 	tw   *tar.Writer
 	top  string
@@ -395,7 +393,7 @@ func newArchiveWriter(f *os.File, opts SealOptions) (*archiveWriter, error) {
 		}
 		aw.zw, w = zw, zw
 	}
-	aw.tw = tar.NewWriter(w)
+	aw.raw, aw.tw = w, tar.NewWriter(w)
 	return aw, nil
 }
 
@@ -468,15 +466,21 @@ func (aw *archiveWriter) writeBag(ctx context.Context, files []payloadFile, item
 	manifest := formatManifest(lines)
 	oxum := fmt.Sprintf("%d.%d", res.PayloadBytes, res.PayloadFiles)
 	details := sealDetails{Bag: opts.Incident, Archive: ArchiveName(opts.Incident, opts.Compress), SealedAt: FormatTime(opts.SealTime), PayloadOxum: oxum, ManifestSHA256: SumHex(manifest)}
+	// The custody records and the items index both list every file; with
+	// 100,000 files each takes a few hundred milliseconds to encode, so they
+	// are built side by side.
+	var index []byte
+	indexDone := make(chan error, 1)
+	go func() {
+		var err error
+		index, err = MarshalIndex(Index{Incident: opts.Incident, Items: items(sums)})
+		indexDone <- err
+	}()
 	custodyData, head, newLine, err := custody(sums, details)
-	if err != nil {
+	if err = errors.Join(err, <-indexDone); err != nil {
 		return res, nil, err
 	}
 	res.CustodyHead, res.CustodyRecords = head.Hash, head.Seq
-	index, err := MarshalIndex(Index{Incident: opts.Incident, Items: items(sums)})
-	if err != nil {
-		return res, nil, err
-	}
 	info := bagInfo{SourceOrganization: opts.SourceOrganization, Incident: opts.Incident, Examiner: opts.Examiner, Tool: opts.Tool,
 		SealTime: opts.SealTime, PayloadBytes: res.PayloadBytes, PayloadFiles: res.PayloadFiles, CustodyHead: head.Hash, CustodyRecords: head.Seq}.format()
 	tags := []struct {
@@ -552,288 +556,4 @@ func signSeal(ctx context.Context, signer *Signer, st Statement) ([]byte, error)
 		return nil, err
 	}
 	return append(b, '\n'), nil
-}
-
-// Read buffers: large ones for big files, small ones so that 100,000 small
-// files do not each pin a megabyte.
-const (
-	bigBuf   = 1 << 20
-	smallBuf = 64 << 10
-)
-
-var (
-	bigPool   = sync.Pool{New: func() any { b := make([]byte, bigBuf); return &b }}
-	smallPool = sync.Pool{New: func() any { b := make([]byte, smallBuf); return &b }}
-)
-
-func getBuf(remaining int64) *[]byte {
-	if remaining < smallBuf {
-		return smallPool.Get().(*[]byte)
-	}
-	return bigPool.Get().(*[]byte)
-}
-
-func putBuf(b *[]byte) {
-	if cap(*b) == bigBuf {
-		bigPool.Put(b)
-	} else {
-		smallPool.Put(b)
-	}
-}
-
-type chunk struct {
-	buf *[]byte
-	n   int
-}
-
-// readJob is one payload file travelling from a reader to the writer.
-type readJob struct {
-	pf payloadFile
-	// ready is closed once pf.size is known (or err is set).
-	ready  chan struct{}
-	chunks chan chunk
-	sum    string
-	err    error
-}
-
-// writePayload reads and hashes files on opts.Workers goroutines and writes
-// them into the tar in order. Lookahead is bounded: at most 4 chunks per
-// file in flight and 256 files queued, so memory stays small.
-func (aw *archiveWriter) writePayload(ctx context.Context, files []payloadFile, opts SealOptions) (map[string]string, error) {
-	var total int64
-	for _, f := range files {
-		total += max(f.size, 0)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	work := make(chan *readJob)
-	ordered := make(chan *readJob, 256)
-	var wg sync.WaitGroup
-	for i := 0; i < opts.Workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range work {
-				readFile(ctx, j)
-			}
-		}()
-	}
-	go func() {
-		defer close(ordered)
-		defer close(work)
-		for _, pf := range files {
-			j := &readJob{pf: pf, ready: make(chan struct{}), chunks: make(chan chunk, 2)}
-			select {
-			case work <- j:
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case ordered <- j:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	defer wg.Wait()
-	defer cancel()
-
-	sums := make(map[string]string, len(files))
-	var done int64
-	i := 0
-	for j := range ordered {
-		<-j.ready
-		if j.err != nil {
-			return nil, j.err
-		}
-		files[i].size = j.pf.size
-		i++
-		name := j.pf.bagPath
-		if err := aw.parents(name); err != nil {
-			return nil, err
-		}
-		if err := aw.tw.WriteHeader(aw.header(name, j.pf.size, false)); err != nil {
-			return nil, fmt.Errorf("write archive: %w", err)
-		}
-		for c := range j.chunks {
-			_, err := aw.tw.Write((*c.buf)[:c.n])
-			putBuf(c.buf)
-			if err != nil {
-				return nil, fmt.Errorf("write %s into archive: %w", j.pf.bagPath, err)
-			}
-			done += int64(c.n)
-		}
-		if j.err != nil {
-			return nil, j.err
-		}
-		if j.pf.want != "" && j.pf.want != j.sum {
-			return nil, &Error{Kind: ErrVerification, Msg: fmt.Sprintf("%s changed after acquisition: sha256 %s at acquisition, %s now", j.pf.bagPath, j.pf.want, j.sum),
-				hint: "the seal was aborted and nothing was written; preserve the case folder and investigate"}
-		}
-		sums[j.pf.bagPath] = j.sum
-		if opts.Progress != nil {
-			opts.Progress(done, total)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return sums, nil
-}
-
-// readFile streams one file into j.chunks, hashing each chunk first.
-func readFile(ctx context.Context, j *readJob) {
-	defer close(j.chunks)
-	f, err := j.open()
-	close(j.ready)
-	if err != nil {
-		j.err = err
-		return
-	}
-	defer f.Close()
-	// Read exactly the size fstat gave: the tar header already promises it,
-	// and it spares a read per file just to see EOF.
-	h := NewHash()
-	var n int64
-	for n < j.pf.size {
-		buf := getBuf(j.pf.size - n)
-		want := min(int64(len(*buf)), j.pf.size-n)
-		m, err := io.ReadFull(f, (*buf)[:want])
-		if err != nil {
-			putBuf(buf)
-			if err == io.ErrUnexpectedEOF || err == io.EOF {
-				j.err = fmt.Errorf("%s shrank while sealing (%d of %d bytes): %w", j.pf.bagPath, n+int64(m), j.pf.size, ErrInvalidInput)
-			} else {
-				j.err = invalidErr(err, "check that the file is readable", "cannot read %s", j.pf.bagPath)
-			}
-			return
-		}
-		h.Write((*buf)[:m])
-		n += int64(m)
-		select {
-		case j.chunks <- chunk{buf, m}:
-		case <-ctx.Done():
-			putBuf(buf)
-			j.err = ctx.Err()
-			return
-		}
-	}
-	j.sum = hexSum(h)
-}
-
-// open opens the file without following links and learns its size.
-func (j *readJob) open() (*os.File, error) {
-	f, err := os.OpenFile(j.pf.diskPath, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return nil, invalidErr(err, "check that the file is readable and not a link", "cannot read %s", j.pf.bagPath)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, invalidErr(err, "check that the file is readable", "cannot read %s", j.pf.bagPath)
-	}
-	switch {
-	case !fi.Mode().IsRegular():
-		f.Close()
-		return nil, invalidf("remove it or copy its content into a regular file", "%s is not a regular file (%v)", j.pf.bagPath, fi.Mode().Type())
-	case j.pf.size >= 0 && fi.Size() != j.pf.size:
-		f.Close()
-		return nil, &Error{Kind: ErrVerification, Msg: fmt.Sprintf("%s changed after acquisition (size %d, acquired %d)", j.pf.bagPath, fi.Size(), j.pf.size),
-			hint: "the seal was aborted and nothing was written; preserve the case folder and investigate"}
-	}
-	j.pf.size = fi.Size()
-	return f, nil
-}
-
-// archiveSink buffers the archive stream into aligned 4 MiB blocks. Each
-// block is hashed (for the sidecar) on a second goroutine while this one
-// writes it, with O_DIRECT where the filesystem allows.
-type archiveSink struct {
-	f      *os.File // buffered handle of the temporary archive
-	direct *os.File // O_DIRECT handle of the same file, or nil
-	buf    []byte
-	n      int
-	h      hash.Hash
-	total  int64
-}
-
-const sinkBlock = 4 << 20
-
-func newArchiveSink(f *os.File) *archiveSink {
-	return &archiveSink{f: f, direct: openDirect(f.Name()), buf: alignedBuffer(sinkBlock), h: NewHash()}
-}
-
-func (s *archiveSink) Write(p []byte) (int, error) {
-	n := 0
-	for len(p) > 0 {
-		c := copy(s.buf[s.n:], p)
-		s.n += c
-		n += c
-		p = p[c:]
-		if s.n == len(s.buf) {
-			if err := s.flush(); err != nil {
-				return n, err
-			}
-		}
-	}
-	return n, nil
-}
-
-func (s *archiveSink) flush() error {
-	if s.n == 0 {
-		return nil
-	}
-	data := s.buf[:s.n]
-	done := make(chan struct{})
-	go func() {
-		s.h.Write(data)
-		close(done)
-	}()
-	err := s.write(data)
-	<-done
-	s.total += int64(s.n)
-	s.n = 0
-	return err
-}
-
-func (s *archiveSink) write(data []byte) error {
-	if s.direct == nil {
-		_, err := s.f.Write(data)
-		return err
-	}
-	_, err := s.direct.Write(data)
-	if errors.Is(err, syscall.EINVAL) {
-		// The filesystem accepted O_DIRECT at open but not for writes:
-		// carry on buffered from the same offset.
-		if err = clearDirect(s.direct); err == nil {
-			_, err = s.direct.Write(data)
-		}
-	}
-	return err
-}
-
-// close writes the last, possibly unaligned, block and releases the direct
-// handle. The caller fsyncs the buffered handle.
-func (s *archiveSink) close() error {
-	if s.direct == nil {
-		return s.flush()
-	}
-	var err error
-	if s.n%directAlign != 0 {
-		err = clearDirect(s.direct)
-	}
-	if err == nil {
-		err = s.flush()
-	}
-	err = errors.Join(err, s.direct.Close())
-	s.direct = nil
-	return err
-}
-
-// release closes the direct handle after a failed seal.
-func (s *archiveSink) release() {
-	if s.direct != nil {
-		s.direct.Close()
-		s.direct = nil
-	}
 }

@@ -22,10 +22,7 @@ func TestArchiveSink(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := newArchiveSink(f)
-			if !direct {
-				s.release()
-			}
+			s := newSink(f, direct)
 			// Uneven write sizes, as tar headers and file chunks arrive.
 			for p, step := data, 1; len(p) > 0; step = (step*7 + 3) % (1 << 20) {
 				n := min(step+1, len(p))

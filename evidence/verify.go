@@ -141,7 +141,10 @@ func (bc *bagContent) readArchive(ctx context.Context, archive string, opts Veri
 		return invalidErr(err, "check the path and permissions", "cannot open %s", archive)
 	}
 	defer f.Close()
-	blocks := readArchiveBlocks(f)
+	blocks, err := readArchiveBlocks(f)
+	if err != nil {
+		return invalidErr(err, "check the path and permissions", "cannot read %s", archive)
+	}
 	defer blocks.close()
 	br := bufio.NewReaderSize(blocks, 64<<10)
 	var r io.Reader = br
