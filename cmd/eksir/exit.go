@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/eksir/eksir/evidence"
-	"github.com/eksir/eksir/playbooks"
 )
 
 // Exit codes, documented in docs/exit-codes.md. This file is the one place
@@ -47,12 +46,24 @@ func exitCode(err error) int {
 		return exitVerifyFail
 	case errors.Is(err, errPartial):
 		return exitPartial
-	case errors.As(err, &usage), errors.Is(err, evidence.ErrInvalidInput), errors.Is(err, playbooks.ErrInvalid):
-		return exitBadInput
-	case isCLIUsageError(err):
+	case errors.As(err, &usage), isAny(err, badInputErrors), isCLIUsageError(err):
 		return exitBadInput
 	}
 	return exitFailure
+}
+
+// badInputErrors are the packages' sentinels for input that is wrong (exit
+// 2). The full build adds the playbook engine's (engineBadInput); the lean
+// front does not link that package, and never sees its errors.
+var badInputErrors = append([]error{evidence.ErrInvalidInput}, engineBadInput...)
+
+func isAny(err error, targets []error) bool {
+	for _, t := range targets {
+		if errors.Is(err, t) {
+			return true
+		}
+	}
+	return false
 }
 
 // errPartial reports that the command finished but some steps were skipped or
@@ -102,3 +113,13 @@ func (e silentError) Error() string { return e.err.Error() }
 func (e silentError) Unwrap() []error {
 	return []error{e.err, errSilent}
 }
+
+// hinted adds a hint to an error that has none.
+type hinted struct {
+	err  error
+	hint string
+}
+
+func (h hinted) Error() string { return h.err.Error() }
+func (h hinted) Unwrap() error { return h.err }
+func (h hinted) Hint() string  { return h.hint }
