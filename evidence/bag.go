@@ -65,6 +65,7 @@ type manifestLine struct{ sum, path string }
 func formatManifest(lines []manifestLine) []byte {
 	sort.Slice(lines, func(i, j int) bool { return lines[i].path < lines[j].path })
 	var b strings.Builder
+	b.Grow(len(lines) * 100)
 	for _, l := range lines {
 		b.WriteString(l.sum)
 		b.WriteString("  ")

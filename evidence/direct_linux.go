@@ -57,18 +57,24 @@ func alignedBuffer(size int) []byte {
 }
 
 // blockSource reads aligned archive blocks, from the page cache when a block
-// is all there and with O_DIRECT otherwise. RWF_NOWAIT makes the cached read
-// fail fast (EAGAIN, or a short count) instead of waiting for the disk, so a
-// warm archive costs one copy per block and a cold one no page-cache fill.
+// is all there and with O_DIRECT otherwise. Whether a block is cached is
+// asked with cachestat(2) (Linux 6.5), which reads nothing: a probing read
+// with RWF_NOWAIT was tried first, but on a miss it starts readahead, so the
+// kernel filled the page cache while the O_DIRECT read fetched the same
+// bytes again. Without cachestat every block is read through the cache.
 type blockSource struct {
 	f        *os.File
-	direct   *os.File     // nil where O_DIRECT is refused at open
+	direct   *os.File     // nil where O_DIRECT or cachestat is unavailable
 	noDirect atomic.Bool  // set when a direct read is refused later
 	fromDisk atomic.Int64 // blocks read with O_DIRECT
 }
 
 func newBlockSource(f *os.File) *blockSource {
 	s := &blockSource{f: f}
+	var st unix.Cachestat_t
+	if unix.Cachestat(uint(f.Fd()), &unix.CachestatRange{Off: 0, Len: 1}, &st, 0) != nil {
+		return s
+	}
 	if d, err := os.Open(f.Name()); err == nil {
 		if err := setDirect(d); err == nil {
 			s.direct = d
@@ -88,29 +94,31 @@ func setDirect(f *os.File) error {
 	return err
 }
 
-// readAt fills b (aligned, at an aligned offset) from off.
-func (s *blockSource) readAt(b []byte, off int64) (int, error) {
-	if s.direct == nil || s.noDirect.Load() {
-		return readFull(s.f, b, off)
-	}
-	var n int
+// cached reports whether every page of [off, off+n) is in the page cache.
+func (s *blockSource) cached(off int64, n int) bool {
+	var st unix.Cachestat_t
 	var err error
 	rc, rcErr := s.f.SyscallConn()
-	if rcErr == nil {
-		rcErr = rc.Read(func(fd uintptr) bool {
-			n, err = unix.Preadv2(int(fd), [][]byte{b}, off, unix.RWF_NOWAIT)
-			return true
-		})
+	if rcErr != nil {
+		return true
 	}
-	if rcErr == nil && err == nil && n == len(b) {
-		return n, nil
+	_ = rc.Control(func(fd uintptr) {
+		err = unix.Cachestat(uint(fd), &unix.CachestatRange{Off: uint64(off), Len: uint64(n)}, &st, 0)
+	})
+	pages := (uint64(n) + uint64(os.Getpagesize()) - 1) / uint64(os.Getpagesize())
+	return err != nil || st.Cache >= pages
+}
+
+// readAt fills b (aligned, at an aligned offset) from off.
+func (s *blockSource) readAt(b []byte, off int64) (int, error) {
+	if s.direct == nil || s.noDirect.Load() || s.cached(off, len(b)) {
+		return readFull(s.f, b, off)
 	}
-	// Not all cached (EAGAIN or short), or RWF_NOWAIT unsupported: the
-	// whole block from disk. O_DIRECT needs an aligned length; the file may
-	// end inside it, which readFull reports as a short count.
+	// O_DIRECT needs an aligned length; the file may end inside it, which
+	// readFull reports as a short count.
 	full := b[:cap(b)&^(directAlign-1)]
 	s.fromDisk.Add(1)
-	n, err = readFull(s.direct, full, off)
+	n, err := readFull(s.direct, full, off)
 	if errors.Is(err, syscall.EINVAL) {
 		s.noDirect.Store(true)
 		return readFull(s.f, b, off)

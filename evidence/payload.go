@@ -48,15 +48,51 @@ const tarBlock = 512
 
 var zeroBlock [tarBlock]byte
 
-// renderHeader returns the bytes archive/tar writes for a file's header
-// (with any PAX records). Readers call it concurrently.
-func (aw *archiveWriter) renderHeader(name string, size int64) ([]byte, error) {
-	var b bytes.Buffer
-	if err := tar.NewWriter(&b).WriteHeader(aw.header(name, size, false)); err != nil {
+// headerRenderer renders a file's tar header (with any PAX records) with
+// archive/tar on a reader goroutine. One tar.Writer serves every file of a
+// reader: what WriteHeader writes is captured, then the entry's content is
+// "written" as zeros that go nowhere, which leaves the writer ready for the
+// next header. A new tar.Writer per file was a quarter of seal's garbage with
+// 100,000 files.
+type headerRenderer struct {
+	aw      *archiveWriter
+	tw      *tar.Writer
+	capture bool
+	buf     []byte
+}
+
+func newHeaderRenderer(aw *archiveWriter) *headerRenderer {
+	r := &headerRenderer{aw: aw}
+	r.tw = tar.NewWriter(r)
+	return r
+}
+
+func (r *headerRenderer) Write(p []byte) (int, error) {
+	if r.capture {
+		r.buf = append(r.buf, p...)
+	}
+	return len(p), nil
+}
+
+func (r *headerRenderer) render(name string, size int64) ([]byte, error) {
+	r.buf, r.capture = r.buf[:0], true
+	err := r.tw.WriteHeader(r.aw.header(name, size, false))
+	r.capture = false
+	if err != nil {
 		return nil, fmt.Errorf("write archive: %w", err)
 	}
-	return b.Bytes(), nil
+	hdr := bytes.Clone(r.buf)
+	for left := size; left > 0; {
+		n := min(left, int64(len(zeroChunk)))
+		if _, err := r.tw.Write(zeroChunk[:n]); err != nil {
+			return nil, err
+		}
+		left -= n
+	}
+	return hdr, r.tw.Flush()
 }
+
+var zeroChunk [64 << 10]byte
 
 type chunk struct {
 	buf *[]byte
@@ -96,8 +132,9 @@ func (aw *archiveWriter) writePayload(ctx context.Context, files []payloadFile, 
 			defer wg.Done()
 			var dirs dirCache
 			defer dirs.close()
+			headers := newHeaderRenderer(aw)
 			for j := range work {
-				readFile(ctx, &dirs, j, aw.renderHeader)
+				readFile(ctx, &dirs, j, headers.render)
 			}
 		}()
 	}
