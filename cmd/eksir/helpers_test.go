@@ -9,6 +9,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -101,10 +102,17 @@ func run(t *testing.T, dir string, args ...string) result {
 // runCmd runs eksir with optional stdin and credentials.
 func runCmd(t *testing.T, dir string, stdin io.Reader, cred *syscall.Credential, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(eksirBin, args...)
-	cmd.Dir = dir
-	cmd.Env = cleanEnv()
-	cmd.Stdin = stdin
+	return runProcess(t, eksirBin, dir, stdin, cleanEnv(), cred, args...)
+}
+
+// runProcess runs bin and returns its exit code and output. A run that
+// hangs (for example a front exec'ing itself) fails after five minutes.
+func runProcess(t *testing.T, bin, dir string, stdin io.Reader, env []string, cred *syscall.Credential, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir, cmd.Env, cmd.Stdin = dir, env, stdin
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
@@ -114,11 +122,13 @@ func runCmd(t *testing.T, dir string, stdin io.Reader, cred *syscall.Credential,
 	res := result{stdout: out.String(), stderr: errb.String()}
 	var exit *exec.ExitError
 	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("%s %q did not finish in five minutes", bin, args)
 	case err == nil:
 	case errors.As(err, &exit):
 		res.code = exit.ExitCode()
 	default:
-		t.Fatalf("run eksir %q: %v", args, err)
+		t.Fatalf("run %s %q: %v", bin, args, err)
 	}
 	return res
 }

@@ -6,9 +6,7 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -63,29 +61,10 @@ func splitLayout(t *testing.T) {
 	}
 }
 
-// runBin runs bin with args in dir, with env and optional stdin. A run that
-// hangs (a front exec'ing itself) fails after a minute.
+// runBin runs bin with args in dir, with env and optional stdin.
 func runBin(t *testing.T, bin, dir string, stdin io.Reader, env []string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Dir, cmd.Env, cmd.Stdin = dir, env, stdin
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	res := result{stdout: out.String(), stderr: errb.String()}
-	var exit *exec.ExitError
-	switch {
-	case ctx.Err() != nil:
-		t.Fatalf("%s %q did not finish in a minute", bin, args)
-	case err == nil:
-	case errors.As(err, &exit):
-		res.code = exit.ExitCode()
-	default:
-		t.Fatalf("run %s %q: %v", bin, args, err)
-	}
-	return res
+	return runProcess(t, bin, dir, stdin, env, nil, args...)
 }
 
 // copyBin copies bin to dir/name, executable.
