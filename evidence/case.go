@@ -410,9 +410,13 @@ func MarshalIndex(ix Index) ([]byte, error) {
 // first is set and it is the first.
 func encodeItems(items []Item, first bool) ([]byte, error) {
 	var b bytes.Buffer
-	b.Grow(400 * len(items))
 	enc := json.NewEncoder(&b)
 	for i := range items {
+		if i == 1 {
+			// Size the buffer from the first item: growing a 20 MB
+			// buffer step by step cost more than encoding into it.
+			b.Grow((b.Len() + 64) * len(items))
+		}
 		if i > 0 || !first {
 			b.WriteByte(',')
 		}
