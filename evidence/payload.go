@@ -44,9 +44,8 @@ func putBuf(b *[]byte) {
 	}
 }
 
+// tarBlock is tar's record unit: every entry's content is padded to it.
 const tarBlock = 512
-
-var zeroBlock [tarBlock]byte
 
 // headerRenderer renders a file's tar header (with any PAX records) with
 // archive/tar on a reader goroutine. One tar.Writer serves every file of a
@@ -92,6 +91,7 @@ func (r *headerRenderer) render(name string, size int64) ([]byte, error) {
 	return hdr, r.tw.Flush()
 }
 
+// zeroChunk feeds headerRenderer's skipped content and the writer's padding.
 var zeroChunk [64 << 10]byte
 
 type chunk struct {
@@ -205,7 +205,7 @@ func (aw *archiveWriter) writePayload(ctx context.Context, files []payloadFile, 
 			return nil, j.err
 		}
 		if pad := -j.pf.size & (tarBlock - 1); pad > 0 {
-			if _, err := aw.raw.Write(zeroBlock[:pad]); err != nil {
+			if _, err := aw.raw.Write(zeroChunk[:pad]); err != nil {
 				return nil, fmt.Errorf("write archive: %w", err)
 			}
 		}

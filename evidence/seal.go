@@ -372,7 +372,7 @@ func seal(ctx context.Context, files []payloadFile, items func(map[string]string
 	return res, newLine, nil
 }
 
-// archiveWriter is the tar stream: tar → bufio → [zstd] → hashing file.
+// archiveWriter is the tar stream: tar → [zstd] → sink (archive hash, O_DIRECT file).
 type archiveWriter struct {
 	sink *archiveSink
 	raw  io.Writer // what tw writes to: the sink, or zstd in front of it
