@@ -1,8 +1,6 @@
 package collect_test
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
@@ -17,7 +15,6 @@ import (
 	"github.com/eksir/eksir/action"
 	"github.com/eksir/eksir/collect"
 	"github.com/eksir/eksir/evidence"
-	"github.com/eksir/eksir/lab"
 	"github.com/eksir/eksir/lab/labtest"
 )
 
@@ -36,43 +33,15 @@ type fixture struct {
 // ServiceAccount bound to the ClusterRole generated from the collect specs.
 func setup(t testing.TB, nodes, perNode int) *fixture {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("lab integration test (-short)")
-	}
-	le := labtest.Start(t)
-	res, err := lab.Seed(t.Context(), le.State, lab.SeedOptions{Scenario: "crypto-miner", Nodes: nodes, PodsPerNode: perNode, Prefix: le.Prefix, Account: le.Account})
-	if err != nil {
-		t.Fatalf("seed: %v", err)
-	}
-	r := action.NewRegistry()
-	collect.Register(r)
-	sa := le.AsServiceAccount(t, action.ClusterRole("eksir", r.Specs()))
-	incident := "inc-" + strings.TrimSuffix(le.Prefix, "-")
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	c, err := evidence.OpenCase(t.Context(), evidence.CaseOptions{Dir: t.TempDir(), Incident: incident,
-		Signer: evidence.NewSigner(priv), Tool: "eksir test", Actor: "tester", Collector: evidence.Collector{OSUser: "tester"}})
-	if err != nil {
-		t.Fatalf("open case: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	ns, name, _ := strings.Cut(res.Targets[lab.TargetPod], "/")
-	cfg := sa.Config
-	return &fixture{lab: le, c: c, ns: ns, pod: name, node: res.Targets[lab.TargetNode], registry: r,
-		env: &action.Env{Kube: sa.Typed, RESTConfig: cfg, Evidence: c, Incident: incident, Responder: "tester", Cluster: "lab", Now: time.Now}}
+	s := labtest.SeedScenario(t, nodes, perNode, collect.Register)
+	return &fixture{lab: s.Lab, env: s.Env, c: s.Case, ns: s.NS, pod: s.Pod, node: s.Node, registry: s.Registry}
 }
 
 // setupCase returns a copy of f's Env with a fresh, empty case.
 func setupCase(t testing.TB, f *fixture) *action.Env {
 	t.Helper()
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	c, err := evidence.OpenCase(t.Context(), evidence.CaseOptions{Dir: t.TempDir(), Incident: f.env.Incident,
-		Signer: evidence.NewSigner(priv), Tool: "eksir test", Actor: "tester", Collector: evidence.Collector{OSUser: "tester"}})
-	if err != nil {
-		t.Fatalf("open case: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
 	env := *f.env
-	env.Evidence = c
+	env.Evidence = labtest.NewCase(t, f.env.Incident)
 	return &env
 }
 

@@ -22,17 +22,15 @@ var bufPools = [...]struct {
 }{{size: tinyBuf}, {size: smallBuf}, {size: bigBuf}}
 
 func getBuf(remaining int64) *[]byte {
-	for i := range bufPools {
-		p := &bufPools[i]
-		if remaining <= int64(p.size) || i == len(bufPools)-1 {
-			if b, ok := p.pool.Get().(*[]byte); ok {
-				return b
-			}
-			b := make([]byte, p.size)
-			return &b
-		}
+	i := 0
+	for i < len(bufPools)-1 && remaining > int64(bufPools[i].size) {
+		i++
 	}
-	panic("unreachable")
+	if b, ok := bufPools[i].pool.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, bufPools[i].size)
+	return &b
 }
 
 func putBuf(b *[]byte) {

@@ -138,32 +138,30 @@ func (s *archiveSink) write(data []byte) error {
 // written, and releases the direct handle. The caller fsyncs the buffered
 // handle.
 func (s *archiveSink) close() error {
-	if s.closed {
-		return s.failed()
+	if !s.closed {
+		s.flush()
+		s.shutdown()
 	}
-	s.flush()
+	return s.failed()
+}
+
+// release stops the pipeline after a failed seal, dropping the block being
+// filled; it is a no-op after close.
+func (s *archiveSink) release() {
+	if !s.closed {
+		s.setErr(errors.New("archive abandoned"))
+		s.shutdown()
+	}
+}
+
+// shutdown ends the hasher and writer goroutines once they have drained the
+// queued blocks, then closes the direct handle.
+func (s *archiveSink) shutdown() {
 	s.closed = true
 	close(s.hashing)
 	<-s.done
 	if s.direct != nil {
 		s.setErr(s.direct.Close())
-		s.direct = nil
-	}
-	return s.failed()
-}
-
-// release stops the pipeline after a failed seal; it is a no-op after close.
-func (s *archiveSink) release() {
-	if s.closed {
-		return
-	}
-	s.setErr(errors.New("archive abandoned"))
-	s.n = 0
-	s.closed = true
-	close(s.hashing)
-	<-s.done
-	if s.direct != nil {
-		s.direct.Close()
 		s.direct = nil
 	}
 }

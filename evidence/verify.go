@@ -11,11 +11,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -371,7 +372,7 @@ func (bc *bagContent) checkBag(ctx context.Context, opts VerifyOptions) {
 	}
 	manifest := parseManifest(manifestTxt, manifestBytes, rep)
 	bad := 0
-	for _, p := range sortedKeys(manifest) {
+	for _, p := range slices.Sorted(maps.Keys(manifest)) {
 		got, ok := bc.payload[p]
 		switch {
 		case !strings.HasPrefix(p, "data/"):
@@ -386,7 +387,7 @@ func (bc *bagContent) checkBag(ctx context.Context, opts VerifyOptions) {
 		}
 	}
 	var bytesTotal int64
-	for _, p := range sortedKeys(bc.payload) {
+	for _, p := range slices.Sorted(maps.Keys(bc.payload)) {
 		bytesTotal += bc.payload[p].size
 		if _, ok := manifest[p]; !ok {
 			rep.add("completeness", StatusFail, p, "in the payload but not in the manifest (added after sealing?)")
@@ -427,7 +428,7 @@ func (bc *bagContent) checkBag(ctx context.Context, opts VerifyOptions) {
 	}
 	tagManifest := parseManifest(tagManifestTxt, tagBytes, rep)
 	bad = 0
-	for _, p := range sortedKeys(tagManifest) {
+	for _, p := range slices.Sorted(maps.Keys(tagManifest)) {
 		b, ok := bc.tags[p]
 		switch {
 		case !ok:
@@ -438,7 +439,7 @@ func (bc *bagContent) checkBag(ctx context.Context, opts VerifyOptions) {
 			bad++
 		}
 	}
-	for _, p := range sortedKeys(bc.tags) {
+	for _, p := range slices.Sorted(maps.Keys(bc.tags)) {
 		if _, ok := tagManifest[p]; !ok && !strings.HasPrefix(p, "tagmanifest-") && !strings.HasPrefix(p, "signatures/") {
 			rep.add("tag-manifest", StatusFail, p, "tag file not in the tag manifest (added after sealing?)")
 			bad++
@@ -622,13 +623,4 @@ func (bc *bagContent) checkTransfers(file string, opts VerifyOptions) {
 		}
 	}
 	rep.add("custody-after-seal", StatusOK, filepath.Base(file), fmt.Sprintf("%d hand-over records continue the sealed chain", len(rep.Custody.Records)-n))
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

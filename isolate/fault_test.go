@@ -57,7 +57,7 @@ func (p hookedPods) Update(ctx context.Context, pod *corev1.Pod, opts metav1.Upd
 // server answers 409 and the step retries on the fresh object, keeping the
 // other writer's change.
 func TestPodNetworkRetriesConflict(t *testing.T) {
-	f, _ := setup(t)
+	f := setup(t)
 	ctx, admin := t.Context(), f.lab.Kube.Typed
 	var updates atomic.Int32
 	env := *f.env
@@ -97,7 +97,8 @@ func TestPodNetworkRetriesConflict(t *testing.T) {
 // pod's annotation, not from its now-quarantined labels) and the release
 // restores the originals.
 func TestPodNetworkAPIServerPauseMidStep(t *testing.T) {
-	f, le := setup(t)
+	f := setup(t)
+	le := f.lab
 	ctx, admin := t.Context(), f.lab.Kube.Typed
 	before := f.world(t)
 	var resume func()

@@ -17,7 +17,6 @@ import (
 	"github.com/eksir/eksir/action"
 	"github.com/eksir/eksir/evidence"
 	"github.com/eksir/eksir/isolate"
-	"github.com/eksir/eksir/lab"
 	"github.com/eksir/eksir/lab/labtest"
 )
 
@@ -29,36 +28,16 @@ func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
 type fixture struct {
 	lab      *labtest.Env
 	env      *action.Env
-	seed     *lab.SeedResult
 	ns       string
 	suspect  string
 	node     string
 	registry *action.Registry
 }
 
-func setup(t *testing.T) (*fixture, *labtest.Env) {
+func setup(t *testing.T) *fixture {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("lab integration test (-short)")
-	}
-	le := labtest.Start(t)
-	res, err := lab.Seed(t.Context(), le.State, lab.SeedOptions{Scenario: "crypto-miner", Nodes: 2, PodsPerNode: 2, Prefix: le.Prefix, Account: le.Account})
-	if err != nil {
-		t.Fatalf("seed: %v", err)
-	}
-	r := action.NewRegistry()
-	isolate.Register(r)
-	sa := le.AsServiceAccount(t, action.ClusterRole("eksir", r.Specs()))
-	incident := "inc-" + strings.TrimSuffix(le.Prefix, "-")
-	c, err := evidence.OpenCase(t.Context(), evidence.CaseOptions{Dir: t.TempDir(), Incident: incident,
-		Signer: testSigner(t), Tool: "eksir test", Actor: "tester", Collector: evidence.Collector{OSUser: "tester"}})
-	if err != nil {
-		t.Fatalf("open case: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	ns, name, _ := strings.Cut(res.Targets[lab.TargetPod], "/")
-	return &fixture{lab: le, seed: res, ns: ns, suspect: name, node: res.Targets[lab.TargetNode], registry: r,
-		env: &action.Env{Kube: sa.Typed, RESTConfig: sa.Config, Evidence: c, Incident: incident, Responder: "tester", Cluster: "lab", Now: time.Now}}, le
+	s := labtest.SeedScenario(t, 2, 2, isolate.Register)
+	return &fixture{lab: s.Lab, env: s.Env, ns: s.NS, suspect: s.Pod, node: s.Node, registry: s.Registry}
 }
 
 func (f *fixture) call(params map[string]any) action.Call {
@@ -162,7 +141,7 @@ func diff(t *testing.T, what string, want, got any) {
 }
 
 func TestPodNetwork(t *testing.T) {
-	f, _ := setup(t)
+	f := setup(t)
 	ctx := t.Context()
 	a := f.action(t, "isolate.pod-network")
 	call := f.call(map[string]any{"pod": f.ns + "/" + f.suspect})
@@ -237,7 +216,7 @@ func TestPodNetwork(t *testing.T) {
 // With remove-from-endpoints the pod leaves its Service and ReplicaSet
 // selectors; the release puts every label back.
 func TestPodNetworkRemoveFromEndpoints(t *testing.T) {
-	f, _ := setup(t)
+	f := setup(t)
 	ctx := t.Context()
 	a := f.action(t, "isolate.pod-network")
 	call := f.call(map[string]any{"pod": f.ns + "/" + f.suspect, "remove-from-endpoints": true, "allow-namespaces": []string{"forensics"}, "allow-cidrs": []string{"10.99.0.0/16"}})
@@ -275,7 +254,7 @@ func nodeView(n *corev1.Node) any {
 }
 
 func TestCordonNode(t *testing.T) {
-	f, _ := setup(t)
+	f := setup(t)
 	ctx, admin := t.Context(), f.lab.Kube.Typed
 	a := f.action(t, "isolate.cordon-node")
 	call := f.call(map[string]any{"node": f.node, "pod": f.ns + "/" + f.suspect, "evict-others": true, "timeout": time.Minute})
@@ -338,7 +317,7 @@ func TestCordonNode(t *testing.T) {
 }
 
 func TestLabel(t *testing.T) {
-	f, _ := setup(t)
+	f := setup(t)
 	ctx, admin := t.Context(), f.lab.Kube.Typed
 	a := f.action(t, "isolate.label")
 	call := f.call(map[string]any{"pod": f.ns + "/" + f.suspect, "node": f.node, "reason": "crypto-miner alert"})
@@ -369,7 +348,7 @@ func TestLabel(t *testing.T) {
 }
 
 func TestRevokeServiceAccount(t *testing.T) {
-	f, _ := setup(t)
+	f := setup(t)
 	ctx, admin := t.Context(), f.lab.Kube.Typed
 	a := f.action(t, "revoke.service-account")
 	sa := f.ns + "/checkout-api"

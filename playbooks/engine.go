@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -82,7 +83,7 @@ func (o *Options) defaults() {
 	}
 }
 
-func (o *Options) approved(id string) bool { return o.Yes || contains(o.Approved, id) }
+func (o *Options) approved(id string) bool { return o.Yes || slices.Contains(o.Approved, id) }
 
 // StepSummary is one line of the summary table.
 type StepSummary struct {
@@ -155,7 +156,7 @@ func Plan(ctx context.Context, c *Checked, in Inputs, env *action.Env) ([]Planne
 		ps := PlannedStep{ID: id, Action: cs.Action, Kind: cs.spec.Kind, Needs: cs.deps, Approve: cs.Approve}
 		act := activation(in, nil)
 		if cs.when != nil {
-			if refs := c.whenRefs(cs); len(refs) > 0 {
+			if refs := cs.whenRefs; len(refs) > 0 {
 				ps.When = "depends on " + strings.Join(refs, ", ")
 			} else if ok, err := evalBool(ctx, cs.when, act); err != nil {
 				ps.Error = err.Error()
@@ -190,25 +191,6 @@ func Plan(ctx context.Context, c *Checked, in Inputs, env *action.Env) ([]Planne
 		out = append(out, ps)
 	}
 	return out, nil
-}
-
-// whenRefs lists the steps a when expression reads.
-func (c *Checked) whenRefs(cs *cstep) []string {
-	ast, iss := c.env.Compile(cs.When)
-	if iss != nil && iss.Err() != nil {
-		return nil
-	}
-	var refs []string
-	for _, r := range ast.NativeRep().ReferenceMap() {
-		if rest, ok := strings.CutPrefix(r.Name, "steps."); ok {
-			id, _, _ := strings.Cut(rest, ".")
-			if !contains(refs, id) {
-				refs = append(refs, id)
-			}
-		}
-	}
-	sort.Strings(refs)
-	return refs
 }
 
 // activation builds the CEL variables from inputs and finished steps.
@@ -488,7 +470,7 @@ func (r *runner) depsState(id string) (ready bool, blocked string) {
 		if !ok {
 			return false, ""
 		}
-		if contains(cs.RequiresCapture, d) && res.Status != StatusSucceeded {
+		if slices.Contains(cs.RequiresCapture, d) && res.Status != StatusSucceeded {
 			blocked = fmt.Sprintf("capture step %s did not succeed (%s): containment would destroy evidence", d, res.Status)
 		} else if res.Status != StatusSucceeded && res.Status != StatusConditionFalse && blocked == "" {
 			blocked = fmt.Sprintf("step %s %s", d, res.Status)

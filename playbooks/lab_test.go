@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -145,7 +146,7 @@ func (f *labFixture) snapshot(t *testing.T) map[string]string {
 	for _, l := range lists {
 		gv, _ := schema.ParseGroupVersion(l.GroupVersion)
 		for _, r := range l.APIResources {
-			if strings.Contains(r.Name, "/") || !hasVerb(r.Verbs, "list") || r.Name == "events" || r.Name == "leases" {
+			if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "list") || r.Name == "events" || r.Name == "leases" {
 				continue // events and leases move on their own (kwok heartbeats)
 			}
 			if r.Name == "nodes" {
@@ -201,15 +202,6 @@ func (f *labFixture) snapshot(t *testing.T) map[string]string {
 		out["moto "+name] = string(b)
 	}
 	return out
-}
-
-func hasVerb(vs []string, v string) bool {
-	for _, x := range vs {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func diffSnap(t *testing.T, what string, a, b map[string]string) {

@@ -3,6 +3,7 @@ package playbooks
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -34,13 +35,16 @@ type Checked struct {
 
 type cstep struct {
 	*Step
-	act     action.Action
-	spec    action.Spec
-	when    cel.Program
-	params  map[string]pvalue
-	timeout time.Duration
-	deps    []string        // needs ∪ requires_capture
-	anc     map[string]bool // transitive dependencies
+	act  action.Action
+	spec action.Spec
+	when cel.Program
+	// whenRefs are the steps when reads; plan cannot evaluate it before
+	// they ran.
+	whenRefs []string
+	params   map[string]pvalue
+	timeout  time.Duration
+	deps     []string        // needs ∪ requires_capture
+	anc      map[string]bool // transitive dependencies
 }
 
 // pvalue is a parameter: a literal already converted to the declared Go
@@ -150,7 +154,7 @@ func Validate(p *Playbook, reg *action.Registry) (*Checked, error) {
 				case field == "requires_capture" && dep.act != nil && dep.spec.Kind != action.Collect:
 					e.at(cs.pos[field], "requires_capture names collection steps only; use needs for ordering", "requires_capture: step %q is %s, not a capture", d, dep.spec.Kind)
 				}
-				if !contains(cs.deps, d) {
+				if !slices.Contains(cs.deps, d) {
 					cs.deps = append(cs.deps, d)
 				}
 			}
@@ -178,7 +182,7 @@ func Validate(p *Playbook, reg *action.Registry) (*Checked, error) {
 		cs := c.steps[id]
 		if cs.When != "" {
 			prg, refs := c.compile(e, cs.When, cs.pos["when"], cs.pos["when.style"], cel.BoolType, "when")
-			cs.when = prg
+			cs.when, cs.whenRefs = prg, refs
 			c.checkRefs(e, cs, refs, cs.pos["when"], "when")
 		}
 		if cs.act != nil {
@@ -212,15 +216,6 @@ func stepIDs(p *Playbook) []string {
 		}
 	}
 	return ids
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func celInputType(t InputType) *cel.Type {
@@ -336,7 +331,7 @@ func (c *Checked) compile(e *errs, src string, at, style Pos, want *cel.Type, wh
 	for _, r := range ast.NativeRep().ReferenceMap() {
 		if rest, ok := strings.CutPrefix(r.Name, "steps."); ok {
 			id, _, _ := strings.Cut(rest, ".")
-			if !contains(refs, id) {
+			if !slices.Contains(refs, id) {
 				refs = append(refs, id)
 			}
 		}
@@ -493,7 +488,7 @@ func convertParam(pr action.Param, v any) (any, error) {
 	}
 	if len(pr.Enum) > 0 {
 		s, _ := out.(string)
-		if !contains(pr.Enum, s) {
+		if !slices.Contains(pr.Enum, s) {
 			return nil, fmt.Errorf("%q is not one of %s", s, strings.Join(pr.Enum, ", "))
 		}
 	}
