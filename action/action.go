@@ -33,24 +33,14 @@ const (
 	Contain Kind = "contain"
 )
 
-// ParamType is the type of a parameter as a playbook writes it.
-type ParamType string
+// Cloud is a system an action talks to; the engine builds a client only
+// for the clouds the playbook's actions declare.
+type Cloud string
 
-// Parameter types. The target types hold references that the engine resolves
-// and checks before any change: a pod is "namespace/name", a node its name.
+// Clouds.
 const (
-	String     ParamType = "string"
-	Int        ParamType = "int"
-	Bool       ParamType = "bool"
-	Duration   ParamType = "duration"
-	StringList ParamType = "string-list"
-	StringMap  ParamType = "string-map"
-	Pod        ParamType = "pod"
-	Node       ParamType = "node"
-	Namespace  ParamType = "namespace"
-	Instance   ParamType = "instance"
-	IAMRole    ParamType = "iam-role"
-	AccessKey  ParamType = "access-key"
+	Kubernetes Cloud = "kubernetes"
+	AWS        Cloud = "aws"
 )
 
 // Param declares one parameter.
@@ -72,20 +62,39 @@ type KubeRule struct {
 	Verbs     []string `json:"verbs"`
 }
 
+// IAMPermission is one IAM statement an action needs: actions on
+// resources (ARN patterns; none means "*"), under optional conditions
+// (operator -> condition key -> values), so the generated policy can be
+// as narrow as the action allows, for example revocation limited to roles
+// tagged for it.
+type IAMPermission struct {
+	Actions    []string                       `json:"actions"`
+	Resources  []string                       `json:"resources,omitempty"`
+	Conditions map[string]map[string][]string `json:"conditions,omitempty"`
+}
+
 // Permissions lists what an action needs, for least-privilege policies.
 type Permissions struct {
-	IAM  []string   `json:"iam,omitempty"`
-	Kube []KubeRule `json:"kube,omitempty"`
+	IAM  []IAMPermission `json:"iam,omitempty"`
+	Kube []KubeRule      `json:"kube,omitempty"`
 }
 
 // Spec is an action's declaration.
 type Spec struct {
-	Name        string      `json:"name"`
-	Doc         string      `json:"doc"`
-	Kind        Kind        `json:"kind"`
-	Params      []Param     `json:"params"`
-	Outputs     []string    `json:"outputs,omitempty"`
-	Permissions Permissions `json:"permissions"`
+	Name string `json:"name"`
+	Doc  string `json:"doc"`
+	Kind Kind   `json:"kind"`
+	// Needs are the clouds the action talks to: the engine connects to
+	// exactly these, so a Kubernetes-only playbook needs no AWS
+	// configuration. Registration checks it against Permissions.
+	Needs []Cloud `json:"needs"`
+	// RevokesCredential marks an action whose effect is a revoked
+	// credential: release keeps it revoked unless asked to restore
+	// credentials, since an attacker may still hold it.
+	RevokesCredential bool        `json:"revokes_credential,omitempty"`
+	Params            []Param     `json:"params"`
+	Outputs           []string    `json:"outputs,omitempty"`
+	Permissions       Permissions `json:"permissions"`
 	// Reversible actions implement Reverser; release undoes them.
 	Reversible bool `json:"reversible"`
 	// Volatile marks collection of state that containment may destroy

@@ -2,7 +2,9 @@ package action
 
 import (
 	"encoding/json"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -10,35 +12,70 @@ import (
 )
 
 // IAMPolicy returns a least-privilege IAM policy document allowing exactly
-// the IAM actions the specs declare, one statement per action kind so that
-// a reviewer sees collection and containment apart.
+// the IAM permissions the specs declare. Actions sharing a kind, resources
+// and conditions are merged into one statement, and collection and
+// containment never share one, so a reviewer sees them apart.
 func IAMPolicy(specs []Spec) ([]byte, error) {
 	type statement struct {
-		Sid      string   `json:"Sid"`
-		Effect   string   `json:"Effect"`
-		Action   []string `json:"Action"`
-		Resource string   `json:"Resource"`
+		Sid       string                         `json:"Sid"`
+		Effect    string                         `json:"Effect"`
+		Action    []string                       `json:"Action"`
+		Resource  any                            `json:"Resource"`
+		Condition map[string]map[string][]string `json:"Condition,omitempty"`
 	}
-	byKind := map[Kind]map[string]bool{}
+	type group struct {
+		kind       Kind
+		resources  []string
+		conditions map[string]map[string][]string
+		actions    map[string]bool
+	}
+	groups := map[string]*group{}
+	var keys []string
 	for _, s := range specs {
-		for _, a := range s.Permissions.IAM {
-			if byKind[s.Kind] == nil {
-				byKind[s.Kind] = map[string]bool{}
+		for _, p := range s.Permissions.IAM {
+			res := slices.Clone(p.Resources)
+			if len(res) == 0 {
+				res = []string{"*"}
 			}
-			byKind[s.Kind][a] = true
+			sort.Strings(res)
+			cond, _ := json.Marshal(p.Conditions) // map keys marshal sorted
+			k := string(s.Kind) + "\x00" + strings.Join(res, ",") + "\x00" + string(cond)
+			g, ok := groups[k]
+			if !ok {
+				g = &group{kind: s.Kind, resources: res, conditions: p.Conditions, actions: map[string]bool{}}
+				groups[k] = g
+				keys = append(keys, k)
+			}
+			for _, a := range p.Actions {
+				g.actions[a] = true
+			}
 		}
 	}
+	kindRank := map[Kind]int{Collect: 0, Contain: 1}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := groups[keys[i]], groups[keys[j]]
+		if a.kind != b.kind {
+			return kindRank[a.kind] < kindRank[b.kind]
+		}
+		return keys[i] < keys[j]
+	})
 	doc := struct {
 		Version   string      `json:"Version"`
 		Statement []statement `json:"Statement"`
 	}{Version: "2012-10-17", Statement: []statement{}}
-	for _, k := range []Kind{Collect, Contain} {
-		if len(byKind[k]) == 0 {
-			continue
+	perKind := map[Kind]int{}
+	for _, k := range keys {
+		g := groups[k]
+		perKind[g.kind]++
+		sid := "Eksir" + strings.ToUpper(string(g.kind[:1])) + string(g.kind[1:])
+		if n := perKind[g.kind]; n > 1 {
+			sid += strconv.Itoa(n)
 		}
-		doc.Statement = append(doc.Statement, statement{
-			Sid: "Eksir" + strings.ToUpper(string(k[:1])) + string(k[1:]), Effect: "Allow", Action: sortedSet(byKind[k]), Resource: "*",
-		})
+		var res any = g.resources
+		if len(g.resources) == 1 {
+			res = g.resources[0]
+		}
+		doc.Statement = append(doc.Statement, statement{Sid: sid, Effect: "Allow", Action: sortedSet(g.actions), Resource: res, Condition: g.conditions})
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	return append(b, '\n'), err

@@ -26,6 +26,7 @@ func (Checkpoint) Spec() action.Spec {
 		Doc: "Checkpoint each container through the kubelet checkpoint API (POST nodes/<node>:<port>/proxy/checkpoint/<ns>/<pod>/<container>) and fetch the archive " +
 			"through the node collector pod; when the kubelet answers 404 or 500 (feature gate off, runtime without CRIU) record not-collected with the reason and go on.",
 		Kind:     action.Collect,
+		Needs:    []action.Cloud{action.Kubernetes},
 		Volatile: true,
 		Params:   append(targetParams(), collectorParams()...),
 		Permissions: action.Permissions{Kube: append(append([]action.KubeRule{}, collectorRules...),

@@ -24,6 +24,7 @@ func (PodLogs) Spec() action.Spec {
 		Doc: "Stream the logs of every container of the selected pods (init, regular, ephemeral), current and, when it exists, previous, " +
 			"with timestamps and no size limit, into the case.",
 		Kind:    action.Collect,
+		Needs:   []action.Cloud{action.Kubernetes},
 		Params:  append(targetParams(), concurrencyParam()),
 		Outputs: []string{"pods"},
 		Permissions: action.Permissions{Kube: []action.KubeRule{

@@ -22,6 +22,7 @@ func (NodeFiles) Spec() action.Spec {
 		Doc: "Through the node collector pod: kubelet and container runtime journals, the /var/log/containers files of the selected pods, and optionally a memory image " +
 			"(AVML in the privileged pod), each streamed over exec into the case and hashed as it streams: an image never sits in memory.",
 		Kind:     action.Collect,
+		Needs:    []action.Cloud{action.Kubernetes},
 		Volatile: true,
 		Params: append(append(targetParams(), collectorParams()...),
 			action.Param{Name: "memory", Type: action.Bool, Default: false, Doc: "acquire a memory image of the node with AVML"}),

@@ -34,7 +34,8 @@ func (Objects) Spec() action.Spec {
 		Doc: "Collect the pod, its owner chain to the top controller, its node, ServiceAccount, every RoleBinding and ClusterRoleBinding granting that account anything " +
 			"with the rules granted, Services and EndpointSlices selecting the pod, the namespace's NetworkPolicies, events for the pod and the node, and the names of " +
 			"the ConfigMaps and Secrets it uses (Secret values only with include-secret-values).",
-		Kind: action.Collect,
+		Kind:  action.Collect,
+		Needs: []action.Cloud{action.Kubernetes},
 		Params: append(targetParams(),
 			action.Param{Name: "include-secret-values", Type: action.Bool, Default: false, Doc: "also collect the Secrets the pod uses, values included"},
 			concurrencyParam()),

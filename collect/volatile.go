@@ -65,6 +65,7 @@ func (Volatile) Spec() action.Spec {
 			"that never runs anything inside the suspect container: a privileged node pod (hostPID, hostNetwork, pinned, tolerating the quarantine taint) " +
 			"or an ephemeral debug container targeting the suspect's process namespace. Output streams over exec (WebSocket, SPDY fallback) into the case.",
 		Kind:     action.Collect,
+		Needs:    []action.Cloud{action.Kubernetes},
 		Volatile: true,
 		Params: append(append(targetParams(), collectorParams()...),
 			action.Param{Name: "method", Type: action.String, Default: MethodNodePod, Enum: []string{MethodNodePod, MethodEphemeral}, Doc: "node-pod or ephemeral"},

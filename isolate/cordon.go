@@ -47,7 +47,8 @@ func (CordonNode) Spec() action.Spec {
 		Name: "isolate.cordon-node",
 		Doc: "Cordon the node (kubectl drain library), add a NoSchedule quarantine taint (never NoExecute, which would evict the suspect), " +
 			"annotate karpenter.sh/do-not-disrupt and label it; optionally evict every other pod except the suspect and DaemonSet pods, honouring PodDisruptionBudgets.",
-		Kind: action.Contain,
+		Kind:  action.Contain,
+		Needs: []action.Cloud{action.Kubernetes},
 		Params: []action.Param{
 			{Name: "node", Type: action.Node, Required: true, Doc: "the node to cordon"},
 			{Name: "evict-others", Type: action.Bool, Default: false, Doc: "evict every other pod on the node (the suspect pod and DaemonSet pods stay); evictions are not undone"},

@@ -41,9 +41,10 @@ type LabelUndo struct {
 // Spec implements action.Action.
 func (Label) Spec() action.Spec {
 	return action.Spec{
-		Name: "isolate.label",
-		Doc:  "Label and annotate pods and nodes under investigation with the incident ID, reason, time and responder (originals kept).",
-		Kind: action.Contain,
+		Name:  "isolate.label",
+		Doc:   "Label and annotate pods and nodes under investigation with the incident ID, reason, time and responder (originals kept).",
+		Kind:  action.Contain,
+		Needs: []action.Cloud{action.Kubernetes},
 		Params: []action.Param{
 			{Name: "pods", Type: action.StringList, Doc: "pods, namespace/name"},
 			{Name: "nodes", Type: action.StringList, Doc: "nodes"},

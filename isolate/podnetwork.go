@@ -56,7 +56,8 @@ func (PodNetwork) Spec() action.Spec {
 		Doc: "Label the pod with a per-incident quarantine label, apply a deny-all ingress and egress NetworkPolicy selecting only that label, " +
 			"and narrow every existing NetworkPolicy selecting the pod with a DoesNotExist expression on the quarantine label (originals kept). " +
 			"Warns when no NetworkPolicy engine (VPC CNI agent, Calico, Cilium) is found.",
-		Kind: action.Contain,
+		Kind:  action.Contain,
+		Needs: []action.Cloud{action.Kubernetes},
 		Params: []action.Param{
 			{Name: "pod", Type: action.Pod, Required: true, Doc: "the suspect pod, namespace/name"},
 			{Name: "remove-from-endpoints", Type: action.Bool, Default: false, Doc: "remove the pod's labels that Services and its ReplicaSet select on, so it leaves endpoints and the controller replaces it (originals kept)"},

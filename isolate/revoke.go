@@ -41,7 +41,9 @@ func (RevokeServiceAccount) Spec() action.Spec {
 		Name: "revoke.service-account",
 		Doc: "Remove the service account from the subjects of every RoleBinding and ClusterRoleBinding naming it (originals kept for release), " +
 			"and delete its legacy token Secrets after recording their metadata (never their values) as evidence.",
-		Kind: action.Contain,
+		Kind:              action.Contain,
+		Needs:             []action.Cloud{action.Kubernetes},
+		RevokesCredential: true,
 		Params: []action.Param{
 			{Name: "service-account", Type: action.String, Required: true, Doc: "namespace/name"},
 			{Name: "delete-tokens", Type: action.Bool, Default: true, Doc: "delete legacy service-account token Secrets (not undone)"},

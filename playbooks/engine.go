@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -15,8 +14,6 @@ import (
 	"time"
 
 	"cel.dev/cel-go/cel"
-	"cel.dev/cel-go/common/types"
-	"cel.dev/cel-go/common/types/ref"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eksir/eksir/action"
@@ -53,9 +50,15 @@ func (nopObserver) Event(Event) {}
 
 // Options configure Run, Resume and Release.
 type Options struct {
-	Env      *action.Env
-	Journal  Journal
-	Approver Approver
+	// Env is what actions may touch. Its clients may be left nil when a
+	// Connector is given: the engine then connects to exactly the clouds
+	// the playbook's actions and targets declare (for resume and release,
+	// the journaled playbook's), so an incident that used only Kubernetes
+	// needs no AWS configuration.
+	Env       *action.Env
+	Connector action.Connector
+	Journal   Journal
+	Approver  Approver
 	// Yes approves every step; Approved approves the named steps.
 	Yes      bool
 	Approved []string
@@ -81,6 +84,15 @@ func (o *Options) defaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+}
+
+// connect builds the clients the playbook declares it needs, when a
+// Connector is given.
+func (o *Options) connect(ctx context.Context, c *Checked) error {
+	if o.Connector == nil {
+		return nil
+	}
+	return action.Connect(ctx, o.Env, c.Clouds(), o.Connector)
 }
 
 func (o *Options) approved(id string) bool { return o.Yes || slices.Contains(o.Approved, id) }
@@ -250,46 +262,13 @@ func (c *Checked) call(ctx context.Context, cs *cstep, vars map[string]any, need
 		if err != nil {
 			return call, "", fmt.Errorf("with.%s: %w", k, err)
 		}
-		x, err := nativeParam(specs[k], v)
+		x, err := specs[k].FromCEL(v)
 		if err != nil {
 			return call, "", fmt.Errorf("with.%s: %w", k, err)
 		}
 		call.Params[k] = x
 	}
 	return call, strings.Join(deferred, "; "), nil
-}
-
-// nativeParam converts a CEL value to the parameter's Go type.
-func nativeParam(p action.Param, v ref.Val) (any, error) {
-	var target reflect.Type
-	switch p.Type {
-	case action.Int:
-		target = reflect.TypeOf(int64(0))
-	case action.Bool:
-		target = reflect.TypeOf(false)
-	case action.Duration:
-		if s, ok := v.Value().(string); ok {
-			return convertParam(p, s)
-		}
-		target = reflect.TypeOf(time.Duration(0))
-	case action.StringList:
-		target = reflect.TypeOf([]string{})
-	case action.StringMap:
-		target = reflect.TypeOf(map[string]string{})
-	default:
-		target = reflect.TypeOf("")
-	}
-	if types.IsError(v) {
-		return nil, fmt.Errorf("%v", v)
-	}
-	x, err := v.ConvertToNative(target)
-	if err != nil {
-		return nil, err
-	}
-	if len(p.Enum) > 0 {
-		return convertParam(p, x)
-	}
-	return x, nil
 }
 
 // ---- run ----
@@ -309,6 +288,9 @@ func Run(ctx context.Context, c *Checked, in Inputs, o Options) (*Summary, error
 	}
 	sum := sha256.Sum256(c.source)
 	start := RunStart{Playbook: c.Metadata.Name, File: c.file, Source: string(c.source), SHA256: hex.EncodeToString(sum[:]), Inputs: in.strings(), Drill: o.Drill}
+	if err := o.connect(ctx, c); err != nil {
+		return nil, err
+	}
 	if _, err := o.Journal.Record(RecRunStart, start, nil); err != nil {
 		return nil, fmt.Errorf("journal run start: %w", err)
 	}
@@ -332,6 +314,9 @@ func Resume(ctx context.Context, reg *action.Registry, o Options) (*Summary, err
 	if err != nil {
 		return nil, err
 	}
+	if err := o.connect(ctx, c); err != nil {
+		return nil, err
+	}
 	return execute(ctx, c, in, st, o)
 }
 
@@ -348,7 +333,7 @@ func journaled(st *journalState, reg *action.Registry) (*Checked, Inputs, error)
 	in := Inputs{}
 	for _, decl := range c.Inputs {
 		if s, ok := st.start.Inputs[decl.Name]; ok {
-			v, err := inputValue(decl.Type, s)
+			v, err := decl.Type.ParseText(s)
 			if err != nil {
 				return nil, nil, fmt.Errorf("journaled input %s: %w", decl.Name, err)
 			}

@@ -2,9 +2,15 @@ package playbooks
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 
 	"github.com/eksir/eksir/action"
 	"github.com/eksir/eksir/evidence"
@@ -266,17 +272,20 @@ func (f observerFunc) Event(e Event) { f(e) }
 
 func TestResolve(t *testing.T) {
 	c := loadValid(t, testRegistry(newWorld()))
-	tg := fakeTargets{pods: []string{"shop/web-1", "shop/dup", "other/dup"}}
+	kube := map[action.Cloud]TargetResolver{action.Kubernetes: fakeTargets{
+		"shop/web-1": "shop/web-1", "web-1": "shop/web-1",
+		"dup": &TargetError{Msg: "pod name \"dup\" is ambiguous", Hint: "give NAMESPACE/NAME"},
+	}}
 	for _, tc := range []struct {
 		pod, want string
 	}{
 		{"shop/web-1", ""},
 		{"web-1", ""},
-		{"dup", "t.yaml:9:5: input \"pod\": pod name \"dup\" is ambiguous: other/dup, shop/dup"},
-		{"shop/nope", "t.yaml:9:5: input \"pod\": pod shop/nope not found"},
+		{"dup", "t.yaml:9:5: input \"pod\": pod name \"dup\" is ambiguous"},
+		{"shop/nope", "t.yaml:9:5: input \"pod\": shop/nope not found"},
 		{"", "t.yaml:9:5: missing required input \"pod\""},
 	} {
-		in, err := Resolve(t.Context(), c, map[string]string{"pod": tc.pod}, tg)
+		in, err := Resolve(t.Context(), c, map[string]string{"pod": tc.pod}, kube)
 		if tc.want == "" {
 			if err != nil || in["pod"] != "shop/web-1" {
 				t.Errorf("%s: %v %v", tc.pod, in, err)
@@ -287,20 +296,32 @@ func TestResolve(t *testing.T) {
 			t.Errorf("%s: got %v, want %s", tc.pod, err, tc.want)
 		}
 	}
-}
-
-type fakeTargets struct{ pods []string }
-
-func (f fakeTargets) Pods(_ context.Context, ns, name string) ([]string, error) {
-	var out []string
-	for _, p := range f.pods {
-		if p == ns+"/"+name || (ns == "" && strings.HasSuffix(p, "/"+name)) {
-			out = append(out, p)
-		}
+	// Without a resolver for the target's cloud the value is taken as
+	// given: the actions' plans check it.
+	in, err := Resolve(t.Context(), c, map[string]string{"pod": "shop/nope"}, nil)
+	if err != nil || in["pod"] != "shop/nope" {
+		t.Errorf("no resolver: %v %v", in, err)
 	}
-	return out, nil
+	// A resolver that fails (not a TargetError) aborts with its error.
+	broken := map[action.Cloud]TargetResolver{action.Kubernetes: fakeTargets{"x": errors.New("connection refused")}}
+	if _, err := Resolve(t.Context(), c, map[string]string{"pod": "x"}, broken); err == nil || errors.Is(err, ErrInvalid) {
+		t.Errorf("lookup failure: %v", err)
+	}
 }
-func (f fakeTargets) NodeExists(context.Context, string) (bool, error) { return true, nil }
+
+// fakeTargets maps a reference to its canonical form or an error; the
+// real Kubernetes lookups are tested against the lab (TestKubeTargets).
+type fakeTargets map[string]any
+
+func (f fakeTargets) Resolve(_ context.Context, _ action.ParamType, ref string) (string, error) {
+	switch v := f[ref].(type) {
+	case string:
+		return v, nil
+	case error:
+		return "", v
+	}
+	return "", &TargetError{Msg: ref + " not found"}
+}
 
 func TestIncidentID(t *testing.T) {
 	id := NewIncidentID(mustTime("2026-11-25T23:00:00Z"))
@@ -400,5 +421,105 @@ steps:
 	}
 	if steps[0].Plan == nil {
 		t.Fatalf("the unconditional step was not planned: %+v", steps[0])
+	}
+}
+
+// TestCredentialByDeclaration: release keeps what an action declares a
+// credential revocation, whatever its name, and undoes the rest.
+func TestCredentialByDeclaration(t *testing.T) {
+	w := newWorld()
+	reg := action.NewRegistry()
+	reg.Register(
+		collectAct{w: w, name: "test.collect"},
+		collectAct{w: w, name: "test.volatile", volatile: true},
+		labelAct{w: w, name: "test.label", revokes: true}, // a credential, though not named revoke.
+		labelAct{w: w, name: "revoke.test"},               // named revoke., but not declared one
+	)
+	cs, _ := testCase(t)
+	j := CaseJournal(cs)
+	if _, err := Run(t.Context(), loadValid(t, reg), podIn, Options{Env: &action.Env{}, Journal: j, Yes: true}); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := Release(t.Context(), reg, Options{Env: &action.Env{}, Journal: j, Yes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(sum); got["label"] != StatusKept || got["revoke"] != StatusReleased {
+		t.Fatalf("release: %v", got)
+	}
+}
+
+// connector counts what the engine asked it for; AWS always fails, as it
+// does on a responder's machine without AWS configuration.
+type connector struct{ kube, aws int }
+
+func (c *connector) Kubernetes(context.Context) (kubernetes.Interface, *rest.Config, error) {
+	c.kube++
+	return fake.NewClientset(), &rest.Config{}, nil
+}
+
+func (c *connector) AWS(context.Context) (aws.Config, error) {
+	c.aws++
+	return aws.Config{}, errors.New("no region: set --region or AWS_REGION")
+}
+
+// awsStub is a registered action that needs AWS. A playbook that does not
+// use it must never make the engine connect to AWS.
+type awsStub struct{ labelAct }
+
+func (a awsStub) Spec() action.Spec {
+	s := a.labelAct.Spec()
+	s.Name, s.Needs, s.Permissions = "test.aws", []action.Cloud{action.AWS}, action.Permissions{IAM: []action.IAMPermission{{Actions: []string{"ec2:CreateTags"}}}}
+	s.RevokesCredential = false
+	return s
+}
+
+// TestConnectOnlyWhatThePlaybookNeeds: run, resume and release connect to
+// the clouds the (journaled) playbook's actions declare, not to every
+// registered action's: with an AWS action registered and no AWS
+// configuration, a Kubernetes-only incident runs and releases.
+func TestConnectOnlyWhatThePlaybookNeeds(t *testing.T) {
+	w := newWorld()
+	reg := testRegistry(w)
+	reg.Register(awsStub{labelAct{w: w, name: "test.aws"}})
+	cs, _ := testCase(t)
+	j := CaseJournal(cs)
+	conn := &connector{}
+	if _, err := Run(t.Context(), loadValid(t, reg), podIn, Options{Env: &action.Env{}, Connector: conn, Journal: j, Yes: true}); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := Release(t.Context(), reg, Options{Env: &action.Env{}, Connector: conn, Journal: j, Yes: true, RestoreCredentials: true})
+	if err != nil {
+		t.Fatalf("release of a Kubernetes-only incident: %v", err)
+	}
+	if got := statuses(sum); got["label"] != StatusReleased || got["revoke"] != StatusReleased {
+		t.Fatalf("release: %v", got)
+	}
+	if conn.aws != 0 || conn.kube != 2 {
+		t.Fatalf("connected to kubernetes %d and aws %d times; want 2 and 0", conn.kube, conn.aws)
+	}
+	// A playbook that does use the AWS action needs AWS, and says why not.
+	p, err := Parse("aws.yaml", []byte(`apiVersion: eksir.io/v1
+kind: Playbook
+metadata: {name: aws}
+steps:
+  - id: tag
+    action: test.aws
+    with: {target: i-1}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Validate(p, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs2, _ := testCase(t)
+	_, err = Run(t.Context(), c, Inputs{}, Options{Env: &action.Env{}, Connector: conn, Journal: CaseJournal(cs2), Yes: true})
+	if err == nil || !strings.Contains(err.Error(), "no region") || conn.aws != 1 {
+		t.Fatalf("AWS playbook without AWS configuration: %v (aws asked %d times)", err, conn.aws)
+	}
+X
+		t.Fatalf("a run that could not connect journaled %d records", len(cs2.Log().Records()))
 	}
 }

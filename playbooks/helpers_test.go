@@ -51,7 +51,7 @@ type collectAct struct {
 }
 
 func (a collectAct) Spec() action.Spec {
-	return action.Spec{Name: a.name, Doc: "test collection", Kind: action.Collect, Volatile: a.volatile,
+	return action.Spec{Name: a.name, Doc: "test collection", Kind: action.Collect, Needs: []action.Cloud{action.Kubernetes}, Volatile: a.volatile,
 		Params: []action.Param{
 			{Name: "pod", Type: action.Pod, Required: true, Doc: "target"},
 			{Name: "lines", Type: action.Int, Default: int64(100), Doc: "lines"},
@@ -86,6 +86,8 @@ func (a collectAct) Run(ctx context.Context, _ *action.Env, c action.Call) (acti
 type labelAct struct {
 	w    *world
 	name string
+	// revokes declares the action a credential revocation.
+	revokes bool
 }
 
 type labelUndo struct {
@@ -94,12 +96,13 @@ type labelUndo struct {
 }
 
 func (a labelAct) Spec() action.Spec {
-	return action.Spec{Name: a.name, Doc: "test containment", Kind: action.Contain, Reversible: true,
+	return action.Spec{Name: a.name, Doc: "test containment", Kind: action.Contain, Reversible: true, RevokesCredential: a.revokes,
 		Params: []action.Param{
 			{Name: "target", Type: action.String, Required: true, Doc: "target"},
 			{Name: "value", Type: action.String, Default: "quarantine", Enum: []string{"quarantine", "watch"}, Doc: "label value"},
 		},
-		Permissions: action.Permissions{IAM: []string{"ec2:CreateTags"}, Kube: []action.KubeRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"patch"}}}}}
+		Needs:       []action.Cloud{action.Kubernetes},
+		Permissions: action.Permissions{Kube: []action.KubeRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"patch"}}}}}
 }
 
 func (a labelAct) Plan(_ context.Context, _ *action.Env, c action.Call) (action.Plan, error) {
@@ -146,7 +149,7 @@ func testRegistry(w *world) *action.Registry {
 		collectAct{w: w, name: "test.collect"},
 		collectAct{w: w, name: "test.volatile", volatile: true},
 		labelAct{w: w, name: "test.label"},
-		labelAct{w: w, name: "revoke.test"},
+		labelAct{w: w, name: "revoke.test", revokes: true},
 	)
 	return r
 }

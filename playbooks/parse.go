@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/eksir/eksir/action"
 )
 
 // MaxSize bounds a playbook file; playbooks are small, and the bound keeps
@@ -281,7 +284,7 @@ func (e *errs) input(n *yaml.Node) Input {
 				e.at(nodePos(v), "use lower case letters, digits and underscores, starting with a letter", "input name %q is not allowed", in.Name)
 			}
 		case "type":
-			in.Type = InputType(e.str(v, k))
+			in.Type = action.ParamType(e.str(v, k))
 			if e.isStr(v) && !validInputType(in.Type) {
 				e.at(nodePos(v), "use one of: "+inputTypeList(), "unknown input type %q", in.Type)
 			}
@@ -309,18 +312,11 @@ func (e *errs) input(n *yaml.Node) Input {
 	return in
 }
 
-func validInputType(t InputType) bool {
-	for _, x := range InputTypes {
-		if x == t {
-			return true
-		}
-	}
-	return false
-}
+func validInputType(t action.ParamType) bool { return slices.Contains(action.InputTypes(), t) }
 
 func inputTypeList() string {
 	var s []string
-	for _, t := range InputTypes {
+	for _, t := range action.InputTypes() {
 		s = append(s, string(t))
 	}
 	return strings.Join(s, ", ")

@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/eksir/eksir/action"
 )
 
 // APIVersion and Kind head every playbook.
@@ -19,33 +21,16 @@ const (
 	KindName   = "Playbook"
 )
 
-// InputType is the type of a playbook input. Target types are resolved and
-// checked before any change.
-type InputType string
-
-// Input types.
-const (
-	InPod       InputType = "pod"
-	InNode      InputType = "node"
-	InInstance  InputType = "instance"
-	InIAMRole   InputType = "iam-role"
-	InAccessKey InputType = "access-key"
-	InNamespace InputType = "namespace"
-	InString    InputType = "string"
-	InDuration  InputType = "duration"
-)
-
-// InputTypes lists the input types in documentation order.
-var InputTypes = []InputType{InPod, InNode, InInstance, InIAMRole, InAccessKey, InNamespace, InString, InDuration}
-
 // OnError values.
 const (
 	OnErrorAbort    = "abort"
 	OnErrorContinue = "continue"
 )
 
-// Playbook is a parsed playbook. Field tags drive both the parser's field
-// names and the JSON Schema published in docs/playbook.schema.json.
+// Playbook is a parsed playbook. The parser (parse.go) reads the YAML
+// fields by name; the json, doc, enum and pattern tags here generate the
+// JSON Schema published in docs/playbook.schema.json, and a test keeps the
+// two field lists equal.
 type Playbook struct {
 	APIVersion string   `json:"apiVersion" doc:"always eksir.io/v1" enum:"eksir.io/v1"`
 	Kind       string   `json:"kind" doc:"always Playbook" enum:"Playbook"`
@@ -69,11 +54,11 @@ type Metadata struct {
 
 // Input declares one input.
 type Input struct {
-	Name     string    `json:"name" doc:"name, referenced as inputs.NAME in CEL and ${{ inputs.NAME }} in with" pattern:"^[a-z][a-z0-9_]*$"`
-	Type     InputType `json:"type" doc:"pod (namespace/name), node, instance, iam-role, access-key, namespace, string or duration" enum:"pod,node,instance,iam-role,access-key,namespace,string,duration"`
-	Required bool      `json:"required,omitempty" doc:"the run refuses to start without it"`
-	Default  string    `json:"default,omitempty" doc:"value used when the input is not given"`
-	Doc      string    `json:"doc,omitempty" doc:"what the input is"`
+	Name     string           `json:"name" doc:"name, referenced as inputs.NAME in CEL and ${{ inputs.NAME }} in with" pattern:"^[a-z][a-z0-9_]*$"`
+	Type     action.ParamType `json:"type" doc:"the input's type; target types (pod, node, instance, iam-role, access-key) are resolved before any change"`
+	Required bool             `json:"required,omitempty" doc:"the run refuses to start without it"`
+	Default  string           `json:"default,omitempty" doc:"value used when the input is not given"`
+	Doc      string           `json:"doc,omitempty" doc:"what the input is"`
 
 	hasDefault bool
 	pos        map[string]Pos

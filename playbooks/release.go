@@ -5,16 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/eksir/eksir/action"
 )
-
-// IsCredential reports whether an action revokes a credential. Release
-// keeps such revocations unless asked to restore credentials: a credential
-// an attacker held stays revoked by default.
-func IsCredential(s action.Spec) bool { return strings.HasPrefix(s.Name, "revoke.") }
 
 // Release undoes the run's succeeded, reversible steps in reverse order of
 // completion, from the Undo data journaled with their results. Every undo
@@ -31,6 +25,9 @@ func Release(ctx context.Context, reg *action.Registry, o Options) (*Summary, er
 	}
 	c, _, err := journaled(st, reg)
 	if err != nil {
+		return nil, err
+	}
+	if err := o.connect(ctx, c); err != nil {
 		return nil, err
 	}
 	sum := &Summary{Playbook: c.Metadata.Name, Started: o.Now()}
@@ -69,7 +66,7 @@ func Release(ctx context.Context, reg *action.Registry, o Options) (*Summary, er
 
 func release(ctx context.Context, cs *cstep, in Intent, res StepResult, o Options) (StepResult, error) {
 	out := StepResult{Step: cs.ID, Action: cs.Action}
-	if IsCredential(cs.spec) && !o.RestoreCredentials {
+	if cs.spec.RevokesCredential && !o.RestoreCredentials {
 		out.Status, out.Error = StatusKept, "credential stays revoked; release with --restore-credentials to restore it"
 		return out, nil
 	}
@@ -124,33 +121,8 @@ func decodeCall(cs *cstep, raw json.RawMessage) (action.Call, error) {
 		if !ok {
 			continue
 		}
-		var err error
-		switch p.Type {
-		case action.Int:
-			var v int64
-			err = json.Unmarshal(r, &v)
-			call.Params[p.Name] = v
-		case action.Duration:
-			var v time.Duration
-			err = json.Unmarshal(r, &v)
-			call.Params[p.Name] = v
-		case action.Bool:
-			var v bool
-			err = json.Unmarshal(r, &v)
-			call.Params[p.Name] = v
-		case action.StringList:
-			var v []string
-			err = json.Unmarshal(r, &v)
-			call.Params[p.Name] = v
-		case action.StringMap:
-			var v map[string]string
-			err = json.Unmarshal(r, &v)
-			call.Params[p.Name] = v
-		default:
-			var v string
-			err = json.Unmarshal(r, &v)
-			call.Params[p.Name] = v
-		}
+		v, err := p.FromJSON(r)
+		call.Params[p.Name] = v
 		if err != nil {
 			return call, fmt.Errorf("journaled parameter %s of %s: %w", p.Name, cs.ID, err)
 		}

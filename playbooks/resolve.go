@@ -2,6 +2,7 @@ package playbooks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -9,65 +10,85 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/eksir/eksir/action"
 )
 
 // Inputs are resolved input values: strings ("namespace/name" for pods)
 // and time.Duration for duration inputs.
 type Inputs map[string]any
 
-// Targets answers whether Kubernetes targets exist. AWS targets (instance,
-// role, access key) are checked by the actions' plans.
-type Targets interface {
-	// Pods returns "namespace/name" of the pods matching; with an empty
-	// namespace it searches every namespace.
-	Pods(ctx context.Context, namespace, name string) ([]string, error)
-	NodeExists(ctx context.Context, name string) (bool, error)
+// A TargetResolver looks targets of one cloud up. Resolve returns the
+// canonical reference of a target (a pod given by name alone comes back as
+// namespace/name), or a *TargetError when it does not exist or is
+// ambiguous; other errors mean the lookup itself failed.
+type TargetResolver interface {
+	Resolve(ctx context.Context, t action.ParamType, ref string) (string, error)
 }
+
+// TargetError is a target that does not resolve: bad input.
+type TargetError struct{ Msg, Hint string }
+
+func (e *TargetError) Error() string { return e.Msg }
 
 type kubeTargets struct{ k kubernetes.Interface }
 
-// KubeTargets looks targets up through a Kubernetes client.
-func KubeTargets(k kubernetes.Interface) Targets { return kubeTargets{k} }
+// KubeTargets resolves the Kubernetes target types through a client.
+func KubeTargets(k kubernetes.Interface) TargetResolver { return kubeTargets{k} }
 
-func (t kubeTargets) Pods(ctx context.Context, ns, name string) ([]string, error) {
-	if ns != "" {
-		_, err := t.k.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+func (t kubeTargets) Resolve(ctx context.Context, typ action.ParamType, ref string) (string, error) {
+	switch typ {
+	case action.Pod:
+		return t.pod(ctx, ref)
+	case action.Node:
+		_, err := t.k.CoreV1().Nodes().Get(ctx, ref, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			return nil, nil
+			return "", &TargetError{Msg: "node " + ref + " not found", Hint: "check the name with 'kubectl get nodes'"}
 		}
 		if err != nil {
-			return nil, fmt.Errorf("look up pod %s/%s: %w", ns, name, err)
+			return "", fmt.Errorf("look up node %s: %w", ref, err)
 		}
-		return []string{ns + "/" + name}, nil
+		return ref, nil
 	}
-	l, err := t.k.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
-	if err != nil {
-		return nil, fmt.Errorf("look up pod %s: %w", name, err)
-	}
-	var out []string
-	for _, p := range l.Items {
-		out = append(out, p.Namespace+"/"+p.Name)
-	}
-	sort.Strings(out)
-	return out, nil
+	return ref, nil
 }
 
-func (t kubeTargets) NodeExists(ctx context.Context, name string) (bool, error) {
-	_, err := t.k.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return false, nil
+func (t kubeTargets) pod(ctx context.Context, ref string) (string, error) {
+	notFound := &TargetError{Msg: "pod " + ref + " not found", Hint: "check the name with 'kubectl get pods -A'; give the pod as NAMESPACE/NAME"}
+	if ns, name, ok := strings.Cut(ref, "/"); ok {
+		_, err := t.k.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return "", notFound
+		}
+		if err != nil {
+			return "", fmt.Errorf("look up pod %s: %w", ref, err)
+		}
+		return ref, nil
 	}
+	l, err := t.k.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + ref})
 	if err != nil {
-		return false, fmt.Errorf("look up node %s: %w", name, err)
+		return "", fmt.Errorf("look up pod %s: %w", ref, err)
 	}
-	return true, nil
+	var found []string
+	for _, p := range l.Items {
+		found = append(found, p.Namespace+"/"+p.Name)
+	}
+	sort.Strings(found)
+	switch len(found) {
+	case 0:
+		return "", notFound
+	case 1:
+		return found[0], nil
+	}
+	return "", &TargetError{Msg: fmt.Sprintf("pod name %q is ambiguous: %s", ref, strings.Join(found, ", ")), Hint: "give the pod as NAMESPACE/NAME"}
 }
 
 // Resolve turns given input values into Inputs: defaults applied, required
-// inputs present, types parsed, and pod and node targets found exactly once
-// in the cluster. Problems are ErrInvalid errors naming the input's
-// declaration. targets may be nil when no input is a Kubernetes target.
-func Resolve(ctx context.Context, c *Checked, given map[string]string, targets Targets) (Inputs, error) {
+// inputs present, values parsed by their type, and every target input
+// looked up by the resolver of its type's cloud (a cloud without a
+// resolver leaves its targets to the actions' plans). Problems are
+// ErrInvalid errors naming the input's declaration.
+func Resolve(ctx context.Context, c *Checked, given map[string]string, resolvers map[action.Cloud]TargetResolver) (Inputs, error) {
 	e := &errs{file: c.file}
 	out := Inputs{}
 	for k := range given {
@@ -77,54 +98,36 @@ func Resolve(ctx context.Context, c *Checked, given map[string]string, targets T
 	}
 	for _, in := range c.Inputs {
 		s, ok := given[in.Name]
-		if !ok || (s == "" && in.Type != InString) {
+		if !ok || (s == "" && in.Type != action.String) {
 			if in.hasDefault {
 				s = in.Default
 			} else if in.Required {
-				e.at(in.pos[""], fmt.Sprintf("give the %s input %q (for example --%s)", in.Type, in.Name, in.Type), "missing required input %q", in.Name)
+				hint := fmt.Sprintf("give the %s input %q with --set %s=VALUE", in.Type, in.Name, in.Name)
+				if tg, ok := in.Type.Target(); ok {
+					hint = fmt.Sprintf("give the %s input %q (for example --%s)", in.Type, in.Name, tg.Flag)
+				}
+				e.at(in.pos[""], hint, "missing required input %q", in.Name)
 				continue
 			} else {
 				continue
 			}
 		}
-		v, err := inputValue(in.Type, s)
+		v, err := in.Type.ParseText(s)
 		if err != nil {
-			e.at(in.pos[""], "give a value of type "+string(in.Type), "input %q: %v", in.Name, err)
+			e.at(in.pos[""], "give a value of type "+string(in.Type)+": "+in.Type.Doc(), "input %q: %v", in.Name, err)
 			continue
 		}
-		switch in.Type {
-		case InPod:
-			ns, name, hasNS := strings.Cut(s, "/")
-			if !hasNS {
-				ns, name = "", s
-			}
-			if targets == nil {
-				break
-			}
-			found, err := targets.Pods(ctx, ns, name)
-			if err != nil {
+		if tg, ok := in.Type.Target(); ok && resolvers[tg.Cloud] != nil {
+			ref, err := resolvers[tg.Cloud].Resolve(ctx, in.Type, s)
+			var te *TargetError
+			switch {
+			case errors.As(err, &te):
+				e.at(in.pos[""], te.Hint, "input %q: %s", in.Name, te.Msg)
+				continue
+			case err != nil:
 				return nil, err
 			}
-			sort.Strings(found)
-			switch len(found) {
-			case 0:
-				e.at(in.pos[""], "check the name with 'kubectl get pods -A'; give the pod as NAMESPACE/NAME", "input %q: pod %s not found", in.Name, s)
-			case 1:
-				v = found[0]
-			default:
-				e.at(in.pos[""], "give the pod as NAMESPACE/NAME", "input %q: pod name %q is ambiguous: %s", in.Name, s, strings.Join(found, ", "))
-			}
-		case InNode:
-			if targets == nil {
-				break
-			}
-			ok, err := targets.NodeExists(ctx, s)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				e.at(in.pos[""], "check the name with 'kubectl get nodes'", "input %q: node %s not found", in.Name, s)
-			}
+			v = ref
 		}
 		out[in.Name] = v
 	}
@@ -158,7 +161,7 @@ func inputNames(p *Playbook) string {
 func (in Inputs) strings() map[string]string {
 	out := map[string]string{}
 	for k, v := range in {
-		out[k] = fmt.Sprint(v)
+		out[k] = action.FormatText(v)
 	}
 	return out
 }

@@ -77,6 +77,18 @@ func (c *Checked) Specs() []action.Spec {
 	return out
 }
 
+// Clouds are the clouds the playbook needs: those its actions declare and
+// those its target inputs live in.
+func (c *Checked) Clouds() []action.Cloud {
+	specs := c.Specs()
+	for _, in := range c.Inputs {
+		if tg, ok := in.Type.Target(); ok {
+			specs = append(specs, action.Spec{Needs: []action.Cloud{tg.Cloud}})
+		}
+	}
+	return action.Clouds(specs)
+}
+
 // Validate checks a parsed playbook against the registry. All problems are
 // reported together, each with file:line:col and a hint.
 func Validate(p *Playbook, reg *action.Registry) (*Checked, error) {
@@ -93,11 +105,11 @@ func Validate(p *Playbook, reg *action.Registry) (*Checked, error) {
 		}
 		inputs[in.Name] = in
 		if in.hasDefault {
-			if _, err := inputValue(in.Type, in.Default); err != nil {
+			if _, err := in.Type.ParseText(in.Default); err != nil {
 				e.at(in.pos["default"], "give a default of type "+string(in.Type), "input %q: default: %v", in.Name, err)
 			}
 		}
-		opts = append(opts, cel.Variable("inputs."+in.Name, celInputType(in.Type)))
+		opts = append(opts, cel.Variable("inputs."+in.Name, in.Type.CELType()))
 	}
 
 	// Steps: identity and actions.
@@ -216,29 +228,6 @@ func stepIDs(p *Playbook) []string {
 		}
 	}
 	return ids
-}
-
-func celInputType(t InputType) *cel.Type {
-	if t == InDuration {
-		return cel.DurationType
-	}
-	return cel.StringType
-}
-
-// inputValue converts an input's text to its Go value: a time.Duration for
-// duration inputs, the string otherwise.
-func inputValue(t InputType, s string) (any, error) {
-	if t == InDuration {
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a duration (use 90s, 5m, 1h)", s)
-		}
-		return d, nil
-	}
-	if s == "" && t != InString {
-		return nil, fmt.Errorf("empty value")
-	}
-	return s, nil
 }
 
 // findCycle returns a cycle in file order of discovery, or nil.
@@ -374,7 +363,7 @@ func (c *Checked) params(e *errs, cs *cstep) {
 			if m := exprRE.FindStringSubmatch(s); m != nil {
 				// The column mapping of ${{ }} values is approximate, so
 				// errors point at the value.
-				prg, refs := c.compile(e, m[1], at, Pos{}, celParamType(pr.Type), "with."+k)
+				prg, refs := c.compile(e, m[1], at, Pos{}, pr.Type.CELType(), "with."+k)
 				c.checkRefs(e, cs, refs, at, "with."+k)
 				if prg != nil {
 					cs.params[k] = pvalue{prog: prg, refs: refs}
@@ -386,7 +375,7 @@ func (c *Checked) params(e *errs, cs *cstep) {
 			e.at(at, `concatenate inside the expression: ${{ "prefix-" + inputs.NAME }}`, "parameter %s: an expression must be the whole value", k)
 			continue
 		}
-		lit, err := convertParam(pr, v)
+		lit, err := pr.Convert(v)
 		if err != nil {
 			e.at(at, fmt.Sprintf("%s is %s: %s", k, pr.Type, pr.Doc), "parameter %s: %v", k, err)
 			continue
@@ -404,115 +393,6 @@ func (c *Checked) params(e *errs, cs *cstep) {
 			cs.params[pr.Name] = pvalue{lit: pr.Default}
 		}
 	}
-}
-
-func celParamType(t action.ParamType) *cel.Type {
-	switch t {
-	case action.Int:
-		return cel.IntType
-	case action.Bool:
-		return cel.BoolType
-	case action.Duration:
-		return cel.DurationType
-	case action.StringList:
-		return cel.ListType(cel.StringType)
-	case action.StringMap:
-		return cel.MapType(cel.StringType, cel.StringType)
-	}
-	return cel.StringType
-}
-
-// convertParam converts a YAML literal to the parameter's Go type.
-func convertParam(pr action.Param, v any) (any, error) {
-	var out any
-	switch pr.Type {
-	case action.Int:
-		i, ok := v.(int64)
-		if !ok {
-			return nil, fmt.Errorf("want an integer, found %s", describe(v))
-		}
-		out = i
-	case action.Bool:
-		b, ok := v.(bool)
-		if !ok {
-			return nil, fmt.Errorf("want true or false, found %s", describe(v))
-		}
-		out = b
-	case action.Duration:
-		switch d := v.(type) {
-		case string:
-			x, err := time.ParseDuration(d)
-			if err != nil {
-				return nil, fmt.Errorf("%q is not a duration (use 90s, 5m)", d)
-			}
-			out = x
-		case time.Duration:
-			out = d
-		default:
-			return nil, fmt.Errorf("want a duration, found %s", describe(v))
-		}
-	case action.StringList:
-		l, ok := v.([]any)
-		if !ok {
-			return nil, fmt.Errorf("want a list of strings, found %s", describe(v))
-		}
-		ss := []string{}
-		for _, x := range l {
-			s, ok := x.(string)
-			if !ok {
-				return nil, fmt.Errorf("want a list of strings, found an item %s", describe(x))
-			}
-			ss = append(ss, s)
-		}
-		out = ss
-	case action.StringMap:
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("want a mapping of strings, found %s", describe(v))
-		}
-		sm := map[string]string{}
-		for k, x := range m {
-			s, ok := x.(string)
-			if !ok {
-				return nil, fmt.Errorf("want a mapping of strings, found %s for %q", describe(x), k)
-			}
-			sm[k] = s
-		}
-		out = sm
-	default:
-		s, ok := v.(string)
-		if !ok {
-			return nil, fmt.Errorf("want a string, found %s", describe(v))
-		}
-		out = s
-	}
-	if len(pr.Enum) > 0 {
-		s, _ := out.(string)
-		if !slices.Contains(pr.Enum, s) {
-			return nil, fmt.Errorf("%q is not one of %s", s, strings.Join(pr.Enum, ", "))
-		}
-	}
-	return out, nil
-}
-
-func describe(v any) string {
-	switch v.(type) {
-	case nil:
-		return "nothing"
-	case string:
-		return "a string"
-	case int64:
-		return "an integer"
-	case float64:
-		return "a number"
-	case bool:
-		return "a boolean"
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "a mapping"
-	}
-	return fmt.Sprintf("%T", v)
 }
 
 // volatileFirst enforces the capture-first rule: in a playbook that both
