@@ -519,7 +519,7 @@ steps:
 	if err == nil || !strings.Contains(err.Error(), "no region") || conn.aws != 1 {
 		t.Fatalf("AWS playbook without AWS configuration: %v (aws asked %d times)", err, conn.aws)
 	}
-X
-		t.Fatalf("a run that could not connect journaled %d records", len(cs2.Log().Records()))
+	if n := len(cs2.Log().Records()); n != 0 {
+		t.Fatalf("a run that could not connect journaled %d records", n)
 	}
 }
