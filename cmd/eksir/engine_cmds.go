@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/eksir/eksir/action"
 )
 
 // frontEnv is set by the lean front in the engine's environment, naming
@@ -26,17 +28,14 @@ var (
 	clusterFlag    = &cli.StringFlag{Name: "cluster", EnvVars: []string{"EKSIR_CLUSTER"}, Usage: "cluster name, recorded in evidence sources"}
 )
 
-// Target flags fill the playbook input of the same type.
-var targetFlags = []struct{ flag, inType string }{
-	{"pod", "pod"}, {"node", "node"}, {"instance", "instance"}, {"iam-role", "iam-role"}, {"access-key", "access-key"},
-}
-
+// targetCLIFlags are a flag per target type (package action declares
+// them; each fills the playbook inputs of its type), --set for the other
+// inputs, and the flags every playbook command shares.
 func targetCLIFlags() []cli.Flag {
 	fs := []cli.Flag{}
-	for _, t := range targetFlags {
-		usage := map[string]string{"pod": "suspect pod as NAMESPACE/NAME", "node": "node name", "instance": "EC2 instance ID",
-			"iam-role": "IAM role ARN", "access-key": "IAM access key ID"}[t.flag]
-		fs = append(fs, &cli.StringFlag{Name: t.flag, Usage: usage})
+	for _, t := range action.TargetTypes() {
+		tg, _ := t.Target()
+		fs = append(fs, &cli.StringFlag{Name: tg.Flag, Usage: tg.Usage})
 	}
 	return append(fs,
 		&cli.StringSliceFlag{Name: "set", Usage: "input NAME=VALUE (repeatable), for inputs without a target flag"},

@@ -20,7 +20,9 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/eksir/eksir/action"
@@ -92,19 +94,20 @@ func loadChecked(arg string, reg *action.Registry) (*playbooks.Checked, error) {
 // NAME=VALUE to inputs by name.
 func givenInputs(c *cli.Context, ck *playbooks.Checked) (map[string]string, error) {
 	given := map[string]string{}
-	for _, t := range targetFlags {
-		v := c.String(t.flag)
+	for _, t := range action.TargetTypes() {
+		tg, _ := t.Target()
+		v := c.String(tg.Flag)
 		if v == "" {
 			continue
 		}
 		used := false
 		for _, in := range ck.Inputs {
-			if string(in.Type) == t.inType {
+			if in.Type == t {
 				given[in.Name], used = v, true
 			}
 		}
 		if !used {
-			return nil, usagef("see its inputs with 'eksir playbooks show'", "playbook %s takes no %s input (--%s)", ck.Metadata.Name, t.inType, t.flag)
+			return nil, usagef("see its inputs with 'eksir playbooks show'", "playbook %s takes no %s input (--%s)", ck.Metadata.Name, t, tg.Flag)
 		}
 	}
 	for _, kv := range c.StringSlice("set") {
@@ -133,26 +136,27 @@ func kubeClient(c *cli.Context) (kubernetes.Interface, *kube.Clients, error) {
 	return typed, &kube.Clients{Config: cfg, Typed: typed}, nil
 }
 
-// actionEnv builds what actions may touch. AWS is configured only when one
-// of the playbook's actions needs it, so Kubernetes-only playbooks work
-// without AWS configuration.
-func actionEnv(c *cli.Context, specs []action.Spec, incident string, ev action.Evidence) (*action.Env, error) {
-	k, kc, err := kubeClient(c)
+// connector builds clients from the command's flags, only when the engine
+// asks for them: a playbook's actions declare the clouds they need.
+type connector struct{ c *cli.Context }
+
+func (k connector) Kubernetes(context.Context) (kubernetes.Interface, *rest.Config, error) {
+	typed, kc, err := kubeClient(k.c)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	env := &action.Env{Kube: k, RESTConfig: kc.Config, Evidence: ev, Incident: incident,
+	return typed, kc.Config, nil
+}
+
+func (k connector) AWS(ctx context.Context) (aws.Config, error) {
+	return eaws.Load(ctx, eaws.Options{Region: k.c.String(regionFlag.Name)})
+}
+
+// actionEnv builds what actions may touch, without clients: the engine
+// (or preparePlaybook) connects to what the playbook declares it needs.
+func actionEnv(c *cli.Context, incident string, ev action.Evidence) *action.Env {
+	return &action.Env{Evidence: ev, Incident: incident,
 		Responder: evidence.Actor(c.String(actFlag.Name)), Cluster: c.String(clusterFlag.Name), Log: slog.Default(), Now: time.Now}
-	for _, s := range specs {
-		if len(s.Permissions.IAM) > 0 {
-			env.AWS, err = eaws.Load(c.Context, eaws.Options{Region: c.String(regionFlag.Name)})
-			if err != nil {
-				return nil, err
-			}
-			break
-		}
-	}
-	return env, nil
 }
 
 // prepared is a playbook checked against the registry with its targets
@@ -189,10 +193,15 @@ func preparePlaybook(c *cli.Context) (*prepared, error) {
 	if err := evidence.ValidIncidentID(p.incident); err != nil {
 		return nil, err
 	}
-	if p.env, err = actionEnv(c, p.ck.Specs(), p.incident, nil); err != nil {
+	p.env = actionEnv(c, p.incident, nil)
+	if err := action.Connect(c.Context, p.env, p.ck.Clouds(), connector{c}); err != nil {
 		return nil, err
 	}
-	if p.in, err = playbooks.Resolve(c.Context, p.ck, given, playbooks.KubeTargets(p.env.Kube)); err != nil {
+	resolvers := map[action.Cloud]playbooks.TargetResolver{}
+	if p.env.Kube != nil {
+		resolvers[action.Kubernetes] = playbooks.KubeTargets(p.env.Kube)
+	}
+	if p.in, err = playbooks.Resolve(c.Context, p.ck, given, resolvers); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -275,7 +284,7 @@ func engineOptions(c *cli.Context, env *action.Env, cs *evidence.Case) playbooks
 			}
 		}
 	}
-	o := playbooks.Options{Env: env, Journal: playbooks.CaseJournal(cs), Yes: c.Bool("yes"), Approved: approved,
+	o := playbooks.Options{Env: env, Connector: connector{c}, Journal: playbooks.CaseJournal(cs), Yes: c.Bool("yes"), Approved: approved,
 		Parallel: c.Int("parallel"), CrashAt: os.Getenv(playbooks.CrashEnv), RestoreCredentials: c.Bool("restore-credentials")}
 	if interactive() {
 		o.Approver = termApprover{in: bufio.NewReader(os.Stdin), out: c.App.ErrWriter}
@@ -353,12 +362,7 @@ func openForJournal(c *cli.Context, incident string) (*evidence.Case, *action.En
 	if err != nil {
 		return nil, nil, err
 	}
-	env, err := actionEnv(c, newRegistry().Specs(), incident, cs)
-	if err != nil {
-		cs.Close()
-		return nil, nil, err
-	}
-	return cs, env, nil
+	return cs, actionEnv(c, incident, cs), nil
 }
 
 func statusAction(c *cli.Context) error {
