@@ -73,13 +73,13 @@ func jsonOutput(c *cli.Context) bool { return c.String(flagOutput) == "json" }
 func versionCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "version",
-		Usage: "print version, commit, Go version and build (lean: the evidence front, or full)",
+		Usage: "print version, commit and Go version",
 		Action: func(c *cli.Context) error {
-			info := map[string]string{"version": version, "commit": commit, "go": runtime.Version(), "build": buildKind}
+			info := map[string]string{"version": version, "commit": commit, "go": runtime.Version()}
 			if jsonOutput(c) {
 				return writeJSON(c.App.Writer, info)
 			}
-			fmt.Fprintf(c.App.Writer, "eksir %s (commit %s, %s, %s build)\n", version, commit, runtime.Version(), buildKind)
+			fmt.Fprintf(c.App.Writer, "eksir %s (commit %s, %s)\n", version, commit, runtime.Version())
 			return nil
 		},
 	}

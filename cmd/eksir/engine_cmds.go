@@ -1,22 +1,14 @@
 package main
 
-// Declarations of the commands that reach the cluster and the cloud: names,
-// usage, flags and subcommands, but no actions. Both builds declare them from
-// here, so help, completion and flag errors are the same whether the full
-// build runs them or the lean front hands them to eksir-engine. This file
-// imports only urfave/cli and the standard library; engine(name) attaches the
-// action per build (engine_full.go, engine_lean.go).
+// Declarations of the commands that reach the cluster and the cloud.
 
 import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
-)
 
-// frontEnv is set by the lean front in the engine's environment, naming
-// itself: a front that finds it set was exec'd as an engine by mistake (a
-// copy of bin/eksir named eksir-engine) and stops instead of looping.
-const frontEnv = "EKSIR_FRONT"
+	"github.com/eksir/eksir/lab"
+)
 
 // Flags of the commands that reach the cluster and the cloud.
 var (
@@ -51,48 +43,47 @@ func approvalFlags() []cli.Flag {
 	}
 }
 
-// playbookCommands declares the playbook engine's commands. Each action is
-// engine("<command path>"), the key of its function in the full build.
+// playbookCommands declares the playbook engine's commands.
 func playbookCommands() []*cli.Command {
 	return []*cli.Command{
 		{
 			Name:  "playbooks",
 			Usage: "list, show and validate playbooks",
 			Subcommands: []*cli.Command{
-				{Name: "list", Usage: "list built-in playbooks, one a line, name first", Action: engine("playbooks list")},
-				{Name: "show", Usage: "print a built-in playbook's YAML exactly as embedded", UsageText: "eksir playbooks show NAME", Action: engine("playbooks show")},
-				{Name: "validate", Usage: "validate playbook files against the action registry", UsageText: "eksir playbooks validate FILE...", Action: engine("playbooks validate")},
+				{Name: "list", Usage: "list built-in playbooks, one a line, name first", Action: playbooksList},
+				{Name: "show", Usage: "print a built-in playbook's YAML exactly as embedded", UsageText: "eksir playbooks show NAME", Action: playbooksShow},
+				{Name: "validate", Usage: "validate playbook files against the action registry", UsageText: "eksir playbooks validate FILE...", Action: playbooksValidate},
 			},
 		},
 		{
 			Name: "plan", Usage: "resolve targets and show every step's concrete change and permission check; changes nothing",
 			UsageText: "eksir plan PLAYBOOK [--pod NS/NAME] [--node NAME] [--instance ID] [--iam-role ARN] [--access-key ID] [--incident ID]",
-			Flags:     targetCLIFlags(), Action: engine("plan"),
+			Flags:     targetCLIFlags(), Action: planAction,
 		},
 		{
 			Name: "run", Usage: "run a playbook, journaling every step into the incident's custody log",
 			UsageText: "eksir run PLAYBOOK [target flags] [--incident ID] [--yes | --approve STEP,...] [--parallel N] [--drill]",
 			Flags:     append(append(targetCLIFlags(), approvalFlags()...), &cli.BoolFlag{Name: "drill", Usage: "game day: release at the end and print a drill score"}),
-			Action:    engine("run"),
+			Action:    runAction,
 		},
 		{
 			Name: "resume", Usage: "continue an interrupted run from its journal; no step's side effect happens twice",
 			UsageText: "eksir resume --incident ID [--yes | --approve STEP,...] [--parallel N]",
 			Flags:     append([]cli.Flag{incFlag, keyFlag, actFlag, kubeconfigFlag, kubeCtxFlag, regionFlag, clusterFlag}, approvalFlags()...),
-			Action:    engine("resume"),
+			Action:    resumeAction,
 		},
 		{
 			Name: "release", Usage: "undo the run's containment steps in reverse order; evidence is never deleted",
 			UsageText: "eksir release --incident ID [--yes | --approve STEP,...] [--restore-credentials]",
 			Flags: append([]cli.Flag{incFlag, keyFlag, actFlag, kubeconfigFlag, kubeCtxFlag, regionFlag, clusterFlag,
 				&cli.BoolFlag{Name: "restore-credentials", Usage: "also re-enable revoked credentials"}}, approvalFlags()...),
-			Action: engine("release"),
+			Action: releaseAction,
 		},
 		{
 			Name: "status", Usage: "show each step's state from the incident's journal",
 			UsageText: "eksir status --incident ID",
 			Flags:     []cli.Flag{incFlag, keyFlag, actFlag},
-			Action:    engine("status"),
+			Action:    statusAction,
 		},
 		{
 			Name: "permissions", Usage: "print the least-privilege IAM policy or ClusterRole for playbooks' actions",
@@ -101,16 +92,12 @@ func playbookCommands() []*cli.Command {
 				&cli.StringSliceFlag{Name: "playbook", Usage: "built-in name or file (repeatable); default: every registered action"},
 				&cli.StringFlag{Name: "format", Value: "iam", Usage: "iam (policy JSON) or rbac (ClusterRole YAML)"},
 			},
-			Action: engine("permissions"),
+			Action: permissionsAction,
 		},
 	}
 }
 
 const flagLabDir = "dir"
-
-// labScenarios are lab.ScenarioNames(), spelled out because the front must
-// not link package lab; a test of the full build keeps the two equal.
-var labScenarios = []string{"crypto-miner", "stolen-credentials"}
 
 func labDirFlag() cli.Flag {
 	return &cli.StringFlag{Name: flagLabDir, Value: ".eksir-lab", EnvVars: []string{"EKSIR_LAB_DIR"},
@@ -127,30 +114,30 @@ func labCommand() *cli.Command {
 				Name:   "up",
 				Usage:  "start etcd, kube-apiserver, kwok and moto; write a kubeconfig and an env file",
 				Flags:  []cli.Flag{labDirFlag()},
-				Action: engine("lab up"),
+				Action: labUp,
 			},
 			{
 				Name:   "down",
 				Usage:  "stop exactly the processes `lab up` started (by recorded pid)",
 				Flags:  []cli.Flag{labDirFlag()},
-				Action: engine("lab down"),
+				Action: labDown,
 			},
 			{
 				Name:   "status",
 				Usage:  "show whether the lab's processes run",
 				Flags:  []cli.Flag{labDirFlag()},
-				Action: engine("lab status"),
+				Action: labStatus,
 			},
 			{
 				Name:  "seed",
 				Usage: "create an incident scenario, consistent in Kubernetes and moto",
 				Flags: []cli.Flag{
 					labDirFlag(),
-					&cli.StringFlag{Name: "scenario", Required: true, Usage: "one of: " + strings.Join(labScenarios, ", ")},
+					&cli.StringFlag{Name: "scenario", Required: true, Usage: "one of: " + strings.Join(lab.ScenarioNames(), ", ")},
 					&cli.IntFlag{Name: "nodes", Value: 3, Usage: "number of nodes (EC2 instances)"},
 					&cli.IntFlag{Name: "pods-per-node", Value: 4, Usage: "pods on each node"},
 				},
-				Action: engine("lab seed"),
+				Action: labSeed,
 			},
 		},
 	}

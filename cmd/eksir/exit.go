@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/eksir/eksir/evidence"
+	"github.com/eksir/eksir/playbooks"
 )
 
 // Exit codes, documented in docs/exit-codes.md. This file is the one place
@@ -52,10 +53,8 @@ func exitCode(err error) int {
 	return exitFailure
 }
 
-// badInputErrors are the packages' sentinels for input that is wrong (exit
-// 2). The full build adds the playbook engine's (engineBadInput); the lean
-// front does not link that package, and never sees its errors.
-var badInputErrors = append([]error{evidence.ErrInvalidInput}, engineBadInput...)
+// badInputErrors are the packages' sentinels for input that is wrong (exit 2).
+var badInputErrors = []error{evidence.ErrInvalidInput, playbooks.ErrInvalid}
 
 func isAny(err error, targets []error) bool {
 	for _, t := range targets {

@@ -1,9 +1,8 @@
 package main
 
-// Helpers shared by the CLI-level acceptance tests: the eksir binaries are
+// Helpers shared by the CLI-level acceptance tests: the eksir binary is
 // built once in TestMain (or taken from EKSIR_BIN) and run with os/exec, the
-// way a responder runs them: the lean front as eksir and the full build as
-// eksir-engine beside it, the layout `make build` writes.
+// way a responder runs it.
 
 import (
 	"archive/tar"
@@ -27,9 +26,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// eksirBin is the binary under test; engineBin is the eksir-engine it hands
-// Kubernetes and AWS commands to.
-var eksirBin, engineBin string
+// eksirBin is the binary under test.
+var eksirBin string
 
 // sealTime is passed as --seal-time so that archives are reproducible.
 const sealTime = "2026-03-04T05:06:07.123456789Z"
@@ -46,7 +44,6 @@ func runTests(m *testing.M) int {
 			return 1
 		}
 		eksirBin = abs
-		engineBin = filepath.Join(filepath.Dir(abs), "eksir-engine")
 		return m.Run()
 	}
 	dir, err := os.MkdirTemp("", "eksir-bin-")
@@ -60,14 +57,12 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	eksirBin, engineBin = filepath.Join(dir, "eksir"), filepath.Join(dir, "eksir-engine")
-	for _, args := range [][]string{{"-tags", "lean", "-o", eksirBin}, {"-o", engineBin}} {
-		build := exec.Command("go", append(append([]string{"build"}, args...), ".")...)
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n", args[len(args)-1], err)
-			return 1
-		}
+	eksirBin = filepath.Join(dir, "eksir")
+	build := exec.Command("go", "build", "-o", eksirBin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "build eksir: %v\n", err)
+		return 1
 	}
 	return m.Run()
 }
@@ -106,7 +101,7 @@ func runCmd(t *testing.T, dir string, stdin io.Reader, cred *syscall.Credential,
 }
 
 // runProcess runs bin and returns its exit code and output. A run that
-// hangs (for example a front exec'ing itself) fails after five minutes.
+// hangs fails after five minutes.
 func runProcess(t *testing.T, bin, dir string, stdin io.Reader, env []string, cred *syscall.Credential, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

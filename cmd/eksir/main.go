@@ -2,12 +2,6 @@
 //
 // This package is wiring only: flags, clients, output and exit codes. The work
 // is done by the packages it calls (evidence, lab, playbooks, isolate, collect).
-//
-// It builds two ways. The default build is the complete CLI. With -tags lean
-// it is the evidence front (bin/eksir): the evidence commands run in it, and
-// every other command, declared identically in engine_cmds.go, execs the
-// full build installed as eksir-engine (engine_lean.go). The front links
-// only package evidence and urfave/cli, so sealing stays small in memory.
 package main
 
 import (
