@@ -18,8 +18,9 @@ BENCH_OUT ?= $(CURDIR)/bench-results.txt
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
 
-build: ## build bin/eksir, version and commit stamped in
+build: ## build bin/eksir and bin/eksir-verify (the lab's verifier), version and commit stamped in
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/eksir
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)-verify ./cmd/eksir-verify
 
 unit: ## unit tests only (no lab), with -race
 	$(GO) test -race -count=1 -short ./...

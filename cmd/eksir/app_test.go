@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/eksir/eksir/cmd/internal/evidencecli"
 	"github.com/eksir/eksir/evidence"
 	"github.com/eksir/eksir/playbooks"
 )
@@ -40,8 +41,8 @@ func TestEveryCommandHasAction(t *testing.T) {
 // TestBadInputSentinels: the packages' invalid-input errors exit 2.
 func TestBadInputSentinels(t *testing.T) {
 	for _, err := range []error{evidence.ErrInvalidInput, playbooks.ErrInvalid} {
-		if code := exitCode(fmt.Errorf("wrapped: %w", err)); code != exitBadInput {
-			t.Errorf("exitCode(%v) = %d, want %d", err, code, exitBadInput)
+		if code := evidencecli.ExitCode(fmt.Errorf("wrapped: %w", err), sentinels); code != evidencecli.ExitBadInput {
+			t.Errorf("ExitCode(%v) = %d, want %d", err, code, evidencecli.ExitBadInput)
 		}
 	}
 }

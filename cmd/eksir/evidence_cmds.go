@@ -1,27 +1,24 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/user"
 	"path/filepath"
-	"runtime/debug"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/eksir/eksir/cmd/internal/evidencecli"
 	"github.com/eksir/eksir/evidence"
 )
 
 // Flags shared by the commands that sign or verify evidence.
 var (
 	keyFlag = &cli.StringFlag{Name: "key", EnvVars: []string{"EKSIR_SIGNING_KEY"}, Usage: "Ed25519 private key (PEM) that signs custody records and seals"}
-	pubFlag = &cli.StringSliceFlag{Name: "pubkey", EnvVars: []string{"EKSIR_TRUSTED_KEYS"}, Usage: "trusted public key (repeatable); without it the key inside the bag is used and reported as not pinned"}
 	incFlag = &cli.StringFlag{Name: "incident", Aliases: []string{"i"}, Usage: "incident ID (letters, digits, '.', '_', '-')"}
 	actFlag = &cli.StringFlag{Name: "examiner", EnvVars: []string{"EKSIR_EXAMINER"}, Usage: "who acts, as recorded in custody records (default: OS user@host)"}
 )
@@ -32,18 +29,6 @@ func loadSigner(c *cli.Context) (*evidence.Signer, error) {
 		return nil, usagef("create one with 'eksir keygen --out FILE', then pass --key FILE or set EKSIR_SIGNING_KEY", "no signing key: evidence is never written unsigned")
 	}
 	return evidence.LoadSigner(p)
-}
-
-func trustedKeys(c *cli.Context) (evidence.KeyRing, error) {
-	keys := evidence.KeyRing{}
-	for _, p := range c.StringSlice(pubFlag.Name) {
-		pub, err := evidence.LoadPublicKey(p)
-		if err != nil {
-			return nil, err
-		}
-		keys.Add(pub)
-	}
-	return keys, nil
 }
 
 func collector() evidence.Collector {
@@ -130,7 +115,7 @@ func acquireCommand() *cli.Command {
 				} else {
 					f, err := os.Open(arg)
 					if err != nil {
-						return &usageError{msg: fmt.Sprintf("cannot read %s: %v", arg, err), hint: "check the path and permissions"}
+						return usagef("check the path and permissions", "cannot read %s: %v", arg, err)
 					}
 					defer f.Close()
 					abs, _ := filepath.Abs(arg)
@@ -173,7 +158,7 @@ func sealCommand() *cli.Command {
 			&cli.TimestampFlag{Name: "seal-time", Layout: time.RFC3339Nano, Usage: "seal time to record (RFC 3339); the same case sealed twice with the same time gives identical bytes"},
 		},
 		Action: func(c *cli.Context) error {
-			relaxGC()
+			evidencecli.RelaxGC()
 			incident, err := requireIncident(c)
 			if err != nil {
 				return err
@@ -228,69 +213,13 @@ func sealCommand() *cli.Command {
 	}
 }
 
-func verifyCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "verify",
-		Usage:     "verify a sealed archive or an extracted bag: hashes, BagIt, signature, custody chain",
-		UsageText: "eksir verify ARCHIVE|FOLDER [--pubkey FILE]...",
-		Flags:     []cli.Flag{pubFlag},
-		Action: func(c *cli.Context) error {
-			relaxGC()
-			target, rep, err := verifyArg(c)
-			if err != nil {
-				return err
-			}
-			if jsonOutput(c) {
-				if err := writeJSON(c.App.Writer, rep); err != nil {
-					return err
-				}
-			} else {
-				printChecks(c.App.Writer, rep)
-			}
-			if !rep.OK {
-				return silentError{fmt.Errorf("%s: %w", target, evidence.ErrVerification)}
-			}
-			return nil
-		},
-	}
-}
-
-// verifyArg verifies the command's one archive or folder argument against
-// the --pubkey keys.
-func verifyArg(c *cli.Context) (string, *evidence.Report, error) {
-	target, err := oneArg(c, "archive")
-	if err != nil {
-		return "", nil, err
-	}
-	keys, err := trustedKeys(c)
-	if err != nil {
-		return "", nil, err
-	}
-	rep, err := evidence.Verify(c.Context, target, evidence.VerifyOptions{Keys: keys})
-	return target, rep, err
-}
-
-func printChecks(w io.Writer, rep *evidence.Report) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHECK\tRESULT\tPATH\tDETAIL")
-	for _, ch := range rep.Checks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", ch.Name, strings.ToUpper(ch.Status), ch.Path, ch.Detail)
-	}
-	tw.Flush()
-	if rep.OK {
-		fmt.Fprintf(w, "\nverified: %s is intact (bag %s, signer %s)\n", rep.Target, rep.Bag, rep.SignerKeyID)
-		return
-	}
-	fmt.Fprintf(w, "\nFAILED: %d check(s) failed for %s\n", len(rep.Failed()), rep.Target)
-}
-
 func custodyCommand() *cli.Command {
 	handOver := func(name, action, usage string) *cli.Command {
 		return &cli.Command{
 			Name:      name,
 			Usage:     usage,
 			UsageText: "eksir custody " + name + " ARCHIVE --from A --to B --reason R [--location L]",
-			Flags: []cli.Flag{keyFlag, pubFlag, actFlag,
+			Flags: []cli.Flag{keyFlag, evidencecli.PubKeyFlag, actFlag,
 				&cli.StringFlag{Name: "from", Required: true, Usage: "who releases the evidence"},
 				&cli.StringFlag{Name: "to", Required: true, Usage: "who receives it"},
 				&cli.StringFlag{Name: "reason", Required: true, Usage: "why"},
@@ -305,14 +234,14 @@ func custodyCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				keys, err := trustedKeys(c)
+				keys, err := evidencecli.TrustedKeys(c)
 				if err != nil {
 					return err
 				}
 				h := evidence.HandOver{From: c.String("from"), To: c.String("to"), Reason: c.String("reason"), Location: c.String("location")}
 				rep, rec, err := evidence.RecordHandOver(c.Context, archive, action, h, signer, c.String(actFlag.Name), time.Now(), evidence.VerifyOptions{Keys: keys})
 				if rep != nil && !rep.OK && !jsonOutput(c) {
-					printChecks(c.App.ErrWriter, rep)
+					evidencecli.PrintChecks(c.App.ErrWriter, rep)
 				}
 				if err != nil {
 					return err
@@ -331,73 +260,7 @@ func custodyCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			handOver("transfer", evidence.ActionTransferred, "re-verify the archive and record a signed transfer"),
 			handOver("release", evidence.ActionReleased, "re-verify the archive and record its release"),
-			{
-				Name:      "show",
-				Usage:     "print the whole custody chain with a verdict per record",
-				UsageText: "eksir custody show ARCHIVE|FOLDER [--pubkey FILE]...",
-				Flags:     []cli.Flag{pubFlag},
-				Action: func(c *cli.Context) error {
-					target, rep, err := verifyArg(c)
-					if err != nil {
-						return err
-					}
-					if jsonOutput(c) {
-						if err := writeJSON(c.App.Writer, rep.Custody); err != nil {
-							return err
-						}
-					} else {
-						printCustody(c.App.Writer, rep)
-					}
-					if !rep.Custody.OK {
-						return silentError{fmt.Errorf("custody chain of %s: %w", target, evidence.ErrVerification)}
-					}
-					return nil
-				},
-			},
+			evidencecli.CustodyShowCommand("eksir"),
 		},
-	}
-}
-
-func printCustody(w io.Writer, rep *evidence.Report) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\tSEQ\tTIME\tACTION\tACTOR\tKEY\tSUMMARY")
-	for _, rc := range rep.Custody.Records {
-		mark := "✓"
-		if !rc.OK {
-			mark = "✗"
-		}
-		r := rc.Record
-		summary := fmt.Sprintf("%d item(s)", len(r.Items))
-		var h evidence.HandOver
-		if !rc.OK {
-			summary = rc.Problem
-		} else if json.Unmarshal(r.Details, &h) == nil && h.To != "" {
-			summary = fmt.Sprintf("%s -> %s: %s", h.From, h.To, h.Reason)
-		} else if len(r.Items) == 1 {
-			for p := range r.Items {
-				summary = p
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", mark, r.Seq, r.Time, r.Action, r.Actor, short(r.Key), summary)
-	}
-	tw.Flush()
-}
-
-func short(s string) string {
-	if len(s) > 12 {
-		return s[:12]
-	}
-	return s
-}
-
-// relaxGC lets the heap grow to five times the live data between
-// collections (GOGC=400) unless the user set GOGC. Sealing or verifying
-// 100,000 files keeps their names, hashes and index live to the end, and the
-// default collector re-marked them so often that it took a fifth of the CPU
-// (docs/BENCHMARKS.md); streaming big files makes almost no garbage, so
-// their peak memory does not move.
-func relaxGC() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
 	}
 }

@@ -1,8 +1,9 @@
 package main
 
-// Helpers shared by the CLI-level acceptance tests: the eksir binary is
-// built once in TestMain (or taken from EKSIR_BIN) and run with os/exec, the
-// way a responder runs it.
+// Helpers shared by the CLI-level acceptance tests: the eksir and
+// eksir-verify binaries are built once in TestMain (or taken from EKSIR_BIN
+// and the eksir-verify beside it, as make build writes them) and run with
+// os/exec, the way a responder and a forensics lab run them.
 
 import (
 	"archive/tar"
@@ -26,8 +27,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// eksirBin is the binary under test.
-var eksirBin string
+// eksirBin and verifyBin are the binaries under test.
+var eksirBin, verifyBin string
 
 // sealTime is passed as --seal-time so that archives are reproducible.
 const sealTime = "2026-03-04T05:06:07.123456789Z"
@@ -43,7 +44,11 @@ func runTests(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, "EKSIR_BIN:", err)
 			return 1
 		}
-		eksirBin = abs
+		eksirBin, verifyBin = abs, filepath.Join(filepath.Dir(abs), "eksir-verify")
+		if _, err := os.Stat(verifyBin); err != nil {
+			fmt.Fprintf(os.Stderr, "EKSIR_BIN=%s: no eksir-verify beside it ('make build' writes both): %v\n", b, err)
+			return 1
+		}
 		return m.Run()
 	}
 	dir, err := os.MkdirTemp("", "eksir-bin-")
@@ -57,12 +62,14 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	eksirBin = filepath.Join(dir, "eksir")
-	build := exec.Command("go", "build", "-o", eksirBin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "build eksir: %v\n", err)
-		return 1
+	eksirBin, verifyBin = filepath.Join(dir, "eksir"), filepath.Join(dir, "eksir-verify")
+	for bin, pkg := range map[string]string{eksirBin: ".", verifyBin: "../eksir-verify"} {
+		build := exec.Command("go", "build", "-o", bin, pkg)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n", pkg, err)
+			return 1
+		}
 	}
 	return m.Run()
 }

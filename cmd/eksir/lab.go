@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/eksir/eksir/cmd/internal/evidencecli"
 	"github.com/eksir/eksir/lab"
 )
 
@@ -72,7 +73,7 @@ func labStatus(c *cli.Context) error {
 		tw.Flush()
 	}
 	if !r.Running {
-		return silentError{err: errors.New("lab degraded")}
+		return evidencecli.Silent(errors.New("lab degraded"))
 	}
 	return nil
 }
@@ -116,9 +117,9 @@ func labSeed(c *cli.Context) error {
 func labErr(err error) error {
 	switch {
 	case errors.Is(err, lab.ErrNotRunning):
-		return hinted{err, "start one with 'eksir lab up' (or pass --dir)"}
+		return evidencecli.Hint(err, "start one with 'eksir lab up' (or pass --dir)")
 	case errors.Is(err, lab.ErrAlreadySeeded):
-		return hinted{err, "run 'eksir lab up' again for a fresh lab, then seed"}
+		return evidencecli.Hint(err, "run 'eksir lab up' again for a fresh lab, then seed")
 	}
 	return err
 }

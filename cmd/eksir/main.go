@@ -5,11 +5,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/eksir/eksir/cmd/internal/evidencecli"
 )
 
 // Set by `make build` through -ldflags.
@@ -19,11 +18,7 @@ var (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	app := newApp()
-	err := app.RunContext(ctx, interleaveFlags(app, os.Args))
-	stop()
-	os.Exit(reportError(os.Stderr, err))
+	os.Exit(evidencecli.Main(newApp(), sentinels))
 }
 
 // toolName is what evidence records as the acquiring tool.

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/eksir/eksir/action"
+	"github.com/eksir/eksir/cmd/internal/evidencecli"
 	"github.com/eksir/eksir/evidence"
 	eaws "github.com/eksir/eksir/internal/aws"
 	"github.com/eksir/eksir/internal/kube"
@@ -258,7 +259,7 @@ func planAction(c *cli.Context) error {
 		}
 	}
 	if failed > 0 {
-		return fmt.Errorf("%w: %d steps cannot be planned or lack permissions", errPartial, failed)
+		return fmt.Errorf("%w: %d steps cannot be planned or lack permissions", evidencecli.ErrPartial, failed)
 	}
 	return nil
 }
@@ -407,16 +408,10 @@ func finish(c *cli.Context, incident string, cs *evidence.Case, sum *playbooks.S
 		return err
 	}
 	if sum != nil && sum.Partial() {
-		return &hintedPartial{msg: "some steps did not complete (see the table)", hint: fmt.Sprintf("approve with --approve STEP or --yes, then 'eksir resume --incident %s'", incident)}
+		return evidencecli.Partial("some steps did not complete (see the table)", fmt.Sprintf("approve with --approve STEP or --yes, then 'eksir resume --incident %s'", incident))
 	}
 	return nil
 }
-
-type hintedPartial struct{ msg, hint string }
-
-func (e *hintedPartial) Error() string { return e.msg }
-func (e *hintedPartial) Hint() string  { return e.hint }
-func (e *hintedPartial) Unwrap() error { return errPartial }
 
 func summaryTable(w io.Writer, sum *playbooks.Summary) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -628,7 +623,7 @@ func drillEnd(c *cli.Context, reg *action.Registry, o playbooks.Options, cs *evi
 	}
 	for _, s := range rel.Steps {
 		if s.Status != playbooks.StatusReleased {
-			return fmt.Errorf("%w: drill: release of %s: %s %s", errPartial, s.ID, s.Status, s.Error)
+			return fmt.Errorf("%w: drill: release of %s: %s %s", evidencecli.ErrPartial, s.ID, s.Status, s.Error)
 		}
 	}
 	return nil
