@@ -23,12 +23,12 @@ var (
 
 // sentinels are the errors of the packages eksir links that mean an exit
 // code of their own (evidencecli.ExitCode maps them).
-var sentinels = evidencecli.Sentinels{BadInput: []error{playbooks.ErrInvalid}}
+var sentinels = evidencecli.Sentinels{BadInput: []error{playbooks.ErrInvalid}, Partial: []error{playbooks.ErrNotReleased}}
 
 func newApp() *cli.App {
 	return evidencecli.NewApp("eksir", "incident response and forensics for Amazon EKS",
 		[]cli.Flag{&cli.StringFlag{Name: flagCaseDir, Value: "./cases", EnvVars: []string{"EKSIR_CASE_DIR"}, Usage: "folder that holds one case folder per incident"}},
-		append([]*cli.Command{
+		append(append([]*cli.Command{
 			versionCommand(),
 			keygenCommand(),
 			acquireCommand(),
@@ -36,7 +36,9 @@ func newApp() *cli.App {
 			evidencecli.VerifyCommand("eksir"),
 			custodyCommand(),
 			labCommand(),
-		}, playbookCommands()...))
+			playbooksCommand(),
+			planCommand(),
+		}, runCommands()...), permissionsCommand()))
 }
 
 func versionCommand() *cli.Command {

@@ -13,6 +13,52 @@ import (
 	"github.com/eksir/eksir/lab"
 )
 
+const flagLabDir = "dir"
+
+func labDirFlag() cli.Flag {
+	return &cli.StringFlag{Name: flagLabDir, Value: ".eksir-lab", EnvVars: []string{"EKSIR_LAB_DIR"},
+		Usage: "lab folder: state, logs, kubeconfig and env file"}
+}
+
+// labCommand declares `eksir lab up|down|status|seed`.
+func labCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "lab",
+		Usage: "run a local EKS-like lab (kube-apiserver, etcd, kwok, moto) for tests and game days",
+		Subcommands: []*cli.Command{
+			{
+				Name:   "up",
+				Usage:  "start etcd, kube-apiserver, kwok and moto; write a kubeconfig and an env file",
+				Flags:  []cli.Flag{labDirFlag()},
+				Action: labUp,
+			},
+			{
+				Name:   "down",
+				Usage:  "stop exactly the processes `lab up` started (by recorded pid)",
+				Flags:  []cli.Flag{labDirFlag()},
+				Action: labDown,
+			},
+			{
+				Name:   "status",
+				Usage:  "show whether the lab's processes run",
+				Flags:  []cli.Flag{labDirFlag()},
+				Action: labStatus,
+			},
+			{
+				Name:  "seed",
+				Usage: "create an incident scenario, consistent in Kubernetes and moto",
+				Flags: []cli.Flag{
+					labDirFlag(),
+					&cli.StringFlag{Name: "scenario", Required: true, Usage: "one of: " + strings.Join(lab.ScenarioNames(), ", ")},
+					&cli.IntFlag{Name: "nodes", Value: 3, Usage: "number of nodes (EC2 instances)"},
+					&cli.IntFlag{Name: "pods-per-node", Value: 4, Usage: "pods on each node"},
+				},
+				Action: labSeed,
+			},
+		},
+	}
+}
+
 func labUp(c *cli.Context) error {
 	progress := func(s string) { fmt.Fprintln(c.App.ErrWriter, "lab:", s) }
 	st, err := lab.Up(c.Context, lab.Options{Dir: c.String(flagLabDir), Progress: progress})

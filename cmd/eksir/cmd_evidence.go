@@ -1,11 +1,12 @@
 package main
 
+// keygen, acquire and seal: the commands that make evidence.
+
 import (
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/user"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
@@ -15,49 +16,6 @@ import (
 	"github.com/eksir/eksir/cmd/internal/evidencecli"
 	"github.com/eksir/eksir/evidence"
 )
-
-// Flags shared by the commands that sign or verify evidence.
-var (
-	keyFlag = &cli.StringFlag{Name: "key", EnvVars: []string{"EKSIR_SIGNING_KEY"}, Usage: "Ed25519 private key (PEM) that signs custody records and seals"}
-	incFlag = &cli.StringFlag{Name: "incident", Aliases: []string{"i"}, Usage: "incident ID (letters, digits, '.', '_', '-')"}
-	actFlag = &cli.StringFlag{Name: "examiner", EnvVars: []string{"EKSIR_EXAMINER"}, Usage: "who acts, as recorded in custody records (default: OS user@host)"}
-)
-
-func loadSigner(c *cli.Context) (*evidence.Signer, error) {
-	p := c.String(keyFlag.Name)
-	if p == "" {
-		return nil, usagef("create one with 'eksir keygen --out FILE', then pass --key FILE or set EKSIR_SIGNING_KEY", "no signing key: evidence is never written unsigned")
-	}
-	return evidence.LoadSigner(p)
-}
-
-func collector() evidence.Collector {
-	host, _ := os.Hostname()
-	name := "unknown"
-	if u, err := user.Current(); err == nil {
-		name = u.Username
-	}
-	return evidence.Collector{OSUser: name, Host: host}
-}
-
-func requireIncident(c *cli.Context) (string, error) {
-	id := c.String(incFlag.Name)
-	if id == "" {
-		return "", usagef("pass --incident ID, for example --incident INC-2041", "--incident is required")
-	}
-	return id, evidence.ValidIncidentID(id)
-}
-
-func openCase(c *cli.Context, incident string) (*evidence.Case, error) {
-	signer, err := loadSigner(c)
-	if err != nil {
-		return nil, err
-	}
-	return evidence.OpenCase(c.Context, evidence.CaseOptions{
-		Dir: c.String(flagCaseDir), Incident: incident, Signer: signer, Tool: toolName(),
-		Collector: collector(), Actor: c.String(actFlag.Name),
-	})
-}
 
 func keygenCommand() *cli.Command {
 	return &cli.Command{
@@ -209,58 +167,6 @@ func sealCommand() *cli.Command {
 			fmt.Fprintf(w, "custody\t%d records, head %s\n", res.CustodyRecords, res.CustodyHead)
 			fmt.Fprintf(w, "signed by\tkey %s\n", res.KeyID)
 			return w.Flush()
-		},
-	}
-}
-
-func custodyCommand() *cli.Command {
-	handOver := func(name, action, usage string) *cli.Command {
-		return &cli.Command{
-			Name:      name,
-			Usage:     usage,
-			UsageText: "eksir custody " + name + " ARCHIVE --from A --to B --reason R [--location L]",
-			Flags: []cli.Flag{keyFlag, evidencecli.PubKeyFlag, actFlag,
-				&cli.StringFlag{Name: "from", Required: true, Usage: "who releases the evidence"},
-				&cli.StringFlag{Name: "to", Required: true, Usage: "who receives it"},
-				&cli.StringFlag{Name: "reason", Required: true, Usage: "why"},
-				&cli.StringFlag{Name: "location", Usage: "where the hand-over happens"},
-			},
-			Action: func(c *cli.Context) error {
-				archive, err := oneArg(c, "archive")
-				if err != nil {
-					return err
-				}
-				signer, err := loadSigner(c)
-				if err != nil {
-					return err
-				}
-				keys, err := evidencecli.TrustedKeys(c)
-				if err != nil {
-					return err
-				}
-				h := evidence.HandOver{From: c.String("from"), To: c.String("to"), Reason: c.String("reason"), Location: c.String("location")}
-				rep, rec, err := evidence.RecordHandOver(c.Context, archive, action, h, signer, c.String(actFlag.Name), time.Now(), evidence.VerifyOptions{Keys: keys})
-				if rep != nil && !rep.OK && !jsonOutput(c) {
-					evidencecli.PrintChecks(c.App.ErrWriter, rep)
-				}
-				if err != nil {
-					return err
-				}
-				if jsonOutput(c) {
-					return writeJSON(c.App.Writer, rec)
-				}
-				fmt.Fprintf(c.App.Writer, "recorded %s (record %d) in %s.custody.jsonl after re-verifying the archive\n", action, rec.Seq, archive)
-				return nil
-			},
-		}
-	}
-	return &cli.Command{
-		Name:  "custody",
-		Usage: "record hand-overs after sealing and show the custody chain",
-		Subcommands: []*cli.Command{
-			handOver("transfer", evidence.ActionTransferred, "re-verify the archive and record a signed transfer"),
-			handOver("release", evidence.ActionReleased, "re-verify the archive and record its release"),
-			evidencecli.CustodyShowCommand("eksir"),
 		},
 	}
 }
