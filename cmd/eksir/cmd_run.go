@@ -73,7 +73,7 @@ func engineOptions(c *cli.Context, env *action.Env, cs *evidence.Case) (playbook
 		}
 	}
 	o := playbooks.Options{Env: env, Journal: playbooks.CaseJournal(cs), Yes: c.Bool("yes"), Approved: approved,
-		Parallel: c.Int("parallel"), CrashAt: os.Getenv(playbooks.CrashEnv), RestoreCredentials: c.Bool("restore-credentials")}
+		Parallel: c.Int("parallel"), RestoreCredentials: c.Bool("restore-credentials")}
 	if !ui.Interactive() {
 		o.Observer = ui.Log{}
 		return o, func() {}
