@@ -29,9 +29,10 @@ test: build lab-check ## the whole suite: unit and integration tests (real lab),
 	EKSIR_BIN=$(BIN) $(GO) test -race -count=1 ./...
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10s ./playbooks/
 
-lint: ## gofmt check, go vet, staticcheck
+lint: ## gofmt check, go vet (also of the -tags eksirtest test hooks), staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags eksirtest ./playbooks ./internal/kube
 	@test -x $(TOOLBIN)/staticcheck-$(STATICCHECK_VERSION) || (GOBIN=$(TOOLBIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) && mv $(TOOLBIN)/staticcheck $(TOOLBIN)/staticcheck-$(STATICCHECK_VERSION))
 	$(TOOLBIN)/staticcheck-$(STATICCHECK_VERSION) ./...
 
