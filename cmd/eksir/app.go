@@ -28,7 +28,7 @@ var sentinels = evidencecli.Sentinels{BadInput: []error{playbooks.ErrInvalid}, P
 func newApp() *cli.App {
 	return evidencecli.NewApp("eksir", "incident response and forensics for Amazon EKS",
 		[]cli.Flag{&cli.StringFlag{Name: flagCaseDir, Value: "./cases", EnvVars: []string{"EKSIR_CASE_DIR"}, Usage: "folder that holds one case folder per incident"}},
-		append(append([]*cli.Command{
+		[]*cli.Command{
 			versionCommand(),
 			keygenCommand(),
 			acquireCommand(),
@@ -38,7 +38,12 @@ func newApp() *cli.App {
 			labCommand(),
 			playbooksCommand(),
 			planCommand(),
-		}, runCommands()...), permissionsCommand()))
+			runCommand(),
+			resumeCommand(),
+			releaseCommand(),
+			statusCommand(),
+			permissionsCommand(),
+		})
 }
 
 func versionCommand() *cli.Command {

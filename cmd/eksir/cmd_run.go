@@ -29,34 +29,44 @@ func approvalFlags() []cli.Flag {
 	}
 }
 
-// runCommands declares `eksir run`, `resume`, `release` and `status`.
-func runCommands() []*cli.Command {
-	return []*cli.Command{
-		{
-			Name: "run", Usage: "run a playbook, journaling every step into the incident's custody log",
-			UsageText: "eksir run PLAYBOOK [target flags] [--incident ID] [--yes | --approve STEP,...] [--parallel N] [--drill]",
-			Flags:     append(append(targetCLIFlags(), approvalFlags()...), &cli.BoolFlag{Name: "drill", Usage: "game day: release at the end and print a drill score"}),
-			Action:    runAction,
-		},
-		{
-			Name: "resume", Usage: "continue an interrupted run from its journal; no step's side effect happens twice",
-			UsageText: "eksir resume --incident ID [--yes | --approve STEP,...] [--parallel N]",
-			Flags:     append([]cli.Flag{incFlag, keyFlag, actFlag, kubeconfigFlag, kubeCtxFlag, regionFlag, clusterFlag}, approvalFlags()...),
-			Action:    fromJournal(playbooks.Resume),
-		},
-		{
-			Name: "release", Usage: "undo the run's containment steps in reverse order; evidence is never deleted",
-			UsageText: "eksir release --incident ID [--yes | --approve STEP,...] [--restore-credentials]",
-			Flags: append([]cli.Flag{incFlag, keyFlag, actFlag, kubeconfigFlag, kubeCtxFlag, regionFlag, clusterFlag,
-				&cli.BoolFlag{Name: "restore-credentials", Usage: "also re-enable revoked credentials"}}, approvalFlags()...),
-			Action: fromJournal(playbooks.Release),
-		},
-		{
-			Name: "status", Usage: "show each step's state from the incident's journal",
-			UsageText: "eksir status --incident ID",
-			Flags:     []cli.Flag{incFlag, keyFlag, actFlag},
-			Action:    statusAction,
-		},
+// runCommand declares `eksir run`.
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name: "run", Usage: "run a playbook, journaling every step into the incident's custody log",
+		UsageText: "eksir run PLAYBOOK [target flags] [--incident ID] [--yes | --approve STEP,...] [--parallel N] [--drill]",
+		Flags:     append(append(targetCLIFlags(), approvalFlags()...), &cli.BoolFlag{Name: "drill", Usage: "game day: release at the end and print a drill score"}),
+		Action:    runAction,
+	}
+}
+
+// resumeCommand declares `eksir resume`.
+func resumeCommand() *cli.Command {
+	return &cli.Command{
+		Name: "resume", Usage: "continue an interrupted run from its journal; no step's side effect happens twice",
+		UsageText: "eksir resume --incident ID [--yes | --approve STEP,...] [--parallel N]",
+		Flags:     append([]cli.Flag{incFlag, keyFlag, actFlag, kubeconfigFlag, kubeCtxFlag, regionFlag, clusterFlag}, approvalFlags()...),
+		Action:    fromJournal(playbooks.Resume),
+	}
+}
+
+// releaseCommand declares `eksir release`.
+func releaseCommand() *cli.Command {
+	return &cli.Command{
+		Name: "release", Usage: "undo the run's containment steps in reverse order; evidence is never deleted",
+		UsageText: "eksir release --incident ID [--yes | --approve STEP,...] [--restore-credentials]",
+		Flags: append([]cli.Flag{incFlag, keyFlag, actFlag, kubeconfigFlag, kubeCtxFlag, regionFlag, clusterFlag,
+			&cli.BoolFlag{Name: "restore-credentials", Usage: "also re-enable revoked credentials"}}, approvalFlags()...),
+		Action: fromJournal(playbooks.Release),
+	}
+}
+
+// statusCommand declares `eksir status`.
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name: "status", Usage: "show each step's state from the incident's journal",
+		UsageText: "eksir status --incident ID",
+		Flags:     []cli.Flag{incFlag, keyFlag, actFlag},
+		Action:    statusAction,
 	}
 }
 

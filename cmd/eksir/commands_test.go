@@ -5,8 +5,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -30,7 +32,6 @@ func TestCommandsOutput(t *testing.T) {
 		{[]string{"lab", "status", "--dir", t.TempDir()}, 1, "hint: start one with 'eksir lab up'"},
 		{[]string{"lab", "seed", "--dir", t.TempDir()}, 2, `Required flag "scenario" not set`},
 		{[]string{"plan", "triage", "--no-such-flag"}, 2, "flag provided but not defined"},
-		{[]string{"version"}, 0, "eksir dev (commit none, go1."},
 	} {
 		name := []string{}
 		for _, a := range tc.args {
@@ -42,6 +43,19 @@ func TestCommandsOutput(t *testing.T) {
 				t.Errorf("want exit %d and %q, got %v", tc.code, tc.want, res)
 			}
 		})
+	}
+}
+
+// TestVersion: version, commit and Go version, and no build kind.
+func TestVersion(t *testing.T) {
+	res := run(t, "", "version")
+	if res.code != 0 || !regexp.MustCompile(`^eksir \S+ \(commit \S+, go1\.[0-9.]+\)\n$`).MatchString(res.stdout) {
+		t.Errorf("version: %v", res)
+	}
+	res = run(t, "", "--output", "json", "version")
+	var v map[string]string
+	if err := json.Unmarshal([]byte(res.stdout), &v); err != nil || len(v) != 3 || v["version"] == "" || v["commit"] == "" || v["go"] == "" {
+		t.Errorf("version json: %v %v", err, res)
 	}
 }
 
