@@ -7,7 +7,6 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
 LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN      := $(CURDIR)/bin/eksir
-ENGINE   := $(CURDIR)/bin/eksir-engine
 TOOLBIN  := $(CURDIR)/.bin
 STATICCHECK_VERSION := v0.8.2
 BENCH_OUT ?= $(CURDIR)/bench-results.txt
@@ -19,17 +18,9 @@ BENCH_OUT ?= $(CURDIR)/bench-results.txt
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
 
-# bin/eksir is the lean evidence front (-tags lean); bin/eksir-engine is the
-# full build it execs for every other command (docs/architecture.md). Each is
-# linked to a temporary file and then copied into bin/: the pages the linker
-# wrote stay in the page cache as large folios, and a binary run from them
-# maps about twice the RSS of the same bytes written by install or cp.
-build: ## build bin/eksir (evidence front) and bin/eksir-engine (full build), version and commit stamped in
-	@mkdir -p $(dir $(BIN))
-	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
-	$(GO) build -trimpath -tags lean -ldflags '$(LDFLAGS)' -o "$$tmp/eksir" ./cmd/eksir && \
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o "$$tmp/eksir-engine" ./cmd/eksir && \
-	install -m 0755 "$$tmp/eksir" $(BIN) && install -m 0755 "$$tmp/eksir-engine" $(ENGINE)
+build: ## build bin/eksir and bin/eksir-verify (the lab's verifier), version and commit stamped in
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/eksir
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)-verify ./cmd/eksir-verify
 
 unit: ## unit tests only (no lab), with -race
 	$(GO) test -race -count=1 -short ./...
@@ -38,10 +29,10 @@ test: build lab-check ## the whole suite: unit and integration tests (real lab),
 	EKSIR_BIN=$(BIN) $(GO) test -race -count=1 ./...
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10s ./playbooks/
 
-lint: ## gofmt check, go vet (both builds), staticcheck
+lint: ## gofmt check, go vet (also of the -tags eksirtest test hooks), staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) vet -tags lean ./cmd/eksir
+	$(GO) vet -tags eksirtest ./playbooks ./internal/kube
 	@test -x $(TOOLBIN)/staticcheck-$(STATICCHECK_VERSION) || (GOBIN=$(TOOLBIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) && mv $(TOOLBIN)/staticcheck $(TOOLBIN)/staticcheck-$(STATICCHECK_VERSION))
 	$(TOOLBIN)/staticcheck-$(STATICCHECK_VERSION) ./...
 

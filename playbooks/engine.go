@@ -68,10 +68,7 @@ type Options struct {
 	Drill    bool
 	// RestoreCredentials lets release undo credential revocations.
 	RestoreCredentials bool
-	// CrashAt is the test hook "STEP:before|after|inside" (see crash.go);
-	// empty in normal use.
-	CrashAt string
-	Now     func() time.Time
+	Now                func() time.Time
 }
 
 func (o *Options) defaults() {
@@ -547,11 +544,9 @@ func (r *runner) step(ctx context.Context, id string) error {
 		return fmt.Errorf("journal intent of step %s: %w", id, err)
 	}
 	r.o.Observer.Event(Event{Time: r.o.Now(), Step: id, Action: cs.Action, State: "running", Done: r.done(), Total: len(r.c.Order)})
-	crashPoint(r.o.CrashAt, id, "before")
-	setCrashStep(id)
+	crashPoint(id, "before")
 	res, err := cs.act.Run(sctx, r.o.Env, call)
-	setCrashStep("")
-	crashPoint(r.o.CrashAt, id, "after")
+	crashPoint(id, "after")
 	out := StepResult{Status: StatusSucceeded, Outputs: res.Outputs, Undo: res.Undo, Items: res.Items, Warnings: res.Warnings, Started: started}
 	if err != nil {
 		out.Status, out.Error = StatusFailed, err.Error()

@@ -31,37 +31,55 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
 
+// crashEnv names the crash points of a binary built with -tags eksirtest
+// (crash_eksirtest.go).
+const crashEnv = "EKSIR_TEST_CRASH_AT"
+
+// builtBin is a binary built once per test binary, on first use.
+type builtBin struct {
+	once sync.Once
+	path string
+	err  error
+}
+
 var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
+	normalBin builtBin // eksir as responders get it; EKSIR_BIN overrides (make test)
+	crashBin  builtBin // eksir with the crash hooks (-tags eksirtest)
 )
 
-// eksirBin builds the binary once, on first use, so unit tests and the
-// fuzz target do not pay for it; EKSIR_BIN overrides (make test).
-func eksirBin(t *testing.T) string {
+// get builds ../cmd/eksir with args into a temporary folder once, or takes
+// the binary from env when env names a set variable.
+func (b *builtBin) get(t *testing.T, env string, args ...string) string {
 	t.Helper()
-	binOnce.Do(func() {
-		if b := os.Getenv("EKSIR_BIN"); b != "" {
-			binPath, binErr = filepath.Abs(b)
+	b.once.Do(func() {
+		if p := os.Getenv(env); env != "" && p != "" {
+			b.path, b.err = filepath.Abs(p)
 			return
 		}
 		dir, err := os.MkdirTemp("", "eksir-pb-bin-")
 		if err != nil {
-			binErr = err
+			b.err = err
 			return
 		}
-		binPath = filepath.Join(dir, "eksir")
-		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/eksir").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("build eksir: %v\n%s", err, out)
+		b.path = filepath.Join(dir, "eksir")
+		cmd := exec.Command("go", append(append([]string{"build"}, args...), "-o", b.path, "../cmd/eksir")...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("build eksir %q: %v\n%s", args, err, out)
 		}
 	})
-	if binErr != nil {
-		t.Fatal(binErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return binPath
+	return b.path
 }
+
+// eksirBin is the binary under test, built on first use so that unit tests
+// and the fuzz target do not pay for it.
+func eksirBin(t *testing.T) string { return normalBin.get(t, "EKSIR_BIN") }
+
+// crashingBin is eksir built with the crash hooks, which a responder's
+// binary does not have.
+func crashingBin(t *testing.T) string { return crashBin.get(t, "", "-tags", "eksirtest") }
 
 type labFixture struct {
 	le      *labtest.Env
@@ -113,7 +131,13 @@ func (r result) String() string {
 // eksir runs the binary without a terminal (stdin is empty).
 func (f *labFixture) eksir(t *testing.T, extraEnv []string, args ...string) result {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), eksirBin(t), args...)
+	return f.run(t, eksirBin(t), extraEnv, args...)
+}
+
+// run runs bin, an eksir, without a terminal.
+func (f *labFixture) run(t *testing.T, bin string, extraEnv []string, args ...string) result {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), bin, args...)
 	cmd.Env = append(append([]string{}, f.env...), extraEnv...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -329,7 +353,7 @@ func TestLabCrashResume(t *testing.T) {
 	for i, p := range points {
 		inc := fmt.Sprintf("crash-%d", i)
 		t.Run(p.step+"-"+p.where, func(t *testing.T) {
-			r := f.eksir(t, []string{playbooks.CrashEnv + "=" + p.step + ":" + p.where}, "run", pb, "--pod", f.ns+"/"+f.pod, "--incident", inc, "--yes", "--parallel", "1")
+			r := f.run(t, crashingBin(t), []string{crashEnv + "=" + p.step + ":" + p.where}, "run", pb, "--pod", f.ns+"/"+f.pod, "--incident", inc, "--yes", "--parallel", "1")
 			if !r.killed {
 				t.Fatalf("crash hook did not fire: %v", r)
 			}
@@ -363,6 +387,28 @@ func TestLabCrashResume(t *testing.T) {
 				t.Fatalf("release left %v", pol)
 			}
 		})
+	}
+}
+
+// TestLabNoCrashHookInRelease: the eksir responders run ignores the crash
+// variable: the run completes and nothing is killed.
+func TestLabNoCrashHookInRelease(t *testing.T) {
+	f := setupLab(t)
+	pb := filepath.Join(f.dir, "crash.yaml")
+	if err := os.WriteFile(pb, []byte(crashPlaybook), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A point of each kind, on each step; TestLabCrashResume shows that
+	// each kills the eksirtest build.
+	for i, s := range []string{"objects:before", "isolate:inside", "label:after"} {
+		inc := fmt.Sprintf("nocrash-%d", i)
+		r := f.eksir(t, []string{crashEnv + "=" + s}, "run", pb, "--pod", f.ns+"/"+f.pod, "--incident", inc, "--yes", "--parallel", "1")
+		if r.killed || r.code != 0 {
+			t.Fatalf("%s=%s: the release binary must ignore it: %v", crashEnv, s, r)
+		}
+		if r = f.eksir(t, nil, "release", "--incident", inc, "--yes"); r.code != 0 {
+			t.Fatalf("release: %v", r)
+		}
 	}
 }
 

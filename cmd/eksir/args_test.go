@@ -3,6 +3,8 @@ package main
 import (
 	"slices"
 	"testing"
+
+	"github.com/eksir/eksir/cmd/internal/evidencecli"
 )
 
 func TestInterleaveFlags(t *testing.T) {
@@ -23,8 +25,8 @@ func TestInterleaveFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := interleaveFlags(app, tt.in); !slices.Equal(got, tt.want) {
-				t.Errorf("interleaveFlags(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+			if got := evidencecli.InterleaveFlags(app, tt.in); !slices.Equal(got, tt.want) {
+				t.Errorf("InterleaveFlags(%q)\n got %q\nwant %q", tt.in, got, tt.want)
 			}
 		})
 	}

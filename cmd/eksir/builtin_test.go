@@ -1,5 +1,3 @@
-//go:build !lean
-
 package main
 
 import (
@@ -7,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eksir/eksir/cmd/internal/evidencecli"
 	"github.com/eksir/eksir/playbooks"
 )
 
@@ -67,7 +66,7 @@ func TestPermissionsForPlaybook(t *testing.T) {
 
 func TestValidateBadPlaybookExit2(t *testing.T) {
 	_, stderr, code := runCLI(t, "playbooks", "validate", "../../playbooks/testdata/malformed/cycle.yaml")
-	if code != exitBadInput || !strings.Contains(stderr, "cycle.yaml:") || !strings.Contains(stderr, "cycle in needs") {
+	if code != evidencecli.ExitBadInput || !strings.Contains(stderr, "cycle.yaml:") || !strings.Contains(stderr, "cycle in needs") {
 		t.Errorf("exit %d\n%s", code, stderr)
 	}
 }

@@ -1,9 +1,9 @@
 package main
 
-// Helpers shared by the CLI-level acceptance tests: the eksir binaries are
-// built once in TestMain (or taken from EKSIR_BIN) and run with os/exec, the
-// way a responder runs them: the lean front as eksir and the full build as
-// eksir-engine beside it, the layout `make build` writes.
+// Helpers shared by the CLI-level acceptance tests: the eksir and
+// eksir-verify binaries are built once in TestMain (or taken from EKSIR_BIN
+// and the eksir-verify beside it, as make build writes them) and run with
+// os/exec, the way a responder and a forensics lab run them.
 
 import (
 	"archive/tar"
@@ -27,9 +27,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// eksirBin is the binary under test; engineBin is the eksir-engine it hands
-// Kubernetes and AWS commands to.
-var eksirBin, engineBin string
+// eksirBin and verifyBin are the binaries under test.
+var eksirBin, verifyBin string
 
 // sealTime is passed as --seal-time so that archives are reproducible.
 const sealTime = "2026-03-04T05:06:07.123456789Z"
@@ -45,8 +44,11 @@ func runTests(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, "EKSIR_BIN:", err)
 			return 1
 		}
-		eksirBin = abs
-		engineBin = filepath.Join(filepath.Dir(abs), "eksir-engine")
+		eksirBin, verifyBin = abs, filepath.Join(filepath.Dir(abs), "eksir-verify")
+		if _, err := os.Stat(verifyBin); err != nil {
+			fmt.Fprintf(os.Stderr, "EKSIR_BIN=%s: no eksir-verify beside it ('make build' writes both): %v\n", b, err)
+			return 1
+		}
 		return m.Run()
 	}
 	dir, err := os.MkdirTemp("", "eksir-bin-")
@@ -60,12 +62,12 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	eksirBin, engineBin = filepath.Join(dir, "eksir"), filepath.Join(dir, "eksir-engine")
-	for _, args := range [][]string{{"-tags", "lean", "-o", eksirBin}, {"-o", engineBin}} {
-		build := exec.Command("go", append(append([]string{"build"}, args...), ".")...)
+	eksirBin, verifyBin = filepath.Join(dir, "eksir"), filepath.Join(dir, "eksir-verify")
+	for bin, pkg := range map[string]string{eksirBin: ".", verifyBin: "../eksir-verify"} {
+		build := exec.Command("go", "build", "-o", bin, pkg)
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n", args[len(args)-1], err)
+			fmt.Fprintf(os.Stderr, "build %s: %v\n", pkg, err)
 			return 1
 		}
 	}
@@ -106,7 +108,7 @@ func runCmd(t *testing.T, dir string, stdin io.Reader, cred *syscall.Credential,
 }
 
 // runProcess runs bin and returns its exit code and output. A run that
-// hangs (for example a front exec'ing itself) fails after five minutes.
+// hangs fails after five minutes.
 func runProcess(t *testing.T, bin, dir string, stdin io.Reader, env []string, cred *syscall.Credential, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

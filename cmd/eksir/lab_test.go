@@ -1,5 +1,3 @@
-//go:build !lean
-
 package main
 
 import (
@@ -7,6 +5,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/eksir/eksir/cmd/internal/evidencecli"
 )
 
 // run executes the CLI as main does and returns stdout, stderr and the exit code.
@@ -16,7 +16,7 @@ func runCLI(t *testing.T, args ...string) (string, string, int) {
 	app := newApp()
 	app.Writer, app.ErrWriter = &out, &errOut
 	err := app.RunContext(context.Background(), append([]string{"eksir"}, args...))
-	code := reportError(&errOut, err)
+	code := evidencecli.Report(&errOut, "eksir", err, sentinels)
 	return out.String(), errOut.String(), code
 }
 
@@ -24,7 +24,7 @@ func TestLabWithoutLab(t *testing.T) {
 	dir := t.TempDir()
 	for _, verb := range []string{"status", "down"} {
 		_, stderr, code := runCLI(t, "lab", verb, "--dir", dir)
-		if code != exitFailure || !strings.Contains(stderr, "no lab running") || !strings.Contains(stderr, "hint: start one with 'eksir lab up'") {
+		if code != evidencecli.ExitFailure || !strings.Contains(stderr, "no lab running") || !strings.Contains(stderr, "hint: start one with 'eksir lab up'") {
 			t.Errorf("lab %s on an empty folder: exit %d\n%s", verb, code, stderr)
 		}
 	}
@@ -32,14 +32,14 @@ func TestLabWithoutLab(t *testing.T) {
 
 func TestLabSeedUsage(t *testing.T) {
 	_, stderr, code := runCLI(t, "lab", "seed", "--dir", t.TempDir())
-	if code != exitBadInput || !strings.Contains(stderr, "scenario") {
+	if code != evidencecli.ExitBadInput || !strings.Contains(stderr, "scenario") {
 		t.Errorf("seed without --scenario: exit %d\n%s", code, stderr)
 	}
 }
 
 func TestLabSeedUnknownScenario(t *testing.T) {
 	_, stderr, code := runCLI(t, "lab", "seed", "--dir", t.TempDir(), "--scenario", "ransomware")
-	if code != exitBadInput || !strings.Contains(stderr, "hint: scenarios: crypto-miner, stolen-credentials") {
+	if code != evidencecli.ExitBadInput || !strings.Contains(stderr, "hint: scenarios: crypto-miner, stolen-credentials") {
 		t.Errorf("unknown scenario: exit %d\n%s", code, stderr)
 	}
 }

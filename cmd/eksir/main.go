@@ -2,20 +2,13 @@
 //
 // This package is wiring only: flags, clients, output and exit codes. The work
 // is done by the packages it calls (evidence, lab, playbooks, isolate, collect).
-//
-// It builds two ways. The default build is the complete CLI. With -tags lean
-// it is the evidence front (bin/eksir): the evidence commands run in it, and
-// every other command, declared identically in engine_cmds.go, execs the
-// full build installed as eksir-engine (engine_lean.go). The front links
-// only package evidence and urfave/cli, so sealing stays small in memory.
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/eksir/eksir/cmd/internal/evidencecli"
 )
 
 // Set by `make build` through -ldflags.
@@ -25,11 +18,7 @@ var (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	app := newApp()
-	err := app.RunContext(ctx, interleaveFlags(app, os.Args))
-	stop()
-	os.Exit(reportError(os.Stderr, err))
+	os.Exit(evidencecli.Main(newApp(), sentinels))
 }
 
 // toolName is what evidence records as the acquiring tool.

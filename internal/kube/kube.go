@@ -5,6 +5,7 @@ package kube
 
 import (
 	"fmt"
+	"net/http"
 	"time"
 
 	"k8s.io/client-go/dynamic"
@@ -27,6 +28,10 @@ type Options struct {
 	// Timeout bounds each request; zero means 30 s.
 	Timeout time.Duration
 }
+
+// testTransport wraps every client's transport when set, which only test
+// builds do (testhook_eksirtest.go).
+var testTransport func(http.RoundTripper) http.RoundTripper
 
 // RESTConfig resolves the kubeconfig into a REST config.
 func RESTConfig(o Options) (*rest.Config, error) {
@@ -51,6 +56,7 @@ func RESTConfig(o Options) (*rest.Config, error) {
 		cfg.Timeout = o.Timeout
 	}
 	cfg.UserAgent = "eksir"
+	cfg.WrapTransport = testTransport
 	return cfg, nil
 }
 

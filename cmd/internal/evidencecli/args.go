@@ -1,4 +1,4 @@
-package main
+package evidencecli
 
 import (
 	"strings"
@@ -6,11 +6,11 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// interleaveFlags moves a command's flags ahead of its positional arguments,
+// InterleaveFlags moves a command's flags ahead of its positional arguments,
 // so that "eksir verify ARCHIVE --pubkey K" works as responders type it:
 // urfave/cli v2 stops reading flags at the first positional argument.
 // Everything after "--" is left alone.
-func interleaveFlags(app *cli.App, args []string) []string {
+func InterleaveFlags(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
 	}

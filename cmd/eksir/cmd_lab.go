@@ -1,5 +1,3 @@
-//go:build !lean
-
 package main
 
 import (
@@ -11,8 +9,55 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/eksir/eksir/cmd/internal/evidencecli"
 	"github.com/eksir/eksir/lab"
 )
+
+const flagLabDir = "dir"
+
+func labDirFlag() cli.Flag {
+	return &cli.StringFlag{Name: flagLabDir, Value: ".eksir-lab", EnvVars: []string{"EKSIR_LAB_DIR"},
+		Usage: "lab folder: state, logs, kubeconfig and env file"}
+}
+
+// labCommand declares `eksir lab up|down|status|seed`.
+func labCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "lab",
+		Usage: "run a local EKS-like lab (kube-apiserver, etcd, kwok, moto) for tests and game days",
+		Subcommands: []*cli.Command{
+			{
+				Name:   "up",
+				Usage:  "start etcd, kube-apiserver, kwok and moto; write a kubeconfig and an env file",
+				Flags:  []cli.Flag{labDirFlag()},
+				Action: labUp,
+			},
+			{
+				Name:   "down",
+				Usage:  "stop exactly the processes `lab up` started (by recorded pid)",
+				Flags:  []cli.Flag{labDirFlag()},
+				Action: labDown,
+			},
+			{
+				Name:   "status",
+				Usage:  "show whether the lab's processes run",
+				Flags:  []cli.Flag{labDirFlag()},
+				Action: labStatus,
+			},
+			{
+				Name:  "seed",
+				Usage: "create an incident scenario, consistent in Kubernetes and moto",
+				Flags: []cli.Flag{
+					labDirFlag(),
+					&cli.StringFlag{Name: "scenario", Required: true, Usage: "one of: " + strings.Join(lab.ScenarioNames(), ", ")},
+					&cli.IntFlag{Name: "nodes", Value: 3, Usage: "number of nodes (EC2 instances)"},
+					&cli.IntFlag{Name: "pods-per-node", Value: 4, Usage: "pods on each node"},
+				},
+				Action: labSeed,
+			},
+		},
+	}
+}
 
 func labUp(c *cli.Context) error {
 	progress := func(s string) { fmt.Fprintln(c.App.ErrWriter, "lab:", s) }
@@ -74,7 +119,7 @@ func labStatus(c *cli.Context) error {
 		tw.Flush()
 	}
 	if !r.Running {
-		return silentError{err: errors.New("lab degraded")}
+		return evidencecli.Silent(errors.New("lab degraded"))
 	}
 	return nil
 }
@@ -118,9 +163,9 @@ func labSeed(c *cli.Context) error {
 func labErr(err error) error {
 	switch {
 	case errors.Is(err, lab.ErrNotRunning):
-		return hinted{err, "start one with 'eksir lab up' (or pass --dir)"}
+		return evidencecli.Hint(err, "start one with 'eksir lab up' (or pass --dir)")
 	case errors.Is(err, lab.ErrAlreadySeeded):
-		return hinted{err, "run 'eksir lab up' again for a fresh lab, then seed"}
+		return evidencecli.Hint(err, "run 'eksir lab up' again for a fresh lab, then seed")
 	}
 	return err
 }

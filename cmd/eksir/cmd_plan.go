@@ -1,0 +1,38 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/eksir/eksir/cmd/internal/evidencecli"
+	"github.com/eksir/eksir/playbooks"
+)
+
+// planCommand declares `eksir plan`.
+func planCommand() *cli.Command {
+	return &cli.Command{
+		Name: "plan", Usage: "resolve targets and show every step's concrete change and permission check; changes nothing",
+		UsageText: "eksir plan PLAYBOOK " + targetUsage() + " [--set NAME=VALUE]... [--incident ID]",
+		Flags:     targetCLIFlags(), Action: planAction,
+	}
+}
+
+func planAction(c *cli.Context) error {
+	p, err := preparePlaybook(c)
+	if err != nil {
+		return err
+	}
+	ck, in, env, incident := p.ck, p.in, p.env, p.incident
+	steps, err := playbooks.Plan(c.Context, ck, in, env)
+	if err != nil {
+		return err
+	}
+	if jsonOutput(c) {
+		return writeJSON(c.App.Writer, map[string]any{"playbook": ck.Metadata.Name, "incident": incident, "inputs": in, "steps": steps})
+	}
+	if failed := printPlan(c.App.Writer, ck.Metadata.Name, incident, steps); failed > 0 {
+		return fmt.Errorf("%w: %d steps cannot be planned or lack permissions", evidencecli.ErrPartial, failed)
+	}
+	return nil
+}

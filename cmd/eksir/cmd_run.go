@@ -1,0 +1,205 @@
+package main
+
+// run, resume, release and status: the commands that drive the engine
+// through an incident's journal.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/eksir/eksir/action"
+	"github.com/eksir/eksir/cmd/internal/evidencecli"
+	"github.com/eksir/eksir/evidence"
+	"github.com/eksir/eksir/internal/ui"
+	"github.com/eksir/eksir/playbooks"
+)
+
+func approvalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "approve every step that asks for approval"},
+		&cli.StringSliceFlag{Name: "approve", Usage: "approve these steps (STEP,STEP...)"},
+		&cli.IntFlag{Name: "parallel", Value: 4, Usage: "run at most N independent steps at once"},
+	}
+}
+
+// runCommand declares `eksir run`.
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name: "run", Usage: "run a playbook, journaling every step into the incident's custody log",
+		UsageText: "eksir run PLAYBOOK [target flags] [--incident ID] [--yes | --approve STEP,...] [--parallel N] [--drill]",
+		Flags:     append(append(targetCLIFlags(), approvalFlags()...), &cli.BoolFlag{Name: "drill", Usage: "game day: release at the end and print a drill score"}),
+		Action:    runAction,
+	}
+}
+
+// resumeCommand declares `eksir resume`.
+func resumeCommand() *cli.Command {
+	return &cli.Command{
+		Name: "resume", Usage: "continue an interrupted run from its journal; no step's side effect happens twice",
+		UsageText: "eksir resume --incident ID [--yes | --approve STEP,...] [--parallel N]",
+		Flags:     append([]cli.Flag{incFlag, keyFlag, actFlag, kubeconfigFlag, kubeCtxFlag, regionFlag, clusterFlag}, approvalFlags()...),
+		Action:    fromJournal(playbooks.Resume),
+	}
+}
+
+// releaseCommand declares `eksir release`.
+func releaseCommand() *cli.Command {
+	return &cli.Command{
+		Name: "release", Usage: "undo the run's containment steps in reverse order; evidence is never deleted",
+		UsageText: "eksir release --incident ID [--yes | --approve STEP,...] [--restore-credentials]",
+		Flags: append([]cli.Flag{incFlag, keyFlag, actFlag, kubeconfigFlag, kubeCtxFlag, regionFlag, clusterFlag,
+			&cli.BoolFlag{Name: "restore-credentials", Usage: "also re-enable revoked credentials"}}, approvalFlags()...),
+		Action: fromJournal(playbooks.Release),
+	}
+}
+
+// statusCommand declares `eksir status`.
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name: "status", Usage: "show each step's state from the incident's journal",
+		UsageText: "eksir status --incident ID",
+		Flags:     []cli.Flag{incFlag, keyFlag, actFlag},
+		Action:    statusAction,
+	}
+}
+
+// engineOptions gathers what run, resume and release share. The observer
+// draws on the terminal when a person is there; the caller closes it with
+// the returned function before printing the summary.
+func engineOptions(c *cli.Context, env *action.Env, cs *evidence.Case) (playbooks.Options, func()) {
+	var approved []string
+	for _, a := range c.StringSlice("approve") {
+		for _, s := range strings.Split(a, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				approved = append(approved, s)
+			}
+		}
+	}
+	o := playbooks.Options{Env: env, Connector: connector{c}, Journal: playbooks.CaseJournal(cs), Yes: c.Bool("yes"), Approved: approved,
+		Parallel: c.Int("parallel"), RestoreCredentials: c.Bool("restore-credentials")}
+	if !ui.Interactive() {
+		o.Observer = ui.Log{}
+		return o, func() {}
+	}
+	o.Approver = ui.NewApprover(os.Stdin, c.App.ErrWriter)
+	p := ui.NewProgress(c.App.ErrWriter)
+	o.Observer = p
+	return o, p.Close
+}
+
+func runAction(c *cli.Context) error {
+	p, err := preparePlaybook(c)
+	if err != nil {
+		return err
+	}
+	reg, ck, in, env, incident := p.reg, p.ck, p.in, p.env, p.incident
+	cs, err := openCase(c, incident)
+	if err != nil {
+		return err
+	}
+	defer cs.Close()
+	env.Evidence = cs
+	o, closeUI := engineOptions(c, env, cs)
+	slog.Info("run", "incident", incident, "playbook", ck.Metadata.Name, "case", cs.Dir())
+	var sum *playbooks.Summary
+	if c.Bool("drill") {
+		sum, err = playbooks.Drill(c.Context, ck, in, reg, o, sealCase(c, cs, incident))
+	} else {
+		sum, err = playbooks.Run(c.Context, ck, in, o)
+	}
+	closeUI()
+	return finish(c, incident, cs, sum, err)
+}
+
+// sealCase returns the seal of a drill: the case into the case folder,
+// signed with --key, as `eksir seal --incident` would.
+func sealCase(c *cli.Context, cs *evidence.Case, incident string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		signer, err := loadSigner(c)
+		if err != nil {
+			return err
+		}
+		_, err = evidence.SealCase(ctx, cs, evidence.SealOptions{Incident: incident, OutDir: c.String(flagCaseDir), Signer: signer,
+			Examiner: evidence.Actor(c.String(actFlag.Name)), Actor: c.String(actFlag.Name), Tool: toolName(), Collector: collector()})
+		return err
+	}
+}
+
+// journalStep continues an incident from its journal alone: resume and
+// release differ only in what the engine does with it.
+type journalStep func(context.Context, *action.Registry, playbooks.Options) (*playbooks.Summary, error)
+
+func fromJournal(step journalStep) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		incident, err := requireIncident(c)
+		if err != nil {
+			return err
+		}
+		cs, env, err := openForJournal(c, incident)
+		if err != nil {
+			return err
+		}
+		defer cs.Close()
+		o, closeUI := engineOptions(c, env, cs)
+		sum, err := step(c.Context, newRegistry(), o)
+		closeUI()
+		return finish(c, incident, cs, sum, err)
+	}
+}
+
+func statusAction(c *cli.Context) error {
+	incident, err := requireIncident(c)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(c.String(flagCaseDir), incident)); err != nil {
+		return usagef("check --incident and --case-dir", "no case %s in %s", incident, c.String(flagCaseDir))
+	}
+	cs, err := openCase(c, incident)
+	if err != nil {
+		return err
+	}
+	defer cs.Close()
+	sum, err := playbooks.Status(playbooks.CaseJournal(cs), newRegistry())
+	if err != nil {
+		return err
+	}
+	if jsonOutput(c) {
+		return writeJSON(c.App.Writer, sum)
+	}
+	summaryTable(c.App.Writer, sum)
+	return nil
+}
+
+// finish prints the summary and where the evidence is, and turns the
+// outcome into the error main maps to an exit code.
+func finish(c *cli.Context, incident string, cs *evidence.Case, sum *playbooks.Summary, err error) error {
+	if sum != nil {
+		if jsonOutput(c) {
+			if werr := writeJSON(c.App.Writer, map[string]any{"incident": incident, "case": cs.Dir(), "summary": sum}); werr != nil {
+				return werr
+			}
+		} else {
+			summaryTable(c.App.Writer, sum)
+			if sum.Drill != nil {
+				fmt.Fprintf(c.App.Writer, "\ndrill score: time to contain %s, time to sealed evidence %s, steps failed %d, skipped %d\n",
+					sum.Drill.TimeToContain.Round(time.Millisecond), sum.Drill.TimeToSealedEvidence.Round(time.Millisecond), sum.Drill.StepsFailed, sum.Drill.StepsSkipped)
+			}
+			fmt.Fprintf(c.App.Writer, "\nincident %s\nevidence and journal: %s\nnext: eksir status --incident %s; eksir seal --incident %s\n", incident, cs.Dir(), incident, incident)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if sum != nil && sum.Partial() {
+		return evidencecli.Partial("some steps did not complete (see the table)", fmt.Sprintf("approve with --approve STEP or --yes, then 'eksir resume --incident %s'", incident))
+	}
+	return nil
+}

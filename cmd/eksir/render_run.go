@@ -1,0 +1,39 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/eksir/eksir/playbooks"
+)
+
+func summaryTable(w io.Writer, sum *playbooks.Summary) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "STEP\tACTION\tSTATUS\tDURATION\tNOTE\n")
+	for _, s := range sum.Steps {
+		d := ""
+		if s.Duration > 0 {
+			d = s.Duration.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Action, s.Status, d, s.Error)
+	}
+	tw.Flush()
+	for _, s := range sum.Steps {
+		for _, wn := range s.Warnings {
+			fmt.Fprintf(w, "WARNING (%s): %s\n", s.ID, wn)
+		}
+	}
+	if len(sum.Outputs) > 0 {
+		keys := make([]string, 0, len(sum.Outputs))
+		for k := range sum.Outputs {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(w, "output %s = %v\n", k, sum.Outputs[k])
+		}
+	}
+}

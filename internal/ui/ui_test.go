@@ -1,0 +1,57 @@
+package ui
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eksir/eksir/action"
+	"github.com/eksir/eksir/playbooks"
+)
+
+func TestApprover(t *testing.T) {
+	plan := action.Plan{Changes: []action.Change{{Verb: "create", Object: "NetworkPolicy shop/q", Detail: "deny all"}}}
+	for in, want := range map[string]bool{"yes\n": true, " yes \n": true, "y\n": false, "no\n": false, "": false} {
+		var out bytes.Buffer
+		ok, err := NewApprover(strings.NewReader(in), &out).Approve(t.Context(), "isolate", "isolate.network", plan)
+		if err != nil || ok != want {
+			t.Errorf("answer %q: got %v %v, want %v", in, ok, err, want)
+		}
+		if !strings.Contains(out.String(), "+ create NetworkPolicy shop/q deny all") || !strings.Contains(out.String(), "approve step isolate? type yes: ") {
+			t.Errorf("prompt:\n%s", out.String())
+		}
+	}
+}
+
+// TestApproverInterrupted: Ctrl-C while the prompt waits returns at once.
+func TestApproverInterrupted(t *testing.T) {
+	r, w := io.Pipe()
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	ok, err := NewApprover(r, io.Discard).Approve(ctx, "isolate", "isolate.network", action.Plan{})
+	if ok || err != context.DeadlineExceeded {
+		t.Errorf("got %v %v", ok, err)
+	}
+}
+
+func TestProgress(t *testing.T) {
+	var out bytes.Buffer
+	p := NewProgress(&out)
+	p.Event(playbooks.Event{Step: "objects", Action: "collect.objects", State: "running", Total: 2})
+	p.Event(playbooks.Event{Step: "objects", Action: "collect.objects", State: playbooks.StatusSucceeded, Duration: 1500 * time.Millisecond, Done: 1, Total: 2, Warnings: []string{"no engine"}})
+	p.Event(playbooks.Event{Step: "isolate", Action: "isolate.network", State: playbooks.StatusFailed, Err: "denied", Done: 2, Total: 2})
+	p.Close()
+	got := out.String()
+	for _, want := range []string{"… objects", "✓ objects", "1.5s", "! WARNING: no engine", "✗ isolate", "denied", "2/2"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%q", want, got)
+		}
+	}
+	if !strings.HasSuffix(got, "\r") {
+		t.Errorf("Close did not return to the line start: %q", got)
+	}
+}

@@ -1,0 +1,64 @@
+//go:build eksirtest
+
+package playbooks
+
+import (
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/eksir/eksir/internal/kube"
+)
+
+// Test builds only. EKSIR_TEST_CRASH_AT=STEP:before|after|inside makes the
+// process kill itself with SIGKILL at that point of that step:
+//
+//	before  after the step's intent is journaled, before the action runs
+//	after   after the action returned, before its result is journaled
+//	inside  right after the action's first mutating Kubernetes request
+//	        (through every client internal/kube builds)
+const crashEnv = "EKSIR_TEST_CRASH_AT"
+
+// crashStep is the step whose action is running, for the inside hook.
+var crashStep atomic.Value
+
+func init() {
+	spec := os.Getenv(crashEnv)
+	if spec == "" {
+		return
+	}
+	crashHook = func(step, where string) {
+		if spec == step+":"+where {
+			die()
+		}
+		if where == "before" {
+			crashStep.Store(step)
+		} else {
+			crashStep.Store("")
+		}
+	}
+	if step, ok := strings.CutSuffix(spec, ":inside"); ok {
+		kube.SetTestTransport(func(rt http.RoundTripper) http.RoundTripper { return crashRT{rt, step} })
+	}
+}
+
+func die() {
+	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {} // SIGKILL is not instant; never return into the engine
+}
+
+// crashRT dies after the first successful non-GET request of its step.
+type crashRT struct {
+	next http.RoundTripper
+	step string
+}
+
+func (c crashRT) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(req)
+	if cur, _ := crashStep.Load().(string); cur == c.step && req.Method != http.MethodGet && err == nil && resp.StatusCode < 300 {
+		die()
+	}
+	return resp, err
+}
