@@ -7,13 +7,10 @@ package collect
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -138,19 +135,6 @@ func (s *store) recordNotCollected(rel string, info evidence.ItemInfo, reason st
 	}
 	s.add(rel)
 	return nil
-}
-
-func shortHash(s string, n int) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])[:n]
-}
-
-func splitRef(ref string) (string, string, error) {
-	ns, name, ok := strings.Cut(ref, "/")
-	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
-		return "", "", fmt.Errorf("reference %q: want namespace/name", ref)
-	}
-	return ns, name, nil
 }
 
 func isExists(err error) bool { return apierrors.IsAlreadyExists(err) }

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 
 	"github.com/eksir/eksir/action"
+	"github.com/eksir/eksir/internal/naming"
 )
 
 // streaming returns a client and config without the per-request timeout:
@@ -112,7 +113,7 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 // finds it.
 func collectorPod(env *action.Env, ns, node, image string) *corev1.Pod {
 	t := true
-	name := "eksir-collector-" + shortHash(env.Incident+"/"+node, 12)
+	name := "eksir-collector-" + naming.ShortHash(env.Incident+"/"+node, 12)
 	deadline := int64(2 * 3600)
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/eksir/eksir/action"
+	"github.com/eksir/eksir/internal/naming"
 )
 
 // Target selects pods the way a responder names them: one pod, a workload,
@@ -64,7 +65,7 @@ func Select(ctx context.Context, kc kubernetes.Interface, t Target) ([]corev1.Po
 	var pods []corev1.Pod
 	if len(t.Pods) > 0 {
 		for _, ref := range t.Pods {
-			ns, name, err := splitRef(ref)
+			ns, name, err := naming.SplitRef(ref)
 			if err != nil {
 				return nil, err
 			}
@@ -85,7 +86,7 @@ func Select(ctx context.Context, kc kubernetes.Interface, t Target) ([]corev1.Po
 			ns, wkind, wname = parts[0], strings.ToLower(parts[1]), parts[2]
 		}
 		if t.ServiceAccount != "" {
-			sns, _, err := splitRef(t.ServiceAccount)
+			sns, _, err := naming.SplitRef(t.ServiceAccount)
 			if err != nil {
 				return nil, err
 			}

@@ -6,8 +6,6 @@
 package isolate
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -15,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/eksir/eksir/action"
+	"github.com/eksir/eksir/internal/naming"
 )
 
 const (
@@ -40,7 +39,7 @@ func LabelValue(incident string) string {
 	if n := len(incident); n > 0 && n <= 63 && isAlnum(incident[0]) && isAlnum(incident[n-1]) {
 		return incident
 	}
-	return "h-" + shortHash(incident, 16)
+	return "h-" + naming.ShortHash(incident, 16)
 }
 
 // ObjectName derives a DNS-1123 name from a prefix and the incident ID; the
@@ -63,7 +62,7 @@ func ObjectName(prefix, incident string) string {
 		if len(name) > 52 {
 			name = name[:52]
 		}
-		name = strings.TrimRight(name, "-") + "-" + shortHash(incident, 8)
+		name = strings.TrimRight(name, "-") + "-" + naming.ShortHash(incident, 8)
 	}
 	return name
 }
@@ -72,7 +71,7 @@ func ObjectName(prefix, incident string) string {
 // each keep their own original, and each release restores only the keys its
 // action changed.
 func originalKey(act, incident string) string {
-	return originalPrefix + act + "-" + shortHash(incident, 10)
+	return originalPrefix + act + "-" + naming.ShortHash(incident, 10)
 }
 
 // restoreKeys sets each key of m back to its value in orig, or removes it.
@@ -93,22 +92,8 @@ func restoreKeys(m, orig map[string]string, keys ...string) map[string]string {
 	return m
 }
 
-func shortHash(s string, n int) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])[:n]
-}
-
 func isAlnum(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-}
-
-// splitRef splits "namespace/name".
-func splitRef(ref string) (string, string, error) {
-	ns, name, ok := strings.Cut(ref, "/")
-	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
-		return "", "", fmt.Errorf("reference %q: want namespace/name", ref)
-	}
-	return ns, name, nil
 }
 
 // readOriginal decodes the original-state annotation into v; ok is false

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/eksir/eksir/action"
+	"github.com/eksir/eksir/internal/naming"
 )
 
 // Annotations isolate.label writes.
@@ -85,7 +86,7 @@ type target struct {
 func (l Label) targets(env *action.Env, u LabelUndo) ([]target, error) {
 	var out []target
 	for _, ref := range u.Pods {
-		ns, name, err := splitRef(ref)
+		ns, name, err := naming.SplitRef(ref)
 		if err != nil {
 			return nil, err
 		}

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/eksir/eksir/action"
+	"github.com/eksir/eksir/internal/naming"
 )
 
 // PodNetwork is isolate.pod-network: a per-incident quarantine label on the
@@ -77,7 +78,7 @@ func (PodNetwork) Spec() action.Spec {
 
 // Plan implements action.Action: the same steps as Run, server-side dry run.
 func (a PodNetwork) Plan(ctx context.Context, env *action.Env, call action.Call) (action.Plan, error) {
-	ns, _, err := splitRef(call.String("pod"))
+	ns, _, err := naming.SplitRef(call.String("pod"))
 	if err != nil {
 		return action.Plan{}, err
 	}
@@ -118,7 +119,7 @@ type applied struct {
 
 func (PodNetwork) apply(ctx context.Context, env *action.Env, call action.Call, dry bool) (applied, error) {
 	var st applied
-	ns, name, err := splitRef(call.String("pod"))
+	ns, name, err := naming.SplitRef(call.String("pod"))
 	if err != nil {
 		return st, err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/eksir/eksir/action"
 	"github.com/eksir/eksir/evidence"
+	"github.com/eksir/eksir/internal/naming"
 )
 
 // RevokeServiceAccount is revoke.service-account.
@@ -139,7 +140,7 @@ func (b binding) String() string {
 func (r RevokeServiceAccount) apply(ctx context.Context, env *action.Env, call action.Call, dry bool) ([]action.Change, RevokeUndo, error) {
 	ref := call.String("service-account")
 	u := RevokeUndo{ServiceAccount: ref}
-	ns, name, err := splitRef(ref)
+	ns, name, err := naming.SplitRef(ref)
 	if err != nil {
 		return nil, u, err
 	}
@@ -268,7 +269,7 @@ func (r RevokeServiceAccount) Undo(ctx context.Context, env *action.Env, call ac
 	if err := json.Unmarshal(raw, &u); err != nil {
 		return fmt.Errorf("revoke.service-account undo record: %w", err)
 	}
-	ns, name, err := splitRef(u.ServiceAccount)
+	ns, name, err := naming.SplitRef(u.ServiceAccount)
 	if err != nil {
 		return err
 	}
