@@ -174,36 +174,39 @@ func (c *objCache) namespace(ctx context.Context, ns string) (*nsObjects, error)
 	}
 	c.mu.Unlock()
 	o.once.Do(func() {
-		svcs, err := c.kc.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			o.err = fmt.Errorf("list services in %s: %w", ns, err)
-			return
-		}
-		es, err := c.kc.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			o.err = fmt.Errorf("list endpointslices in %s: %w", ns, err)
-			return
-		}
-		nps, err := c.kc.NetworkingV1().NetworkPolicies(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			o.err = fmt.Errorf("list networkpolicies in %s: %w", ns, err)
-			return
-		}
-		rbs, err := c.kc.RbacV1().RoleBindings(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			o.err = fmt.Errorf("list rolebindings in %s: %w", ns, err)
-			return
-		}
+		core := c.kc.CoreV1()
 		// One list of the namespace's events serves every pod in it
 		// (events expire after an hour, so the list stays small).
-		evs, err := c.kc.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			o.err = fmt.Errorf("list events in %s: %w", ns, err)
-			return
+		for _, l := range []struct {
+			what string
+			list func(context.Context) error
+		}{
+			{"services", keep(&o.services, core.Services(ns).List, func(l *corev1.ServiceList) []corev1.Service { return l.Items })},
+			{"endpointslices", keep(&o.slices, c.kc.DiscoveryV1().EndpointSlices(ns).List, func(l *discoveryv1.EndpointSliceList) []discoveryv1.EndpointSlice { return l.Items })},
+			{"networkpolicies", keep(&o.policies, c.kc.NetworkingV1().NetworkPolicies(ns).List, func(l *networkingv1.NetworkPolicyList) []networkingv1.NetworkPolicy { return l.Items })},
+			{"rolebindings", keep(&o.rbs, c.kc.RbacV1().RoleBindings(ns).List, func(l *rbacv1.RoleBindingList) []rbacv1.RoleBinding { return l.Items })},
+			{"events", keep(&o.events, core.Events(ns).List, func(l *corev1.EventList) []corev1.Event { return l.Items })},
+		} {
+			if err := l.list(ctx); err != nil {
+				o.err = fmt.Errorf("list %s in %s: %w", l.what, ns, err)
+				return
+			}
 		}
-		o.services, o.slices, o.policies, o.rbs, o.events = svcs.Items, es.Items, nps.Items, rbs.Items, evs.Items
 	})
 	return o, o.err
+}
+
+// keep returns a call of a namespace's List (every object) that stores the
+// items in dst, for the table in namespace.
+func keep[L, T any](dst *[]T, list func(context.Context, metav1.ListOptions) (L, error), items func(L) []T) func(context.Context) error {
+	return func(ctx context.Context) error {
+		l, err := list(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		*dst = items(l)
+		return nil
+	}
 }
 
 func (c *objCache) cluster(ctx context.Context) (*clusterObjects, error) {

@@ -102,8 +102,7 @@ func Select(ctx context.Context, kc kubernetes.Interface, t Target) ([]corev1.Po
 		}
 		pods = list.Items
 		if wkind != "" {
-			chains := map[string]bool{}
-			pods, err = filterOwned(ctx, kc, pods, wkind, wname, chains)
+			pods, err = filterOwned(ctx, kc, pods, wkind, wname)
 			if err != nil {
 				return nil, err
 			}
@@ -153,7 +152,7 @@ func hasImage(p corev1.Pod, img string) bool {
 }
 
 // filterOwned keeps pods whose owner chain reaches kind/name.
-func filterOwned(ctx context.Context, kc kubernetes.Interface, pods []corev1.Pod, kind, name string, _ map[string]bool) ([]corev1.Pod, error) {
+func filterOwned(ctx context.Context, kc kubernetes.Interface, pods []corev1.Pod, kind, name string) ([]corev1.Pod, error) {
 	var out []corev1.Pod
 	for _, p := range pods {
 		chain, err := ownerChain(ctx, kc, p.Namespace, p.OwnerReferences)
