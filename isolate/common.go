@@ -6,11 +6,14 @@
 package isolate
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/eksir/eksir/action"
 	"github.com/eksir/eksir/internal/naming"
@@ -130,6 +133,54 @@ func dropOriginal(m metav1.Object, act, incident string) {
 		a = nil
 	}
 	m.SetAnnotations(a)
+}
+
+// restoreOriginal is every Undo's write: under RetryOnConflict, each attempt
+// gets the object, decodes the original-state annotation act wrote for
+// incident, lets restore put back what the action changed, drops the
+// annotation and updates the object. A missing object or annotation leaves
+// nothing to restore, which keeps Undo idempotent. what names the object in
+// errors ("node n1", "pod ns/name").
+func restoreOriginal[T metav1.Object, O any](ctx context.Context, what, act, incident string,
+	get func(context.Context) (T, error), update func(context.Context, T, metav1.UpdateOptions) error, restore func(T, O)) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		o, err := get(ctx)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("get %s: %w", what, err)
+		}
+		var orig O
+		if had, err := readOriginal(o, act, incident, &orig); !had || err != nil {
+			return err
+		}
+		restore(o, orig)
+		dropOriginal(o, act, incident)
+		if err := update(ctx, o, updateOpts(false)); err != nil {
+			return fmt.Errorf("restore %s: %w", what, err)
+		}
+		return nil
+	})
+}
+
+// typedClient is the Get and Update of a client-go typed client
+// (Nodes(), Pods(ns), NetworkPolicies(ns), ...).
+type typedClient[T any] interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (T, error)
+	Update(ctx context.Context, obj T, opts metav1.UpdateOptions) (T, error)
+}
+
+// getter and updater give restoreOriginal the object name of c.
+func getter[T any](c typedClient[T], name string) func(context.Context) (T, error) {
+	return func(ctx context.Context) (T, error) { return c.Get(ctx, name, metav1.GetOptions{}) }
+}
+
+func updater[T any](c typedClient[T]) func(context.Context, T, metav1.UpdateOptions) error {
+	return func(ctx context.Context, o T, opts metav1.UpdateOptions) error {
+		_, err := c.Update(ctx, o, opts)
+		return err
+	}
 }
 
 // updateOpts returns UpdateOptions, with server-side dry run when planning:

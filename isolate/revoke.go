@@ -278,25 +278,13 @@ func (r RevokeServiceAccount) Undo(ctx context.Context, env *action.Env, call ac
 		return err
 	}
 	for _, b := range bs {
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			o, subjects, err := b.get(ctx)
-			if apierrors.IsNotFound(err) {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("get %s: %w", b, err)
-			}
-			var orig subjectsOriginal
-			if had, err := readOriginal(o, "revoke", env.Incident, &orig); !had || err != nil {
-				return err
-			}
-			*subjects = orig.Subjects
-			dropOriginal(o, "revoke", env.Incident)
-			if err := b.update(ctx, o, metav1.UpdateOptions{FieldManager: "eksir"}); err != nil {
-				return fmt.Errorf("restore %s: %w", b, err)
-			}
-			return nil
-		})
+		var subjects *[]rbacv1.Subject
+		get := func(ctx context.Context) (o metav1.Object, err error) {
+			o, subjects, err = b.get(ctx)
+			return o, err
+		}
+		err := restoreOriginal(ctx, b.String(), "revoke", env.Incident, get, b.update,
+			func(_ metav1.Object, orig subjectsOriginal) { *subjects = orig.Subjects })
 		if err != nil {
 			return err
 		}
