@@ -93,12 +93,14 @@ type Spec struct {
 	Volatile bool `json:"volatile,omitempty"`
 }
 
-// Evidence is the part of the case store that actions write to.
+// Evidence is the part of the case store that actions write to
+// (*evidence.Case). Every method takes rel, the item's path inside the
+// payload without the leading "data/": "k8s/payments/pods/web-0/pod.json".
 type Evidence interface {
 	Create(rel string, info evidence.ItemInfo) (*evidence.ItemWriter, error)
 	Add(ctx context.Context, rel string, info evidence.ItemInfo, r io.Reader) (evidence.Item, error)
 	NotCollected(rel string, info evidence.ItemInfo, reason string) (evidence.Item, error)
-	Has(bagPath string) bool
+	Has(rel string) bool
 }
 
 // Env carries what an action may touch. Fields an action does not need may

@@ -59,7 +59,7 @@ func (s *store) add(p string) {
 	<-s.mu
 }
 
-func (s *store) has(rel string) bool { return s.env.Evidence.Has("data/" + rel) }
+func (s *store) has(rel string) bool { return s.env.Evidence.Has(rel) }
 
 // claim reports whether the caller is the one to acquire rel: it is not in
 // the case yet and no other goroutine of this run took it.

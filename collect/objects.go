@@ -82,7 +82,7 @@ func planPods(ctx context.Context, env *action.Env, call action.Call, what strin
 		collected := items != nil && env.Evidence != nil
 		if items != nil {
 			for _, rel := range items(pod) {
-				collected = collected && env.Evidence.Has("data/"+rel)
+				collected = collected && env.Evidence.Has(rel)
 			}
 		}
 		if !collected {

@@ -207,7 +207,7 @@ func (r RevokeServiceAccount) apply(ctx context.Context, env *action.Env, call a
 		// Metadata first: after a crash between the two, the record exists
 		// and the delete is retried; the values never leave the cluster.
 		rel := "k8s/revoked-tokens/" + ns + "/" + s.Name + ".json"
-		if env.Evidence != nil && !env.Evidence.Has("data/"+rel) {
+		if env.Evidence != nil && !env.Evidence.Has(rel) {
 			if _, err := env.Evidence.Add(ctx, rel, evidence.ItemInfo{Source: evidence.Source{Cluster: env.Cluster, Namespace: ns},
 				Method: "secret metadata before deletion (values not recorded)"}, bytes.NewReader(tokenMetadata(s))); err != nil {
 				return changes, u, fmt.Errorf("record token secret %s/%s: %w", ns, s.Name, err)
