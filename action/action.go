@@ -26,7 +26,10 @@ import (
 type Kind string
 
 const (
-	// Collect actions only read, and write evidence into the case.
+	// Collect actions acquire evidence into the case. They are not
+	// read-only: node collectors create privileged pods on the suspect's
+	// nodes (deleted after the step unless kept), and the ephemeral method
+	// adds a debug container to the suspect pod, where it stays.
 	Collect Kind = "collect"
 	// Contain actions change the cluster or the cloud; they must be
 	// idempotent and, where possible, reversible.

@@ -44,8 +44,6 @@ type Executor interface {
 	Exec(ctx context.Context, ns, pod, container string, cmd []string, stdout io.Writer) error
 }
 
-// remoteExec is the client-go executor: WebSocket (v5) first, SPDY when the
-// upgrade fails (older API servers, proxies).
 // execRun is what the exec-based collectors (volatile, checkpoint,
 // node-files) start from: the selected pods, an exec client over the
 // streaming connection, and the store their items go to.
@@ -61,6 +59,8 @@ func execRun(ctx context.Context, env *action.Env, call action.Call) ([]corev1.P
 	return pods, remoteExec{kc: kc, cfg: cfg}, newStore(env), nil
 }
 
+// remoteExec is the client-go executor: WebSocket (v5) first, SPDY when the
+// upgrade fails (older API servers, proxies).
 type remoteExec struct {
 	kc  kubernetes.Interface
 	cfg *rest.Config
