@@ -94,6 +94,10 @@ type Spec struct {
 	// Volatile marks collection of state that containment may destroy
 	// (processes, memory, sockets): the validator orders it first.
 	Volatile bool `json:"volatile,omitempty"`
+	// Notes is Markdown for responders beyond Doc: what the action changes
+	// or writes, in order, and what Undo restores. Markdown prints it
+	// under the action in docs/actions.md.
+	Notes string `json:"notes,omitempty"`
 }
 
 // Evidence is the part of the case store that actions write to

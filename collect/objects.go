@@ -49,6 +49,7 @@ func (Objects) Spec() action.Spec {
 			readRule("rbac.authorization.k8s.io", "rolebindings", "clusterrolebindings", "roles", "clusterroles"),
 			action.AccessReviewRule,
 		}},
+		Notes: objectsNotes,
 	}
 }
 

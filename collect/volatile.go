@@ -73,6 +73,7 @@ func (Volatile) Spec() action.Spec {
 		Outputs: []string{"items"},
 		Permissions: action.Permissions{Kube: append(append([]action.KubeRule{}, collectorRules...),
 			action.KubeRule{APIGroups: []string{""}, Resources: []string{"pods/ephemeralcontainers"}, Verbs: []string{"update", "patch"}})},
+		Notes: volatileNotes,
 	}
 }
 

@@ -63,6 +63,7 @@ func (CordonNode) Spec() action.Spec {
 			action.AccessReviewRule,
 		}},
 		Reversible: true,
+		Notes:      cordonNodeNotes,
 	}
 }
 

@@ -56,6 +56,7 @@ func (Label) Spec() action.Spec {
 			action.AccessReviewRule,
 		}},
 		Reversible: true,
+		Notes:      labelNotes,
 	}
 }
 

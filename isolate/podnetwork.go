@@ -73,6 +73,7 @@ func (PodNetwork) Spec() action.Spec {
 			action.AccessReviewRule,
 		}},
 		Reversible: true,
+		Notes:      podNetworkNotes,
 	}
 }
 

@@ -57,6 +57,7 @@ func (RevokeServiceAccount) Spec() action.Spec {
 			action.AccessReviewRule,
 		}},
 		Reversible: true,
+		Notes:      revokeNotes,
 	}
 }
 

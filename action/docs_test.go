@@ -1,0 +1,32 @@
+package action
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMarkdown(t *testing.T) {
+	md := string(Markdown([]Spec{
+		{Name: "z.collect", Kind: Collect, Volatile: true, Doc: "Collect z.", Notes: "Writes `z/`.\n",
+			Params: []Param{{Name: "wait", Type: Duration, Default: 2 * time.Hour, Doc: "a | b"},
+				{Name: "how", Type: String, Required: true, Enum: []string{"x", "y"}, Doc: "how"}},
+			Permissions: Permissions{IAM: []string{"ec2:CreateSnapshot"}, Kube: []KubeRule{{APIGroups: []string{""}, Resources: []string{"pods", "pods/exec"}, Verbs: []string{"get", "create"}}}}},
+		{Name: "a.contain", Kind: Contain, Reversible: true, Doc: "Contain a.", Outputs: []string{"o1", "o2"}},
+	}))
+	for _, want := range []string{
+		"## Containment\n\n### `a.contain`\n\nContain a.\n\nKind: **contain** · reversible: **yes**\n\nOutputs: `o1`, `o2`.\n\nIAM permissions: none.\n",
+		"Kind: **collect** · volatile (ordered first) · reversible: **no**\n",
+		"| `wait` | duration |  | `2h` |  | a \\| b |\n",
+		"| `how` | string | yes |  | `x`, `y` | how |\n",
+		"IAM permissions: `ec2:CreateSnapshot`.\n",
+		"- core: `pods`, `pods/exec`: get, create\n\nWrites `z/`.\n",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Index(md, "## Containment") > strings.Index(md, "## Collection") {
+		t.Error("Containment should come before Collection")
+	}
+}
