@@ -523,6 +523,15 @@ type owned struct {
 
 // ownerChain follows controller references up to the top controller.
 func ownerChain(ctx context.Context, kc kubernetes.Interface, ns string, refs []metav1.OwnerReference) ([]owned, error) {
+	apps, batch := kc.AppsV1(), kc.BatchV1()
+	getters := map[string]func(context.Context, string) (metav1.Object, error){
+		"ReplicaSet":  asObject(apps.ReplicaSets(ns).Get),
+		"Deployment":  asObject(apps.Deployments(ns).Get),
+		"StatefulSet": asObject(apps.StatefulSets(ns).Get),
+		"DaemonSet":   asObject(apps.DaemonSets(ns).Get),
+		"Job":         asObject(batch.Jobs(ns).Get),
+		"CronJob":     asObject(batch.CronJobs(ns).Get),
+	}
 	var out []owned
 	for depth := 0; depth < 8; depth++ {
 		var ref *metav1.OwnerReference
@@ -537,35 +546,12 @@ func ownerChain(ctx context.Context, kc kubernetes.Interface, ns string, refs []
 		if ref == nil {
 			return out, nil
 		}
-		var (
-			obj  metav1.Object
-			err  error
-			full any
-		)
-		apps, batch := kc.AppsV1(), kc.BatchV1()
-		switch ref.Kind {
-		case "ReplicaSet":
-			o, e := apps.ReplicaSets(ns).Get(ctx, ref.Name, metav1.GetOptions{})
-			obj, full, err = o, o, e
-		case "Deployment":
-			o, e := apps.Deployments(ns).Get(ctx, ref.Name, metav1.GetOptions{})
-			obj, full, err = o, o, e
-		case "StatefulSet":
-			o, e := apps.StatefulSets(ns).Get(ctx, ref.Name, metav1.GetOptions{})
-			obj, full, err = o, o, e
-		case "DaemonSet":
-			o, e := apps.DaemonSets(ns).Get(ctx, ref.Name, metav1.GetOptions{})
-			obj, full, err = o, o, e
-		case "Job":
-			o, e := batch.Jobs(ns).Get(ctx, ref.Name, metav1.GetOptions{})
-			obj, full, err = o, o, e
-		case "CronJob":
-			o, e := batch.CronJobs(ns).Get(ctx, ref.Name, metav1.GetOptions{})
-			obj, full, err = o, o, e
-		default:
+		get, ok := getters[ref.Kind]
+		if !ok {
 			out = append(out, owned{kind: ref.Kind, name: ref.Name, obj: map[string]any{"ownerReference": ref, "note": "kind not collected"}})
 			return out, nil
 		}
+		obj, err := get(ctx, ref.Name)
 		if apierrors.IsNotFound(err) {
 			out = append(out, owned{kind: ref.Kind, name: ref.Name, obj: map[string]any{"ownerReference": ref, "note": "not found"}})
 			return out, nil
@@ -573,10 +559,21 @@ func ownerChain(ctx context.Context, kc kubernetes.Interface, ns string, refs []
 		if err != nil {
 			return nil, fmt.Errorf("get %s %s/%s: %w", ref.Kind, ns, ref.Name, err)
 		}
-		out = append(out, owned{kind: ref.Kind, name: ref.Name, obj: withKind(full, ref.APIVersion, ref.Kind)})
+		out = append(out, owned{kind: ref.Kind, name: ref.Name, obj: withKind(obj, ref.APIVersion, ref.Kind)})
 		refs = obj.GetOwnerReferences()
 	}
 	return out, nil
+}
+
+// asObject adapts a typed client's Get to the owner-chain table.
+func asObject[T metav1.Object](get func(context.Context, string, metav1.GetOptions) (T, error)) func(context.Context, string) (metav1.Object, error) {
+	return func(ctx context.Context, name string) (metav1.Object, error) {
+		o, err := get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return o, nil
+	}
 }
 
 // withKind wraps an object from a typed client (which drops apiVersion and
