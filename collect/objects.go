@@ -3,6 +3,7 @@ package collect
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -345,16 +346,16 @@ func (o Objects) pod(ctx context.Context, env *action.Env, s *store, c *objCache
 			names[svc.Name] = true
 		}
 	}
-	var slices []discoveryv1.EndpointSlice
+	var eps []discoveryv1.EndpointSlice
 	for _, es := range nsObj.slices {
 		if names[es.Labels[discoveryv1.LabelServiceName]] || slicePointsAt(es, p) {
-			slices = append(slices, es)
+			eps = append(eps, es)
 		}
 	}
 	if err := s.json(ctx, base+"services.json", info("services whose selector matches the pod"), svcs); err != nil {
 		return err
 	}
-	if err := s.json(ctx, base+"endpointslices.json", info("endpointslices of those services or naming the pod"), slices); err != nil {
+	if err := s.json(ctx, base+"endpointslices.json", info("endpointslices of those services or naming the pod"), eps); err != nil {
 		return err
 	}
 	if err := s.json(ctx, "k8s/"+p.Namespace+"/networkpolicies.json", evidence.ItemInfo{Source: evidence.Source{Cluster: env.Cluster, Namespace: p.Namespace}, Method: "list networkpolicies"}, nsObj.policies); err != nil {
@@ -398,55 +399,44 @@ func slicePointsAt(es discoveryv1.EndpointSlice, p corev1.Pod) bool {
 func (Objects) grants(ctx context.Context, c *objCache, nsObj *nsObjects, ns, sa string) ([]grant, error) {
 	var out []grant
 	for _, b := range nsObj.rbs {
-		matched := false
-		for _, s := range b.Subjects {
-			matched = matched || subjectMatches(s, b.Namespace, ns, sa)
+		if slices.ContainsFunc(b.Subjects, func(s rbacv1.Subject) bool { return subjectMatches(s, b.Namespace, ns, sa) }) {
+			b.APIVersion, b.Kind = "rbac.authorization.k8s.io/v1", "RoleBinding"
+			out = append(out, c.grant(ctx, b, b.RoleRef, ns))
 		}
-		if !matched {
-			continue
-		}
-		b.APIVersion, b.Kind = "rbac.authorization.k8s.io/v1", "RoleBinding"
-		g := grant{Binding: b}
-		if b.RoleRef.Kind == "Role" {
-			r, err := c.kc.RbacV1().Roles(ns).Get(ctx, b.RoleRef.Name, metav1.GetOptions{})
-			if err != nil {
-				g.Error = err.Error()
-			} else {
-				g.Role, g.Rules = r.Name, r.Rules
-			}
-		} else {
-			r, err := c.kc.RbacV1().ClusterRoles().Get(ctx, b.RoleRef.Name, metav1.GetOptions{})
-			if err != nil {
-				g.Error = err.Error()
-			} else {
-				g.Role, g.Rules = r.Name, r.Rules
-			}
-		}
-		out = append(out, g)
 	}
 	cl, err := c.cluster(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, b := range cl.crbs {
-		matched := false
-		for _, s := range b.Subjects {
-			matched = matched || subjectMatches(s, "", ns, sa)
+		if slices.ContainsFunc(b.Subjects, func(s rbacv1.Subject) bool { return subjectMatches(s, "", ns, sa) }) {
+			b.APIVersion, b.Kind = "rbac.authorization.k8s.io/v1", "ClusterRoleBinding"
+			out = append(out, c.grant(ctx, b, b.RoleRef, ns))
 		}
-		if !matched {
-			continue
-		}
-		b.APIVersion, b.Kind = "rbac.authorization.k8s.io/v1", "ClusterRoleBinding"
-		g := grant{Binding: b}
-		r, err := c.kc.RbacV1().ClusterRoles().Get(ctx, b.RoleRef.Name, metav1.GetOptions{})
-		if err != nil {
-			g.Error = err.Error()
-		} else {
-			g.Role, g.Rules = r.Name, r.Rules
-		}
-		out = append(out, g)
 	}
 	return out, nil
+}
+
+// grant reads the rules of the Role (in ns) or ClusterRole a binding
+// references; a role it cannot read is recorded with the error.
+func (c *objCache) grant(ctx context.Context, binding any, ref rbacv1.RoleRef, ns string) grant {
+	g := grant{Binding: binding}
+	var err error
+	if ref.Kind == "Role" {
+		var r *rbacv1.Role
+		if r, err = c.kc.RbacV1().Roles(ns).Get(ctx, ref.Name, metav1.GetOptions{}); err == nil {
+			g.Role, g.Rules = r.Name, r.Rules
+		}
+	} else {
+		var r *rbacv1.ClusterRole
+		if r, err = c.kc.RbacV1().ClusterRoles().Get(ctx, ref.Name, metav1.GetOptions{}); err == nil {
+			g.Role, g.Rules = r.Name, r.Rules
+		}
+	}
+	if err != nil {
+		g.Error = err.Error()
+	}
+	return g
 }
 
 // references lists the ConfigMaps and Secrets a pod uses: volumes, projected
