@@ -1,7 +1,8 @@
 // Package collect holds the Kubernetes collection actions. Everything they
-// acquire streams into the case through action.Env.Evidence, which hashes
-// as it writes; nothing is buffered whole in memory, and nothing runs inside
-// the suspect container.
+// acquire goes into the case through action.Env.Evidence, which hashes as it
+// writes: logs, command output, checkpoint archives and memory images stream
+// without being held whole in memory (API objects are encoded to JSON
+// first). Nothing runs inside the suspect container.
 package collect
 
 import (

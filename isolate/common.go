@@ -171,7 +171,8 @@ type typedClient[T any] interface {
 	Update(ctx context.Context, obj T, opts metav1.UpdateOptions) (T, error)
 }
 
-// getter and updater give restoreOriginal the object name of c.
+// getter and updater adapt a typed client to restoreOriginal's get (of the
+// object called name) and update.
 func getter[T any](c typedClient[T], name string) func(context.Context) (T, error) {
 	return func(ctx context.Context) (T, error) { return c.Get(ctx, name, metav1.GetOptions{}) }
 }
