@@ -52,7 +52,7 @@ func Markdown(specs []Spec) []byte {
 }
 
 func writeSpec(b *bytes.Buffer, s Spec) {
-	fmt.Fprintf(b, "\n### `%s`\n\n%s\n\n", s.Name, s.Doc)
+	fmt.Fprintf(b, "\n### `%s`\n\n%s\n\n", s.Name, text(s.Doc))
 	fmt.Fprintf(b, "Kind: **%s**", s.Kind)
 	if s.Volatile {
 		b.WriteString(" · volatile (ordered first)")
@@ -73,7 +73,7 @@ func writeSpec(b *bytes.Buffer, s Spec) {
 			if p.Required {
 				req = "yes"
 			}
-			fmt.Fprintf(b, "| `%s` | %s | %s | %s | %s | %s |\n", p.Name, p.Type, req, cell(def), strings.Join(enum, ", "), cell(p.Doc))
+			fmt.Fprintf(b, "| `%s` | %s | %s | %s | %s | %s |\n", p.Name, p.Type, req, strings.ReplaceAll(def, "|", `\|`), strings.Join(enum, ", "), cell(p.Doc))
 		}
 	}
 	if len(s.Outputs) > 0 {
@@ -139,7 +139,12 @@ func formatDefault(v any) string {
 	return fmt.Sprint(v)
 }
 
-// cell makes text safe inside a Markdown table cell.
+// text makes plain text (Doc) safe as Markdown: "<node>" is not a tag.
+func text(s string) string {
+	return strings.NewReplacer("<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// cell makes plain text safe inside a Markdown table cell.
 func cell(s string) string {
-	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(text(s))
 }

@@ -8,7 +8,7 @@ import (
 
 func TestMarkdown(t *testing.T) {
 	md := string(Markdown([]Spec{
-		{Name: "z.collect", Kind: Collect, Volatile: true, Doc: "Collect z.", Notes: "Writes `z/`.\n",
+		{Name: "z.collect", Kind: Collect, Volatile: true, Doc: "Collect z from /proc/<pid>.", Notes: "Writes `z/<pid>`.\n",
 			Params: []Param{{Name: "wait", Type: Duration, Default: 2 * time.Hour, Doc: "a | b"},
 				{Name: "how", Type: String, Required: true, Enum: []string{"x", "y"}, Doc: "how"}},
 			Permissions: Permissions{IAM: []string{"ec2:CreateSnapshot"}, Kube: []KubeRule{{APIGroups: []string{""}, Resources: []string{"pods", "pods/exec"}, Verbs: []string{"get", "create"}}}}},
@@ -20,7 +20,8 @@ func TestMarkdown(t *testing.T) {
 		"| `wait` | duration |  | `2h` |  | a \\| b |\n",
 		"| `how` | string | yes |  | `x`, `y` | how |\n",
 		"IAM permissions: `ec2:CreateSnapshot`.\n",
-		"- core: `pods`, `pods/exec`: get, create\n\nWrites `z/`.\n",
+		"- core: `pods`, `pods/exec`: get, create\n\nWrites `z/<pid>`.\n",
+		"Collect z from /proc/&lt;pid&gt;.\n",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown lacks %q:\n%s", want, md)
