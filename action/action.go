@@ -26,7 +26,10 @@ import (
 type Kind string
 
 const (
-	// Collect actions only read, and write evidence into the case.
+	// Collect actions acquire evidence into the case. They are not
+	// read-only: node collectors create privileged pods on the suspect's
+	// nodes (deleted after the step unless kept), and the ephemeral method
+	// adds a debug container to the suspect pod, where it stays.
 	Collect Kind = "collect"
 	// Contain actions change the cluster or the cloud; they must be
 	// idempotent and, where possible, reversible.
@@ -100,14 +103,20 @@ type Spec struct {
 	// Volatile marks collection of state that containment may destroy
 	// (processes, memory, sockets): the validator orders it first.
 	Volatile bool `json:"volatile,omitempty"`
+	// Notes is Markdown for responders beyond Doc: what the action changes
+	// or writes, in order, and what Undo restores. Markdown prints it
+	// under the action in docs/actions.md.
+	Notes string `json:"notes,omitempty"`
 }
 
-// Evidence is the part of the case store that actions write to.
+// Evidence is the part of the case store that actions write to
+// (*evidence.Case). Every method takes rel, the item's path inside the
+// payload without the leading "data/": "k8s/payments/pods/web-0/pod.json".
 type Evidence interface {
 	Create(rel string, info evidence.ItemInfo) (*evidence.ItemWriter, error)
 	Add(ctx context.Context, rel string, info evidence.ItemInfo, r io.Reader) (evidence.Item, error)
 	NotCollected(rel string, info evidence.ItemInfo, reason string) (evidence.Item, error)
-	Has(bagPath string) bool
+	Has(rel string) bool
 }
 
 // Env carries what an action may touch. Fields an action does not need may

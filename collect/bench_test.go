@@ -18,9 +18,9 @@ import (
 	"github.com/eksir/eksir/collect"
 	"github.com/eksir/eksir/evidence"
 	"github.com/eksir/eksir/internal/kube"
+	"github.com/eksir/eksir/internal/labtest"
 	"github.com/eksir/eksir/isolate"
 	"github.com/eksir/eksir/lab"
-	"github.com/eksir/eksir/lab/labtest"
 )
 
 // BenchmarkContainCollectOnePod compares, on the same lab in one run,

@@ -30,7 +30,8 @@ func (Checkpoint) Spec() action.Spec {
 		Volatile: true,
 		Params:   append(targetParams(), collectorParams()...),
 		Permissions: action.Permissions{Kube: append(append([]action.KubeRule{}, collectorRules...),
-			action.KubeRule{APIGroups: []string{""}, Resources: []string{"nodes/proxy"}, Verbs: []string{"create"}}, action.AccessReviewRule)},
+			action.KubeRule{APIGroups: []string{""}, Resources: []string{"nodes/proxy"}, Verbs: []string{"create"}})},
+		Notes: checkpointNotes,
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 	"github.com/eksir/eksir/action"
 	"github.com/eksir/eksir/collect"
 	"github.com/eksir/eksir/evidence"
-	"github.com/eksir/eksir/lab/labtest"
+	"github.com/eksir/eksir/internal/labtest"
 )
 
 func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }

@@ -1,19 +1,17 @@
 // Package collect holds the Kubernetes collection actions. Everything they
-// acquire streams into the case through action.Env.Evidence, which hashes
-// as it writes; nothing is buffered whole in memory, and nothing runs inside
-// the suspect container.
+// acquire goes into the case through action.Env.Evidence, which hashes as it
+// writes: logs, command output, checkpoint archives and memory images stream
+// without being held whole in memory (API objects are encoded to JSON
+// first). Nothing runs inside the suspect container.
 package collect
 
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -62,7 +60,7 @@ func (s *store) add(p string) {
 	<-s.mu
 }
 
-func (s *store) has(rel string) bool { return s.env.Evidence.Has("data/" + rel) }
+func (s *store) has(rel string) bool { return s.env.Evidence.Has(rel) }
 
 // claim reports whether the caller is the one to acquire rel: it is not in
 // the case yet and no other goroutine of this run took it.
@@ -138,19 +136,6 @@ func (s *store) recordNotCollected(rel string, info evidence.ItemInfo, reason st
 	}
 	s.add(rel)
 	return nil
-}
-
-func shortHash(s string, n int) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])[:n]
-}
-
-func splitRef(ref string) (string, string, error) {
-	ns, name, ok := strings.Cut(ref, "/")
-	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
-		return "", "", fmt.Errorf("reference %q: want namespace/name", ref)
-	}
-	return ns, name, nil
 }
 
 func isExists(err error) bool { return apierrors.IsAlreadyExists(err) }

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 
 	"github.com/eksir/eksir/action"
+	"github.com/eksir/eksir/internal/naming"
 )
 
 // streaming returns a client and config without the per-request timeout:
@@ -43,8 +44,6 @@ type Executor interface {
 	Exec(ctx context.Context, ns, pod, container string, cmd []string, stdout io.Writer) error
 }
 
-// remoteExec is the client-go executor: WebSocket (v5) first, SPDY when the
-// upgrade fails (older API servers, proxies).
 // execRun is what the exec-based collectors (volatile, checkpoint,
 // node-files) start from: the selected pods, an exec client over the
 // streaming connection, and the store their items go to.
@@ -60,6 +59,8 @@ func execRun(ctx context.Context, env *action.Env, call action.Call) ([]corev1.P
 	return pods, remoteExec{kc: kc, cfg: cfg}, newStore(env), nil
 }
 
+// remoteExec is the client-go executor: WebSocket (v5) first, SPDY when the
+// upgrade fails (older API servers, proxies).
 type remoteExec struct {
 	kc  kubernetes.Interface
 	cfg *rest.Config
@@ -112,7 +113,7 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 // finds it.
 func collectorPod(env *action.Env, ns, node, image string) *corev1.Pod {
 	t := true
-	name := "eksir-collector-" + shortHash(env.Incident+"/"+node, 12)
+	name := "eksir-collector-" + naming.ShortHash(env.Incident+"/"+node, 12)
 	deadline := int64(2 * 3600)
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{

@@ -32,6 +32,7 @@ func (PodLogs) Spec() action.Spec {
 			{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
 			action.AccessReviewRule,
 		}},
+		Notes: podLogsNotes,
 	}
 }
 

@@ -27,6 +27,7 @@ func (NodeFiles) Spec() action.Spec {
 		Params: append(append(targetParams(), collectorParams()...),
 			action.Param{Name: "memory", Type: action.Bool, Default: false, Doc: "acquire a memory image of the node with AVML"}),
 		Permissions: action.Permissions{Kube: append([]action.KubeRule{}, collectorRules...)},
+		Notes:       nodeFilesNotes,
 	}
 }
 

@@ -3,6 +3,7 @@ package collect
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -50,6 +51,7 @@ func (Objects) Spec() action.Spec {
 			readRule("rbac.authorization.k8s.io", "rolebindings", "clusterrolebindings", "roles", "clusterroles"),
 			action.AccessReviewRule,
 		}},
+		Notes: objectsNotes,
 	}
 }
 
@@ -83,7 +85,7 @@ func planPods(ctx context.Context, env *action.Env, call action.Call, what strin
 		collected := items != nil && env.Evidence != nil
 		if items != nil {
 			for _, rel := range items(pod) {
-				collected = collected && env.Evidence.Has("data/"+rel)
+				collected = collected && env.Evidence.Has(rel)
 			}
 		}
 		if !collected {
@@ -175,36 +177,39 @@ func (c *objCache) namespace(ctx context.Context, ns string) (*nsObjects, error)
 	}
 	c.mu.Unlock()
 	o.once.Do(func() {
-		svcs, err := c.kc.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			o.err = fmt.Errorf("list services in %s: %w", ns, err)
-			return
-		}
-		es, err := c.kc.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			o.err = fmt.Errorf("list endpointslices in %s: %w", ns, err)
-			return
-		}
-		nps, err := c.kc.NetworkingV1().NetworkPolicies(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			o.err = fmt.Errorf("list networkpolicies in %s: %w", ns, err)
-			return
-		}
-		rbs, err := c.kc.RbacV1().RoleBindings(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			o.err = fmt.Errorf("list rolebindings in %s: %w", ns, err)
-			return
-		}
+		core := c.kc.CoreV1()
 		// One list of the namespace's events serves every pod in it
 		// (events expire after an hour, so the list stays small).
-		evs, err := c.kc.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			o.err = fmt.Errorf("list events in %s: %w", ns, err)
-			return
+		for _, l := range []struct {
+			what string
+			list func(context.Context) error
+		}{
+			{"services", keep(&o.services, core.Services(ns).List, func(l *corev1.ServiceList) []corev1.Service { return l.Items })},
+			{"endpointslices", keep(&o.slices, c.kc.DiscoveryV1().EndpointSlices(ns).List, func(l *discoveryv1.EndpointSliceList) []discoveryv1.EndpointSlice { return l.Items })},
+			{"networkpolicies", keep(&o.policies, c.kc.NetworkingV1().NetworkPolicies(ns).List, func(l *networkingv1.NetworkPolicyList) []networkingv1.NetworkPolicy { return l.Items })},
+			{"rolebindings", keep(&o.rbs, c.kc.RbacV1().RoleBindings(ns).List, func(l *rbacv1.RoleBindingList) []rbacv1.RoleBinding { return l.Items })},
+			{"events", keep(&o.events, core.Events(ns).List, func(l *corev1.EventList) []corev1.Event { return l.Items })},
+		} {
+			if err := l.list(ctx); err != nil {
+				o.err = fmt.Errorf("list %s in %s: %w", l.what, ns, err)
+				return
+			}
 		}
-		o.services, o.slices, o.policies, o.rbs, o.events = svcs.Items, es.Items, nps.Items, rbs.Items, evs.Items
 	})
 	return o, o.err
+}
+
+// keep returns a call of a namespace's List (every object) that stores the
+// items in dst, for the table in namespace.
+func keep[L, T any](dst *[]T, list func(context.Context, metav1.ListOptions) (L, error), items func(L) []T) func(context.Context) error {
+	return func(ctx context.Context) error {
+		l, err := list(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		*dst = items(l)
+		return nil
+	}
 }
 
 func (c *objCache) cluster(ctx context.Context) (*clusterObjects, error) {
@@ -342,16 +347,16 @@ func (o Objects) pod(ctx context.Context, env *action.Env, s *store, c *objCache
 			names[svc.Name] = true
 		}
 	}
-	var slices []discoveryv1.EndpointSlice
+	var eps []discoveryv1.EndpointSlice
 	for _, es := range nsObj.slices {
 		if names[es.Labels[discoveryv1.LabelServiceName]] || slicePointsAt(es, p) {
-			slices = append(slices, es)
+			eps = append(eps, es)
 		}
 	}
 	if err := s.json(ctx, base+"services.json", info("services whose selector matches the pod"), svcs); err != nil {
 		return err
 	}
-	if err := s.json(ctx, base+"endpointslices.json", info("endpointslices of those services or naming the pod"), slices); err != nil {
+	if err := s.json(ctx, base+"endpointslices.json", info("endpointslices of those services or naming the pod"), eps); err != nil {
 		return err
 	}
 	if err := s.json(ctx, "k8s/"+p.Namespace+"/networkpolicies.json", evidence.ItemInfo{Source: evidence.Source{Cluster: env.Cluster, Namespace: p.Namespace}, Method: "list networkpolicies"}, nsObj.policies); err != nil {
@@ -395,55 +400,44 @@ func slicePointsAt(es discoveryv1.EndpointSlice, p corev1.Pod) bool {
 func (Objects) grants(ctx context.Context, c *objCache, nsObj *nsObjects, ns, sa string) ([]grant, error) {
 	var out []grant
 	for _, b := range nsObj.rbs {
-		matched := false
-		for _, s := range b.Subjects {
-			matched = matched || subjectMatches(s, b.Namespace, ns, sa)
+		if slices.ContainsFunc(b.Subjects, func(s rbacv1.Subject) bool { return subjectMatches(s, b.Namespace, ns, sa) }) {
+			b.APIVersion, b.Kind = "rbac.authorization.k8s.io/v1", "RoleBinding"
+			out = append(out, c.grant(ctx, b, b.RoleRef, ns))
 		}
-		if !matched {
-			continue
-		}
-		b.APIVersion, b.Kind = "rbac.authorization.k8s.io/v1", "RoleBinding"
-		g := grant{Binding: b}
-		if b.RoleRef.Kind == "Role" {
-			r, err := c.kc.RbacV1().Roles(ns).Get(ctx, b.RoleRef.Name, metav1.GetOptions{})
-			if err != nil {
-				g.Error = err.Error()
-			} else {
-				g.Role, g.Rules = r.Name, r.Rules
-			}
-		} else {
-			r, err := c.kc.RbacV1().ClusterRoles().Get(ctx, b.RoleRef.Name, metav1.GetOptions{})
-			if err != nil {
-				g.Error = err.Error()
-			} else {
-				g.Role, g.Rules = r.Name, r.Rules
-			}
-		}
-		out = append(out, g)
 	}
 	cl, err := c.cluster(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, b := range cl.crbs {
-		matched := false
-		for _, s := range b.Subjects {
-			matched = matched || subjectMatches(s, "", ns, sa)
+		if slices.ContainsFunc(b.Subjects, func(s rbacv1.Subject) bool { return subjectMatches(s, "", ns, sa) }) {
+			b.APIVersion, b.Kind = "rbac.authorization.k8s.io/v1", "ClusterRoleBinding"
+			out = append(out, c.grant(ctx, b, b.RoleRef, ns))
 		}
-		if !matched {
-			continue
-		}
-		b.APIVersion, b.Kind = "rbac.authorization.k8s.io/v1", "ClusterRoleBinding"
-		g := grant{Binding: b}
-		r, err := c.kc.RbacV1().ClusterRoles().Get(ctx, b.RoleRef.Name, metav1.GetOptions{})
-		if err != nil {
-			g.Error = err.Error()
-		} else {
-			g.Role, g.Rules = r.Name, r.Rules
-		}
-		out = append(out, g)
 	}
 	return out, nil
+}
+
+// grant reads the rules of the Role (in ns) or ClusterRole a binding
+// references; a role it cannot read is recorded with the error.
+func (c *objCache) grant(ctx context.Context, binding any, ref rbacv1.RoleRef, ns string) grant {
+	g := grant{Binding: binding}
+	var err error
+	if ref.Kind == "Role" {
+		var r *rbacv1.Role
+		if r, err = c.kc.RbacV1().Roles(ns).Get(ctx, ref.Name, metav1.GetOptions{}); err == nil {
+			g.Role, g.Rules = r.Name, r.Rules
+		}
+	} else {
+		var r *rbacv1.ClusterRole
+		if r, err = c.kc.RbacV1().ClusterRoles().Get(ctx, ref.Name, metav1.GetOptions{}); err == nil {
+			g.Role, g.Rules = r.Name, r.Rules
+		}
+	}
+	if err != nil {
+		g.Error = err.Error()
+	}
+	return g
 }
 
 // references lists the ConfigMaps and Secrets a pod uses: volumes, projected
@@ -520,6 +514,15 @@ type owned struct {
 
 // ownerChain follows controller references up to the top controller.
 func ownerChain(ctx context.Context, kc kubernetes.Interface, ns string, refs []metav1.OwnerReference) ([]owned, error) {
+	apps, batch := kc.AppsV1(), kc.BatchV1()
+	getters := map[string]func(context.Context, string) (metav1.Object, error){
+		"ReplicaSet":  asObject(apps.ReplicaSets(ns).Get),
+		"Deployment":  asObject(apps.Deployments(ns).Get),
+		"StatefulSet": asObject(apps.StatefulSets(ns).Get),
+		"DaemonSet":   asObject(apps.DaemonSets(ns).Get),
+		"Job":         asObject(batch.Jobs(ns).Get),
+		"CronJob":     asObject(batch.CronJobs(ns).Get),
+	}
 	var out []owned
 	for depth := 0; depth < 8; depth++ {
 		var ref *metav1.OwnerReference
@@ -534,35 +537,12 @@ func ownerChain(ctx context.Context, kc kubernetes.Interface, ns string, refs []
 		if ref == nil {
 			return out, nil
 		}
-		var (
-			obj  metav1.Object
-			err  error
-			full any
-		)
-		apps, batch := kc.AppsV1(), kc.BatchV1()
-		switch ref.Kind {
-		case "ReplicaSet":
-			o, e := apps.ReplicaSets(ns).Get(ctx, ref.Name, metav1.GetOptions{})
-			obj, full, err = o, o, e
-		case "Deployment":
-			o, e := apps.Deployments(ns).Get(ctx, ref.Name, metav1.GetOptions{})
-			obj, full, err = o, o, e
-		case "StatefulSet":
-			o, e := apps.StatefulSets(ns).Get(ctx, ref.Name, metav1.GetOptions{})
-			obj, full, err = o, o, e
-		case "DaemonSet":
-			o, e := apps.DaemonSets(ns).Get(ctx, ref.Name, metav1.GetOptions{})
-			obj, full, err = o, o, e
-		case "Job":
-			o, e := batch.Jobs(ns).Get(ctx, ref.Name, metav1.GetOptions{})
-			obj, full, err = o, o, e
-		case "CronJob":
-			o, e := batch.CronJobs(ns).Get(ctx, ref.Name, metav1.GetOptions{})
-			obj, full, err = o, o, e
-		default:
+		get, ok := getters[ref.Kind]
+		if !ok {
 			out = append(out, owned{kind: ref.Kind, name: ref.Name, obj: map[string]any{"ownerReference": ref, "note": "kind not collected"}})
 			return out, nil
 		}
+		obj, err := get(ctx, ref.Name)
 		if apierrors.IsNotFound(err) {
 			out = append(out, owned{kind: ref.Kind, name: ref.Name, obj: map[string]any{"ownerReference": ref, "note": "not found"}})
 			return out, nil
@@ -570,10 +550,21 @@ func ownerChain(ctx context.Context, kc kubernetes.Interface, ns string, refs []
 		if err != nil {
 			return nil, fmt.Errorf("get %s %s/%s: %w", ref.Kind, ns, ref.Name, err)
 		}
-		out = append(out, owned{kind: ref.Kind, name: ref.Name, obj: withKind(full, ref.APIVersion, ref.Kind)})
+		out = append(out, owned{kind: ref.Kind, name: ref.Name, obj: withKind(obj, ref.APIVersion, ref.Kind)})
 		refs = obj.GetOwnerReferences()
 	}
 	return out, nil
+}
+
+// asObject adapts a typed client's Get to the owner-chain table.
+func asObject[T metav1.Object](get func(context.Context, string, metav1.GetOptions) (T, error)) func(context.Context, string) (metav1.Object, error) {
+	return func(ctx context.Context, name string) (metav1.Object, error) {
+		o, err := get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return o, nil
+	}
 }
 
 // withKind wraps an object from a typed client (which drops apiVersion and

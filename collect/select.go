@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/eksir/eksir/action"
+	"github.com/eksir/eksir/internal/naming"
 )
 
 // Target selects pods the way a responder names them: one pod, a workload,
@@ -64,7 +65,7 @@ func Select(ctx context.Context, kc kubernetes.Interface, t Target) ([]corev1.Po
 	var pods []corev1.Pod
 	if len(t.Pods) > 0 {
 		for _, ref := range t.Pods {
-			ns, name, err := splitRef(ref)
+			ns, name, err := naming.SplitRef(ref)
 			if err != nil {
 				return nil, err
 			}
@@ -85,7 +86,7 @@ func Select(ctx context.Context, kc kubernetes.Interface, t Target) ([]corev1.Po
 			ns, wkind, wname = parts[0], strings.ToLower(parts[1]), parts[2]
 		}
 		if t.ServiceAccount != "" {
-			sns, _, err := splitRef(t.ServiceAccount)
+			sns, _, err := naming.SplitRef(t.ServiceAccount)
 			if err != nil {
 				return nil, err
 			}
@@ -101,8 +102,7 @@ func Select(ctx context.Context, kc kubernetes.Interface, t Target) ([]corev1.Po
 		}
 		pods = list.Items
 		if wkind != "" {
-			chains := map[string]bool{}
-			pods, err = filterOwned(ctx, kc, pods, wkind, wname, chains)
+			pods, err = filterOwned(ctx, kc, pods, wkind, wname)
 			if err != nil {
 				return nil, err
 			}
@@ -152,7 +152,7 @@ func hasImage(p corev1.Pod, img string) bool {
 }
 
 // filterOwned keeps pods whose owner chain reaches kind/name.
-func filterOwned(ctx context.Context, kc kubernetes.Interface, pods []corev1.Pod, kind, name string, _ map[string]bool) ([]corev1.Pod, error) {
+func filterOwned(ctx context.Context, kc kubernetes.Interface, pods []corev1.Pod, kind, name string) ([]corev1.Pod, error) {
 	var out []corev1.Pod
 	for _, p := range pods {
 		chain, err := ownerChain(ctx, kc, p.Namespace, p.OwnerReferences)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/eksir/eksir/action"
 	"github.com/eksir/eksir/evidence"
+	"github.com/eksir/eksir/internal/naming"
 )
 
 // Volatile is collect.volatile.
@@ -73,6 +74,7 @@ func (Volatile) Spec() action.Spec {
 		Outputs: []string{"items"},
 		Permissions: action.Permissions{Kube: append(append([]action.KubeRule{}, collectorRules...),
 			action.KubeRule{APIGroups: []string{""}, Resources: []string{"pods/ephemeralcontainers"}, Verbs: []string{"update", "patch"}})},
+		Notes: volatileNotes,
 	}
 }
 
@@ -167,7 +169,7 @@ func runCommands(ctx context.Context, env *action.Env, s *store, ex Executor, ns
 // ephemeral adds (once) a debug container targeting the suspect's process
 // namespace and runs the collector commands in it.
 func (v Volatile) ephemeral(ctx context.Context, env *action.Env, call action.Call, s *store, ex Executor, p corev1.Pod) error {
-	name := "eksir-debug-" + shortHash(env.Incident, 10)
+	name := "eksir-debug-" + naming.ShortHash(env.Incident, 10)
 	target := call.String("target-container")
 	if target == "" && len(p.Spec.Containers) > 0 {
 		target = p.Spec.Containers[0].Name

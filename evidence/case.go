@@ -225,12 +225,13 @@ func (c *Case) Items() []Item {
 	return out
 }
 
-// Has reports whether an item at bagPath is already recorded; actions use it
-// to stay idempotent across resumes.
-func (c *Case) Has(bagPath string) bool {
+// Has reports whether the item at data/<rel> is already recorded, collected
+// or not collected; actions use it to stay idempotent across resumes. rel
+// is the payload-relative path that Create, Add and NotCollected take.
+func (c *Case) Has(rel string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.items[bagPath]
+	_, ok := c.items["data/"+rel]
 	return ok
 }
 

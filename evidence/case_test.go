@@ -139,6 +139,14 @@ func TestCreateDuplicate(t *testing.T) {
 	dir := t.TempDir()
 	c := openCase(t, dir, "DUP-1", signer)
 	add(t, c, "k8s/pod.json", "{}\n")
+	// Has takes the payload-relative path, as Create, Add and NotCollected do.
+	if !c.Has("k8s/pod.json") || c.Has("data/k8s/pod.json") || c.Has("k8s") {
+		t.Errorf("Has after Add: %v for k8s/pod.json, %v for data/k8s/pod.json, %v for k8s",
+			c.Has("k8s/pod.json"), c.Has("data/k8s/pod.json"), c.Has("k8s"))
+	}
+	if _, err := c.NotCollected("k8s/gone.json", evidence.ItemInfo{}, "not found"); err != nil || !c.Has("k8s/gone.json") {
+		t.Errorf("Has after NotCollected: %v (err %v)", c.Has("k8s/gone.json"), err)
+	}
 	if _, err := c.Add(context.Background(), "k8s/pod.json", evidence.ItemInfo{}, stringReader("other")); !errors.Is(err, evidence.ErrExists) {
 		t.Errorf("second Add of the same path: err %v, want ErrExists", err)
 	}
@@ -149,6 +157,9 @@ func TestCreateDuplicate(t *testing.T) {
 	}
 	if _, err := c.Create("logs/a.log", evidence.ItemInfo{}); !errors.Is(err, evidence.ErrExists) {
 		t.Errorf("Create while the same path is pending: err %v, want ErrExists", err)
+	}
+	if c.Has("logs/a.log") {
+		t.Error("Has is true for an item still being written")
 	}
 	w.Abort()
 	add(t, c, "logs/a.log", "after abort\n")
@@ -161,8 +172,11 @@ func TestCreateDuplicate(t *testing.T) {
 	if _, err := c.Add(context.Background(), "k8s/pod.json", evidence.ItemInfo{}, stringReader("x")); !errors.Is(err, evidence.ErrExists) {
 		t.Errorf("Add after reopen: err %v, want ErrExists", err)
 	}
-	if _, n := c.Log().Head(); n != 2 {
-		t.Errorf("custody log has %d records, want 2", n)
+	if _, n := c.Log().Head(); n != 3 {
+		t.Errorf("custody log has %d records, want 3", n)
+	}
+	if !c.Has("k8s/pod.json") || !c.Has("k8s/gone.json") {
+		t.Error("Has after reopen: an item recorded before is missing")
 	}
 	if got := string(readFile(t, filepath.Join(c.Dir(), "data", "k8s", "pod.json"))); got != "{}\n" {
 		t.Errorf("original item overwritten: %q", got)

@@ -6,15 +6,17 @@
 package isolate
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/eksir/eksir/action"
+	"github.com/eksir/eksir/internal/naming"
 )
 
 const (
@@ -40,7 +42,7 @@ func LabelValue(incident string) string {
 	if n := len(incident); n > 0 && n <= 63 && isAlnum(incident[0]) && isAlnum(incident[n-1]) {
 		return incident
 	}
-	return "h-" + shortHash(incident, 16)
+	return "h-" + naming.ShortHash(incident, 16)
 }
 
 // ObjectName derives a DNS-1123 name from a prefix and the incident ID; the
@@ -63,7 +65,7 @@ func ObjectName(prefix, incident string) string {
 		if len(name) > 52 {
 			name = name[:52]
 		}
-		name = strings.TrimRight(name, "-") + "-" + shortHash(incident, 8)
+		name = strings.TrimRight(name, "-") + "-" + naming.ShortHash(incident, 8)
 	}
 	return name
 }
@@ -72,7 +74,7 @@ func ObjectName(prefix, incident string) string {
 // each keep their own original, and each release restores only the keys its
 // action changed.
 func originalKey(act, incident string) string {
-	return originalPrefix + act + "-" + shortHash(incident, 10)
+	return originalPrefix + act + "-" + naming.ShortHash(incident, 10)
 }
 
 // restoreKeys sets each key of m back to its value in orig, or removes it.
@@ -93,22 +95,8 @@ func restoreKeys(m, orig map[string]string, keys ...string) map[string]string {
 	return m
 }
 
-func shortHash(s string, n int) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])[:n]
-}
-
 func isAlnum(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-}
-
-// splitRef splits "namespace/name".
-func splitRef(ref string) (string, string, error) {
-	ns, name, ok := strings.Cut(ref, "/")
-	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
-		return "", "", fmt.Errorf("reference %q: want namespace/name", ref)
-	}
-	return ns, name, nil
 }
 
 // readOriginal decodes the original-state annotation into v; ok is false
@@ -145,6 +133,55 @@ func dropOriginal(m metav1.Object, act, incident string) {
 		a = nil
 	}
 	m.SetAnnotations(a)
+}
+
+// restoreOriginal is every Undo's write: under RetryOnConflict, each attempt
+// gets the object, decodes the original-state annotation act wrote for
+// incident, lets restore put back what the action changed, drops the
+// annotation and updates the object. A missing object or annotation leaves
+// nothing to restore, which keeps Undo idempotent. what names the object in
+// errors ("node n1", "pod ns/name").
+func restoreOriginal[T metav1.Object, O any](ctx context.Context, what, act, incident string,
+	get func(context.Context) (T, error), update func(context.Context, T, metav1.UpdateOptions) error, restore func(T, O)) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		o, err := get(ctx)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("get %s: %w", what, err)
+		}
+		var orig O
+		if had, err := readOriginal(o, act, incident, &orig); !had || err != nil {
+			return err
+		}
+		restore(o, orig)
+		dropOriginal(o, act, incident)
+		if err := update(ctx, o, updateOpts(false)); err != nil {
+			return fmt.Errorf("restore %s: %w", what, err)
+		}
+		return nil
+	})
+}
+
+// typedClient is the Get and Update of a client-go typed client
+// (Nodes(), Pods(ns), NetworkPolicies(ns), ...).
+type typedClient[T any] interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (T, error)
+	Update(ctx context.Context, obj T, opts metav1.UpdateOptions) (T, error)
+}
+
+// getter and updater adapt a typed client to restoreOriginal's get (of the
+// object called name) and update.
+func getter[T any](c typedClient[T], name string) func(context.Context) (T, error) {
+	return func(ctx context.Context) (T, error) { return c.Get(ctx, name, metav1.GetOptions{}) }
+}
+
+func updater[T any](c typedClient[T]) func(context.Context, T, metav1.UpdateOptions) error {
+	return func(ctx context.Context, o T, opts metav1.UpdateOptions) error {
+		_, err := c.Update(ctx, o, opts)
+		return err
+	}
 }
 
 // updateOpts returns UpdateOptions, with server-side dry run when planning:

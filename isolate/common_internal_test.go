@@ -1,12 +1,18 @@
 package isolate
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 func TestLabelValue(t *testing.T) {
@@ -65,5 +71,47 @@ func TestVPCCNIEnforces(t *testing.T) {
 	}
 	if vpcCNIEnforces(ds("--enable-network-policy=false")) || vpcCNIEnforces(ds()) {
 		t.Error("agent disabled: want false")
+	}
+}
+
+// TestRestoreOriginal drives the one Undo write through a fake clientset:
+// a conflict is retried from a fresh read, the original comes back and the
+// annotation goes, and a missing object or annotation is success without a
+// write.
+func TestRestoreOriginal(t *testing.T) {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{"a": "changed"}}}
+	if err := writeOriginal(node, "test", "inc-1", map[string]string{"a": "orig"}); err != nil {
+		t.Fatal(err)
+	}
+	kc := fake.NewClientset(node, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "plain"}})
+	updates, conflicts := 0, 1
+	kc.PrependReactor("update", "nodes", func(k8stesting.Action) (bool, runtime.Object, error) {
+		updates++
+		if conflicts > 0 {
+			conflicts--
+			return true, nil, apierrors.NewConflict(corev1.Resource("nodes"), "n1", errors.New("stale"))
+		}
+		return false, nil, nil
+	})
+	nodes := kc.CoreV1().Nodes()
+	restore := func(n *corev1.Node, orig map[string]string) { n.Labels = restoreKeys(n.Labels, orig, "a") }
+	ctx := t.Context()
+	if err := restoreOriginal(ctx, "node n1", "test", "inc-1", getter(nodes, "n1"), updater(nodes), restore); err != nil {
+		t.Fatal(err)
+	}
+	got, err := nodes.Get(ctx, "n1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if updates != 2 || got.Labels["a"] != "orig" || got.Annotations != nil {
+		t.Fatalf("after restore: %d updates, labels %v, annotations %v", updates, got.Labels, got.Annotations)
+	}
+	for _, name := range []string{"n1", "plain", "gone"} {
+		if err := restoreOriginal(ctx, "node "+name, "test", "inc-1", getter(nodes, name), updater(nodes), restore); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if updates != 2 {
+		t.Errorf("nothing to restore, yet %d updates", updates-2)
 	}
 }

@@ -12,7 +12,6 @@ import (
 
 	authzv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/kubectl/pkg/drain"
@@ -65,6 +64,7 @@ func (CordonNode) Spec() action.Spec {
 			action.AccessReviewRule,
 		}},
 		Reversible: true,
+		Notes:      cordonNodeNotes,
 	}
 }
 
@@ -219,18 +219,8 @@ func (CordonNode) Undo(ctx context.Context, env *action.Env, call action.Call, r
 	if err := json.Unmarshal(raw, &u); err != nil {
 		return fmt.Errorf("isolate.cordon-node undo record: %w", err)
 	}
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		n, err := env.Kube.CoreV1().Nodes().Get(ctx, u.Node, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("get node %s: %w", u.Node, err)
-		}
-		var orig nodeOriginal
-		if had, err := readOriginal(n, "cordon", env.Incident, &orig); !had || err != nil {
-			return err
-		}
+	nodes := env.Kube.CoreV1().Nodes()
+	return restoreOriginal(ctx, "node "+u.Node, "cordon", env.Incident, getter(nodes, u.Node), updater(nodes), func(n *corev1.Node, orig nodeOriginal) {
 		n.Spec.Unschedulable = orig.Unschedulable
 		var taints []corev1.Taint
 		for _, t := range n.Spec.Taints {
@@ -241,10 +231,5 @@ func (CordonNode) Undo(ctx context.Context, env *action.Env, call action.Call, r
 		n.Spec.Taints = taints
 		n.Labels = restoreKeys(n.Labels, orig.Labels, QuarantineKey, IncidentKey)
 		n.Annotations = restoreKeys(n.Annotations, orig.Annotations, DoNotDisrupt)
-		dropOriginal(n, "cordon", env.Incident)
-		if _, err := env.Kube.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{FieldManager: "eksir"}); err != nil {
-			return fmt.Errorf("restore node %s: %w", u.Node, err)
-		}
-		return nil
 	})
 }

@@ -16,8 +16,8 @@ import (
 
 	"github.com/eksir/eksir/action"
 	"github.com/eksir/eksir/evidence"
+	"github.com/eksir/eksir/internal/labtest"
 	"github.com/eksir/eksir/isolate"
-	"github.com/eksir/eksir/lab/labtest"
 )
 
 func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }

@@ -9,12 +9,12 @@ import (
 
 	authzv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/eksir/eksir/action"
+	"github.com/eksir/eksir/internal/naming"
 )
 
 // Annotations isolate.label writes.
@@ -57,6 +57,7 @@ func (Label) Spec() action.Spec {
 			action.AccessReviewRule,
 		}},
 		Reversible: true,
+		Notes:      labelNotes,
 	}
 }
 
@@ -86,7 +87,7 @@ type target struct {
 func (l Label) targets(env *action.Env, u LabelUndo) ([]target, error) {
 	var out []target
 	for _, ref := range u.Pods {
-		ns, name, err := splitRef(ref)
+		ns, name, err := naming.SplitRef(ref)
 		if err != nil {
 			return nil, err
 		}
@@ -227,29 +228,9 @@ func (l Label) Undo(ctx context.Context, env *action.Env, call action.Call, raw 
 		return err
 	}
 	for _, t := range ts {
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			o, err := t.get(ctx)
-			if apierrors.IsNotFound(err) {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("get %s: %w", t, err)
-			}
-			var orig metaOriginal
-			if had, err := readOriginal(o, "label", env.Incident, &orig); !had || err != nil {
-				return err
-			}
+		err := restoreOriginal(ctx, t.String(), "label", env.Incident, t.get, t.update, func(o object, orig metaOriginal) {
 			o.SetLabels(restoreKeys(o.GetLabels(), orig.Labels, IncidentKey))
-			ann := restoreKeys(o.GetAnnotations(), orig.Annotations, IncidentKey, ReasonKey, TimeKey, ResponderKey)
-			delete(ann, originalKey("label", env.Incident))
-			if len(ann) == 0 {
-				ann = nil
-			}
-			o.SetAnnotations(ann)
-			if err := t.update(ctx, o, metav1.UpdateOptions{FieldManager: "eksir"}); err != nil {
-				return fmt.Errorf("restore %s: %w", t, err)
-			}
-			return nil
+			o.SetAnnotations(restoreKeys(o.GetAnnotations(), orig.Annotations, IncidentKey, ReasonKey, TimeKey, ResponderKey))
 		})
 		if err != nil {
 			return err

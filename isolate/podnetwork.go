@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/eksir/eksir/action"
+	"github.com/eksir/eksir/internal/naming"
 )
 
 // PodNetwork is isolate.pod-network: a per-incident quarantine label on the
@@ -73,12 +74,13 @@ func (PodNetwork) Spec() action.Spec {
 			action.AccessReviewRule,
 		}},
 		Reversible: true,
+		Notes:      podNetworkNotes,
 	}
 }
 
 // Plan implements action.Action: the same steps as Run, server-side dry run.
 func (a PodNetwork) Plan(ctx context.Context, env *action.Env, call action.Call) (action.Plan, error) {
-	ns, _, err := splitRef(call.String("pod"))
+	ns, _, err := naming.SplitRef(call.String("pod"))
 	if err != nil {
 		return action.Plan{}, err
 	}
@@ -119,7 +121,7 @@ type applied struct {
 
 func (PodNetwork) apply(ctx context.Context, env *action.Env, call action.Call, dry bool) (applied, error) {
 	var st applied
-	ns, name, err := splitRef(call.String("pod"))
+	ns, name, err := naming.SplitRef(call.String("pod"))
 	if err != nil {
 		return st, err
 	}
@@ -383,7 +385,8 @@ func (PodNetwork) Undo(ctx context.Context, env *action.Env, call action.Call, r
 		return fmt.Errorf("isolate.pod-network undo record: %w", err)
 	}
 	kc := env.Kube
-	list, err := kc.NetworkingV1().NetworkPolicies(u.Namespace).List(ctx, metav1.ListOptions{})
+	policies := kc.NetworkingV1().NetworkPolicies(u.Namespace)
+	list, err := policies.List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return fmt.Errorf("list networkpolicies in %s: %w", u.Namespace, err)
 	}
@@ -391,54 +394,22 @@ func (PodNetwork) Undo(ctx context.Context, env *action.Env, call action.Call, r
 		if _, ok := item.Annotations[originalKey("net", env.Incident)]; !ok {
 			continue
 		}
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			np, err := kc.NetworkingV1().NetworkPolicies(u.Namespace).Get(ctx, item.Name, metav1.GetOptions{})
-			if apierrors.IsNotFound(err) {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("get networkpolicy %s/%s: %w", u.Namespace, item.Name, err)
-			}
-			var orig policyOriginal
-			if had, err := readOriginal(np, "net", env.Incident, &orig); !had || err != nil {
-				return err
-			}
-			np.Spec.PodSelector = orig.PodSelector
-			dropOriginal(np, "net", env.Incident)
-			if _, err := kc.NetworkingV1().NetworkPolicies(u.Namespace).Update(ctx, np, metav1.UpdateOptions{FieldManager: "eksir"}); err != nil {
-				return fmt.Errorf("restore networkpolicy %s/%s: %w", u.Namespace, item.Name, err)
-			}
-			return nil
-		})
+		err := restoreOriginal(ctx, "networkpolicy "+u.Namespace+"/"+item.Name, "net", env.Incident, getter(policies, item.Name), updater(policies),
+			func(np *networkingv1.NetworkPolicy, orig policyOriginal) { np.Spec.PodSelector = orig.PodSelector })
 		if err != nil {
 			return err
 		}
 	}
-	err = kc.NetworkingV1().NetworkPolicies(u.Namespace).Delete(ctx, u.Policy, metav1.DeleteOptions{})
+	err = policies.Delete(ctx, u.Policy, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete networkpolicy %s/%s: %w", u.Namespace, u.Policy, err)
 	}
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		pod, err := kc.CoreV1().Pods(u.Namespace).Get(ctx, u.Pod, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("get pod %s/%s: %w", u.Namespace, u.Pod, err)
-		}
-		var orig podOriginal
-		if had, err := readOriginal(pod, "net", env.Incident, &orig); !had || err != nil {
-			return err
-		}
+	pods := kc.CoreV1().Pods(u.Namespace)
+	return restoreOriginal(ctx, "pod "+u.Namespace+"/"+u.Pod, "net", env.Incident, getter(pods, u.Pod), updater(pods), func(pod *corev1.Pod, orig podOriginal) {
 		keys := []string{QuarantineKey, IncidentKey}
 		for k := range orig.Labels {
 			keys = append(keys, k)
 		}
 		pod.Labels = restoreKeys(pod.Labels, orig.Labels, keys...)
-		dropOriginal(pod, "net", env.Incident)
-		if _, err := kc.CoreV1().Pods(u.Namespace).Update(ctx, pod, metav1.UpdateOptions{FieldManager: "eksir"}); err != nil {
-			return fmt.Errorf("restore pod %s/%s labels: %w", u.Namespace, u.Pod, err)
-		}
-		return nil
 	})
 }

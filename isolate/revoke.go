@@ -17,6 +17,7 @@ import (
 
 	"github.com/eksir/eksir/action"
 	"github.com/eksir/eksir/evidence"
+	"github.com/eksir/eksir/internal/naming"
 )
 
 // RevokeServiceAccount is revoke.service-account.
@@ -58,6 +59,7 @@ func (RevokeServiceAccount) Spec() action.Spec {
 			action.AccessReviewRule,
 		}},
 		Reversible: true,
+		Notes:      revokeNotes,
 	}
 }
 
@@ -141,7 +143,7 @@ func (b binding) String() string {
 func (r RevokeServiceAccount) apply(ctx context.Context, env *action.Env, call action.Call, dry bool) ([]action.Change, RevokeUndo, error) {
 	ref := call.String("service-account")
 	u := RevokeUndo{ServiceAccount: ref}
-	ns, name, err := splitRef(ref)
+	ns, name, err := naming.SplitRef(ref)
 	if err != nil {
 		return nil, u, err
 	}
@@ -208,7 +210,7 @@ func (r RevokeServiceAccount) apply(ctx context.Context, env *action.Env, call a
 		// Metadata first: after a crash between the two, the record exists
 		// and the delete is retried; the values never leave the cluster.
 		rel := "k8s/revoked-tokens/" + ns + "/" + s.Name + ".json"
-		if env.Evidence != nil && !env.Evidence.Has("data/"+rel) {
+		if env.Evidence != nil && !env.Evidence.Has(rel) {
 			if _, err := env.Evidence.Add(ctx, rel, evidence.ItemInfo{Source: evidence.Source{Cluster: env.Cluster, Namespace: ns},
 				Method: "secret metadata before deletion (values not recorded)"}, bytes.NewReader(tokenMetadata(s))); err != nil {
 				return changes, u, fmt.Errorf("record token secret %s/%s: %w", ns, s.Name, err)
@@ -270,7 +272,7 @@ func (r RevokeServiceAccount) Undo(ctx context.Context, env *action.Env, call ac
 	if err := json.Unmarshal(raw, &u); err != nil {
 		return fmt.Errorf("revoke.service-account undo record: %w", err)
 	}
-	ns, name, err := splitRef(u.ServiceAccount)
+	ns, name, err := naming.SplitRef(u.ServiceAccount)
 	if err != nil {
 		return err
 	}
@@ -279,25 +281,13 @@ func (r RevokeServiceAccount) Undo(ctx context.Context, env *action.Env, call ac
 		return err
 	}
 	for _, b := range bs {
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			o, subjects, err := b.get(ctx)
-			if apierrors.IsNotFound(err) {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("get %s: %w", b, err)
-			}
-			var orig subjectsOriginal
-			if had, err := readOriginal(o, "revoke", env.Incident, &orig); !had || err != nil {
-				return err
-			}
-			*subjects = orig.Subjects
-			dropOriginal(o, "revoke", env.Incident)
-			if err := b.update(ctx, o, metav1.UpdateOptions{FieldManager: "eksir"}); err != nil {
-				return fmt.Errorf("restore %s: %w", b, err)
-			}
-			return nil
-		})
+		var subjects *[]rbacv1.Subject
+		get := func(ctx context.Context) (o metav1.Object, err error) {
+			o, subjects, err = b.get(ctx)
+			return o, err
+		}
+		err := restoreOriginal(ctx, b.String(), "revoke", env.Incident, get, b.update,
+			func(_ metav1.Object, orig subjectsOriginal) { *subjects = orig.Subjects })
 		if err != nil {
 			return err
 		}

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eksir/eksir/internal/labtest"
 	"github.com/eksir/eksir/lab"
-	"github.com/eksir/eksir/lab/labtest"
 )
 
 // BenchmarkLabUp measures `lab up` to ready with cached binaries (Down is

@@ -21,8 +21,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	eaws "github.com/eksir/eksir/internal/aws"
+	"github.com/eksir/eksir/internal/labtest"
 	"github.com/eksir/eksir/lab"
-	"github.com/eksir/eksir/lab/labtest"
 )
 
 func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }

@@ -24,8 +24,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/eksir/eksir/evidence"
+	"github.com/eksir/eksir/internal/labtest"
 	"github.com/eksir/eksir/lab"
-	"github.com/eksir/eksir/lab/labtest"
 	"github.com/eksir/eksir/playbooks"
 )
 

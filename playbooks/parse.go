@@ -7,6 +7,7 @@ import (
 	"io"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -43,7 +44,7 @@ func Parse(file string, data []byte) (*Playbook, error) {
 			e.at(Pos{1, 1}, "start from 'eksir playbooks show triage'", "playbook is empty")
 			return nil, e.err()
 		}
-		e.yamlError(err)
+		e.yamlError(data, err)
 		return nil, e.err()
 	}
 	var extra yaml.Node
@@ -51,7 +52,7 @@ func Parse(file string, data []byte) (*Playbook, error) {
 		e.at(nodePos(&extra), "put each playbook in its own file", "more than one YAML document")
 		return nil, e.err()
 	} else if !errors.Is(err, io.EOF) {
-		e.yamlError(err)
+		e.yamlError(data, err)
 		return nil, e.err()
 	}
 	root := &doc
@@ -117,19 +118,64 @@ func Parse(file string, data []byte) (*Playbook, error) {
 	return p, nil
 }
 
-func (e *errs) yamlError(err error) {
-	msg := err.Error()
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+func (e *errs) yamlError(data []byte, err error) {
+	problem := strings.TrimPrefix(err.Error(), "yaml: ")
+	pos, hint, format := Pos{1, 1}, "fix the YAML syntax", "YAML: %s"
+	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		// yaml.v3 reports parser (not scanner) errors at the 0-based line
 		// of the construct they were inside; make it 1-based.
 		if yamlParserErrRE.MatchString(m[2]) {
 			line++
 		}
-		e.at(Pos{line, 1}, "fix the YAML syntax (indentation, quotes, ':' inside values)", "YAML syntax: %s", m[2])
-		return
+		problem, pos = m[2], Pos{line, 1}
+		hint, format = "fix the YAML syntax (indentation, quotes, ':' inside values)", "YAML syntax: %s"
 	}
-	e.at(Pos{1, 1}, "fix the YAML syntax", "YAML: %s", strings.TrimPrefix(msg, "yaml: "))
+	if strings.Contains(problem, "tab character") {
+		pos = tabPos(data, problem, pos)
+	}
+	e.at(pos, hint, format, problem)
+}
+
+// tabPos finds the tab that yaml.v3 rejected with problem. The library
+// names the line where the scalar being scanned began (often the line
+// before the tab), not the tab's own, so tabPos asks it again: the tab is
+// on the first line L such that the text up to the end of L already fails
+// with the same problem, found by binary search. The tab that fails is the
+// first on that line: the scanner stops at the first tab inside the
+// indentation. When no line fails alike, tabPos returns at.
+func tabPos(data []byte, problem string, at Pos) Pos {
+	var ends []int // ends[i] is the offset just past line i+1
+	for i, b := range data {
+		if b == '\n' {
+			ends = append(ends, i+1)
+		}
+	}
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		ends = append(ends, len(data))
+	}
+	fails := func(i int) bool {
+		dec := yaml.NewDecoder(bytes.NewReader(data[:ends[i]]))
+		for {
+			var n yaml.Node
+			if err := dec.Decode(&n); err != nil {
+				return !errors.Is(err, io.EOF) && strings.HasSuffix(err.Error(), ": "+problem)
+			}
+		}
+	}
+	i := sort.Search(len(ends), fails)
+	if i == len(ends) {
+		return at
+	}
+	start := 0
+	if i > 0 {
+		start = ends[i-1]
+	}
+	col := bytes.IndexByte(data[start:ends[i]], '\t')
+	if col < 0 {
+		return at
+	}
+	return Pos{i + 1, col + 1}
 }
 
 func hasAlias(n *yaml.Node, depth int) bool {

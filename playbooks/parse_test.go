@@ -180,3 +180,22 @@ func TestSchema(t *testing.T) {
 		t.Errorf("no with schema for test.label: %s", b)
 	}
 }
+
+// TestTabPosition: a tab in the indentation is reported at its own line and
+// column, not at the line where yaml.v3's scanner started the scalar before
+// it, including after tabs that YAML allows (inside a block scalar's
+// content, after a plain scalar's indentation).
+func TestTabPosition(t *testing.T) {
+	for _, c := range []struct{ src, at string }{
+		{"apiVersion: eksir.io/v1\nkind:\n  a: 1\n\tb: 2\n", "4:1"},
+		{"apiVersion: eksir.io/v1\nkind: |\n  x\n  \ty\n \tz\n", "5:2"},
+		{"apiVersion: x\n \ty\n\tkind: 1\n", "3:1"},
+		{"apiVersion: 1\n\tkind: 2\n", "2:1"},
+	} {
+		_, err := Parse("t.yaml", []byte(c.src))
+		var list ErrorList
+		if !errors.As(err, &list) || len(list) != 1 || !strings.HasPrefix(list[0].Error(), "t.yaml:"+c.at+": YAML syntax: found a tab character") {
+			t.Errorf("%q: want the tab error at %s, got %v", c.src, c.at, err)
+		}
+	}
+}

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/eksir/eksir/lab/labtest"
+	"github.com/eksir/eksir/internal/labtest"
 )
 
 // expectNoOutput fails if a failed seal left anything in out (an archive,

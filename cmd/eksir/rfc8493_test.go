@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/eksir/eksir/lab/labtest"
+	"github.com/eksir/eksir/internal/labtest"
 
 	"github.com/eksir/eksir/internal/bagitcheck"
 )

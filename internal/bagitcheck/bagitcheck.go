@@ -4,8 +4,9 @@
 // It deliberately shares no code with the evidence writer: it imports only the
 // standard library, hashes with crypto/* directly, and re-derives every rule
 // from the RFC. Check reports violations of RFC 8493 itself, in a strict
-// reading; CheckProfile reports violations of eksir's own bag profile
-// (/work/shared/EVIDENCE.md). A bag we ship must pass both.
+// reading; CheckProfile reports violations of eksir's own bag profile (the
+// narrowings of RFC 8493 that docs/evidence-format.md describes, one
+// checkProfile function each). A bag we ship must pass both.
 //
 // Both functions take the bag's base directory (the single top-level folder of
 // an extracted bag). The tree is walked with os.Lstat and never follows

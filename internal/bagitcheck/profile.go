@@ -15,7 +15,7 @@ var requiredLabels = []string{"Source-Organization", "External-Identifier", "Bag
 const signaturesDir = "signatures/"
 
 // CheckProfile checks the extracted bag whose base directory is dir against
-// eksir's own bag profile (/work/shared/EVIDENCE.md), which narrows what
+// eksir's own bag profile (docs/evidence-format.md), which narrows what
 // RFC 8493 allows. Every violation has Rule "profile". It does not repeat the
 // RFC checks: call Check as well.
 func CheckProfile(dir string) []Violation {

@@ -1,0 +1,18 @@
+package collect
+
+import _ "embed"
+
+// The Notes of the Specs (Markdown): what each action writes into the case,
+// and what it creates to do so; docs/actions.md prints them.
+var (
+	//go:embed notes/k8s-objects.md
+	objectsNotes string
+	//go:embed notes/pod-logs.md
+	podLogsNotes string
+	//go:embed notes/volatile.md
+	volatileNotes string
+	//go:embed notes/checkpoint.md
+	checkpointNotes string
+	//go:embed notes/node-files.md
+	nodeFilesNotes string
+)

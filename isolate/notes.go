@@ -1,0 +1,16 @@
+package isolate
+
+import _ "embed"
+
+// The Notes of the Specs (Markdown): what each action changes, in order,
+// and what its Undo restores; docs/actions.md prints them.
+var (
+	//go:embed notes/pod-network.md
+	podNetworkNotes string
+	//go:embed notes/cordon-node.md
+	cordonNodeNotes string
+	//go:embed notes/label.md
+	labelNotes string
+	//go:embed notes/revoke-service-account.md
+	revokeNotes string
+)
