@@ -46,7 +46,7 @@ lint: ## gofmt check, go vet (both builds), staticcheck
 	$(TOOLBIN)/staticcheck-$(STATICCHECK_VERSION) ./...
 
 bench: build lab-check ## every benchmark, each beside its baseline; figures in docs/BENCHMARKS.md
-	{ EKSIR_BIN=$(BIN) ./evidence/bench/run.sh && \
+	{ ./evidence/bench/run.sh && \
 	  $(GO) test -run '^$$' -bench 'BenchmarkLab' -benchtime 3x -count 1 ./lab/ && \
 	  ./collect/bench/run.sh; } 2>&1 | tee $(BENCH_OUT)
 
