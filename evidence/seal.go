@@ -384,7 +384,7 @@ type archiveSink interface {
 	Close() error
 	// Abort drops what is queued after a failure; it is a no-op after Close.
 	Abort()
-	// Written is the number of bytes written so far.
+	// Written is the number of bytes accepted so far.
 	Written() int64
 }
 

@@ -145,8 +145,7 @@ func (bc *bagContent) readArchive(ctx context.Context, archive string, opts Veri
 	}
 	defer f.Close()
 	archiveSum := NewHash()
-	var blocks io.ReadCloser
-	blocks, err = fastio.NewReader(f, archiveSum)
+	blocks, err := fastio.NewReader(f, archiveSum)
 	if err != nil {
 		return invalidErr(err, "check the path and permissions", "cannot read %s", archive)
 	}
