@@ -414,7 +414,7 @@ func encodeItems(items []Item, first bool) ([]byte, error) {
 	enc := json.NewEncoder(&b)
 	for i := range items {
 		if i == 1 {
-			// Size the buffer from the first item: growing a 20 MB
+			// Size the buffer from the first item: growing a large
 			// buffer step by step cost more than encoding into it.
 			b.Grow((b.Len() + 64) * len(items))
 		}

@@ -1,96 +1,18 @@
 package evidence
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"fmt"
 	"sync"
+
+	"github.com/eksir/eksir/internal/fastio"
 )
-
-// Read buffers come in three sizes, so that 100,000 small files do not each
-// take (and zero) a megabyte, and big files move in few large reads.
-const (
-	tinyBuf  = 4 << 10
-	smallBuf = 64 << 10
-	bigBuf   = 1 << 20
-)
-
-var bufPools = [...]struct {
-	size int
-	pool sync.Pool
-}{{size: tinyBuf}, {size: smallBuf}, {size: bigBuf}}
-
-func getBuf(remaining int64) *[]byte {
-	i := 0
-	for i < len(bufPools)-1 && remaining > int64(bufPools[i].size) {
-		i++
-	}
-	if b, ok := bufPools[i].pool.Get().(*[]byte); ok {
-		return b
-	}
-	b := make([]byte, bufPools[i].size)
-	return &b
-}
-
-func putBuf(b *[]byte) {
-	for i := range bufPools {
-		if cap(*b) == bufPools[i].size {
-			bufPools[i].pool.Put(b)
-			return
-		}
-	}
-}
 
 // tarBlock is tar's record unit: every entry's content is padded to it.
 const tarBlock = 512
 
-// headerRenderer renders a file's tar header (with any PAX records) with
-// archive/tar on a reader goroutine. One tar.Writer serves every file of a
-// reader: what WriteHeader writes is captured, then the entry's content is
-// "written" as zeros that go nowhere, which leaves the writer ready for the
-// next header. A new tar.Writer per file was a quarter of seal's garbage with
-// 100,000 files.
-type headerRenderer struct {
-	aw      *archiveWriter
-	tw      *tar.Writer
-	capture bool
-	buf     []byte
-}
-
-func newHeaderRenderer(aw *archiveWriter) *headerRenderer {
-	r := &headerRenderer{aw: aw}
-	r.tw = tar.NewWriter(r)
-	return r
-}
-
-func (r *headerRenderer) Write(p []byte) (int, error) {
-	if r.capture {
-		r.buf = append(r.buf, p...)
-	}
-	return len(p), nil
-}
-
-func (r *headerRenderer) render(name string, size int64) ([]byte, error) {
-	r.buf, r.capture = r.buf[:0], true
-	err := r.tw.WriteHeader(r.aw.header(name, size, false))
-	r.capture = false
-	if err != nil {
-		return nil, fmt.Errorf("write archive: %w", err)
-	}
-	hdr := bytes.Clone(r.buf)
-	for left := size; left > 0; {
-		n := min(left, int64(len(zeroChunk)))
-		if _, err := r.tw.Write(zeroChunk[:n]); err != nil {
-			return nil, err
-		}
-		left -= n
-	}
-	return hdr, r.tw.Flush()
-}
-
-// zeroChunk feeds headerRenderer's skipped content and the writer's padding.
-var zeroChunk [64 << 10]byte
+// zeroPad feeds the padding after an entry's content.
+var zeroPad [tarBlock]byte
 
 type chunk struct {
 	buf *[]byte
@@ -128,11 +50,18 @@ func (aw *archiveWriter) writePayload(ctx context.Context, files []payloadFile, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var dirs dirCache
-			defer dirs.close()
-			headers := newHeaderRenderer(aw)
+			var opener fastio.Opener
+			defer opener.Close()
+			headers := fastio.NewHeaderRenderer()
+			render := func(name string, size int64) ([]byte, error) {
+				hdr, err := headers.Render(aw.header(name, size, false))
+				if err != nil {
+					return nil, fmt.Errorf("write archive: %w", err)
+				}
+				return hdr, nil
+			}
 			for j := range work {
-				readFile(ctx, &dirs, j, headers.render)
+				readFile(ctx, &opener, j, render)
 			}
 		}()
 	}
@@ -170,9 +99,9 @@ func (aw *archiveWriter) writePayload(ctx context.Context, files []payloadFile, 
 		if err := aw.parents(name); err != nil {
 			return nil, err
 		}
-		// Headers come pre-rendered by the readers (formatting 100,000 of
-		// them here was a fifth of this loop); the tar writer only pads
-		// its last entry before the raw header goes out.
+		// Headers come pre-rendered by the readers, which keeps their
+		// formatting off this loop; the tar writer only pads its last
+		// entry before the raw header goes out.
 		if err := aw.tw.Flush(); err != nil {
 			return nil, fmt.Errorf("write archive: %w", err)
 		}
@@ -181,7 +110,7 @@ func (aw *archiveWriter) writePayload(ctx context.Context, files []payloadFile, 
 		}
 		write := func(c chunk) error {
 			_, err := aw.raw.Write((*c.buf)[:c.n])
-			putBuf(c.buf)
+			fastio.PutBuffer(c.buf)
 			if err != nil {
 				return fmt.Errorf("write %s into archive: %w", j.pf.bagPath, err)
 			}
@@ -203,7 +132,7 @@ func (aw *archiveWriter) writePayload(ctx context.Context, files []payloadFile, 
 			return nil, j.err
 		}
 		if pad := -j.pf.size & (tarBlock - 1); pad > 0 {
-			if _, err := aw.raw.Write(zeroChunk[:pad]); err != nil {
+			if _, err := aw.raw.Write(zeroPad[:pad]); err != nil {
 				return nil, fmt.Errorf("write archive: %w", err)
 			}
 		}
@@ -223,12 +152,12 @@ func (aw *archiveWriter) writePayload(ctx context.Context, files []payloadFile, 
 }
 
 // readFile hashes one file while handing its bytes to the writer.
-func readFile(ctx context.Context, dirs *dirCache, j *readJob, render func(name string, size int64) ([]byte, error)) {
-	f, err := j.open(dirs)
+func readFile(ctx context.Context, opener *fastio.Opener, j *readJob, render func(name string, size int64) ([]byte, error)) {
+	f, err := j.open(opener)
 	if err == nil {
 		j.header, err = render(j.pf.bagPath, j.pf.size)
 		if err != nil {
-			f.close()
+			f.Close()
 		}
 	}
 	if err != nil {
@@ -236,13 +165,13 @@ func readFile(ctx context.Context, dirs *dirCache, j *readJob, render func(name 
 		close(j.ready)
 		return
 	}
-	defer f.close()
+	defer f.Close()
 	h := NewHash()
-	if j.pf.size <= smallBuf {
-		buf := getBuf(j.pf.size)
+	if j.pf.size <= fastio.WholeFile {
+		buf := fastio.GetBuffer(j.pf.size)
 		m, err := j.read(f, (*buf)[:j.pf.size], 0)
 		if err != nil {
-			putBuf(buf)
+			fastio.PutBuffer(buf)
 			j.err = err
 		} else {
 			h.Write((*buf)[:m])
@@ -259,11 +188,11 @@ func readFile(ctx context.Context, dirs *dirCache, j *readJob, render func(name 
 	// and it spares a read per file just to see EOF.
 	var n int64
 	for n < j.pf.size {
-		buf := getBuf(j.pf.size - n)
+		buf := fastio.GetBuffer(j.pf.size - n)
 		want := min(int64(len(*buf)), j.pf.size-n)
 		m, err := j.read(f, (*buf)[:want], n)
 		if err != nil {
-			putBuf(buf)
+			fastio.PutBuffer(buf)
 			j.err = err
 			return
 		}
@@ -272,7 +201,7 @@ func readFile(ctx context.Context, dirs *dirCache, j *readJob, render func(name 
 		select {
 		case j.chunks <- chunk{buf, m}:
 		case <-ctx.Done():
-			putBuf(buf)
+			fastio.PutBuffer(buf)
 			j.err = ctx.Err()
 			return
 		}
@@ -281,8 +210,8 @@ func readFile(ctx context.Context, dirs *dirCache, j *readJob, render func(name 
 }
 
 // read fills p from f, which is at offset done of the file.
-func (j *readJob) read(f payloadHandle, p []byte, done int64) (int, error) {
-	m, err := f.readFull(p)
+func (j *readJob) read(f fastio.File, p []byte, done int64) (int, error) {
+	m, err := f.ReadFull(p)
 	switch {
 	case err != nil:
 		return 0, invalidErr(err, "check that the file is readable", "cannot read %s", j.pf.bagPath)
@@ -294,20 +223,20 @@ func (j *readJob) read(f payloadHandle, p []byte, done int64) (int, error) {
 
 // open opens the file without following links or blocking on a FIFO, and
 // learns its size.
-func (j *readJob) open(dirs *dirCache) (payloadHandle, error) {
-	f, size, regular, err := dirs.open(j.pf.diskPath)
+func (j *readJob) open(opener *fastio.Opener) (fastio.File, error) {
+	f, err := opener.Open(j.pf.diskPath)
 	if err != nil {
 		return f, invalidErr(err, "check that the file is readable and not a link", "cannot read %s", j.pf.bagPath)
 	}
 	switch {
-	case !regular:
-		f.close()
+	case !f.Regular():
+		f.Close()
 		return f, invalidf("remove it or copy its content into a regular file", "%s is not a regular file", j.pf.bagPath)
-	case j.pf.size >= 0 && size != j.pf.size:
-		f.close()
-		return f, &Error{Kind: ErrVerification, Msg: fmt.Sprintf("%s changed after acquisition (size %d, acquired %d)", j.pf.bagPath, size, j.pf.size),
+	case j.pf.size >= 0 && f.Size() != j.pf.size:
+		f.Close()
+		return f, &Error{Kind: ErrVerification, Msg: fmt.Sprintf("%s changed after acquisition (size %d, acquired %d)", j.pf.bagPath, f.Size(), j.pf.size),
 			hint: "the seal was aborted and nothing was written; preserve the case folder and investigate"}
 	}
-	j.pf.size = size
+	j.pf.size = f.Size()
 	return f, nil
 }

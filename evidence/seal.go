@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+
+	"github.com/eksir/eksir/internal/fastio"
 )
 
 // Compression choices for the archive.
@@ -350,7 +353,7 @@ func seal(ctx context.Context, files []payloadFile, items func(map[string]string
 	if err != nil {
 		return SealResult{}, nil, err
 	}
-	defer aw.sink.release()
+	defer aw.sink.Abort()
 	res, newLine, err := aw.writeBag(ctx, files, items, custody, opts)
 	if err != nil {
 		return res, nil, err
@@ -372,9 +375,23 @@ func seal(ctx context.Context, files []payloadFile, items func(map[string]string
 	return res, newLine, nil
 }
 
-// archiveWriter is the tar stream: tar → [zstd] → sink (archive hash, O_DIRECT file).
+// archiveSink is where the archive stream goes. fastio.Writer is the one in
+// use: it feeds the archive hash and writes the file in aligned blocks, both
+// off the goroutine that fills it.
+type archiveSink interface {
+	io.Writer
+	// Close writes everything queued and returns the first write error.
+	Close() error
+	// Abort drops what is queued after a failure; it is a no-op after Close.
+	Abort()
+	// Written is the number of bytes accepted so far.
+	Written() int64
+}
+
+// archiveWriter is the tar stream: tar → [zstd] → sink (archive hash, file).
 type archiveWriter struct {
-	sink *archiveSink
+	sink archiveSink
+	sum  hash.Hash // the archive's hash, which the sink feeds
 	raw  io.Writer // what tw writes to: the sink, or zstd in front of it
 	zw   *zstd.Encoder
 	tw   *tar.Writer
@@ -384,11 +401,13 @@ type archiveWriter struct {
 }
 
 func newArchiveWriter(f *os.File, opts SealOptions) (*archiveWriter, error) {
-	aw := &archiveWriter{sink: newArchiveSink(f), top: opts.Incident, time: opts.SealTime.Truncate(time.Second), dirs: map[string]bool{}}
+	aw := &archiveWriter{sum: NewHash(), top: opts.Incident, time: opts.SealTime.Truncate(time.Second), dirs: map[string]bool{}}
+	aw.sink = fastio.NewWriter(f, aw.sum)
 	var w io.Writer = aw.sink
 	if opts.Compress == CompressZstd {
 		zw, err := zstd.NewWriter(aw.sink, zstd.WithEncoderLevel(zstd.SpeedDefault))
 		if err != nil {
+			aw.sink.Abort()
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
 		aw.zw, w = zw, zw
@@ -467,8 +486,8 @@ func (aw *archiveWriter) writeBag(ctx context.Context, files []payloadFile, item
 	oxum := fmt.Sprintf("%d.%d", res.PayloadBytes, res.PayloadFiles)
 	details := sealDetails{Bag: opts.Incident, Archive: ArchiveName(opts.Incident, opts.Compress), SealedAt: FormatTime(opts.SealTime), PayloadOxum: oxum, ManifestSHA256: SumHex(manifest)}
 	// The custody records and the items index both list every file; with
-	// 100,000 files each takes a few hundred milliseconds to encode, so they
-	// are built side by side.
+	// many files each takes a while to encode, so they are built side by
+	// side.
 	var index []byte
 	indexDone := make(chan error, 1)
 	go func() {
@@ -517,7 +536,7 @@ func (aw *archiveWriter) writeBag(ctx context.Context, files []payloadFile, item
 	if err := aw.close(); err != nil {
 		return res, nil, err
 	}
-	res.SHA256, res.ArchiveBytes = hexSum(aw.sink.h), aw.sink.total
+	res.SHA256, res.ArchiveBytes = hexSum(aw.sum), aw.sink.Written()
 	return res, newLine, nil
 }
 
@@ -527,9 +546,9 @@ func (aw *archiveWriter) close() error {
 		err = aw.zw.Close()
 	}
 	if err == nil {
-		err = aw.sink.close()
+		err = aw.sink.Close()
 	} else {
-		aw.sink.close()
+		aw.sink.Close()
 	}
 	if err != nil {
 		return fmt.Errorf("finish archive: %w", err)

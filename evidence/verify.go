@@ -23,6 +23,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/eksir/eksir/internal/fastio"
 )
 
 // Check statuses.
@@ -133,20 +135,21 @@ func Verify(ctx context.Context, target string, opts VerifyOptions) (*Report, er
 	return rep, nil
 }
 
-// readArchive makes the single streaming pass: one goroutine reads and
-// hashes the raw archive for the sidecar check while this one decompresses,
-// walks the tar and hashes each payload file.
+// readArchive makes the single streaming pass: other goroutines read the
+// archive and hash it for the sidecar check (fastio.Reader) while this one
+// decompresses, walks the tar and hashes each payload file.
 func (bc *bagContent) readArchive(ctx context.Context, archive string, opts VerifyOptions) error {
 	f, err := os.Open(archive)
 	if err != nil {
 		return invalidErr(err, "check the path and permissions", "cannot open %s", archive)
 	}
 	defer f.Close()
-	blocks, err := readArchiveBlocks(f)
+	archiveSum := NewHash()
+	blocks, err := fastio.NewReader(f, archiveSum)
 	if err != nil {
 		return invalidErr(err, "check the path and permissions", "cannot read %s", archive)
 	}
-	defer blocks.close()
+	defer blocks.Close()
 	br := bufio.NewReaderSize(blocks, 64<<10)
 	var r io.Reader = br
 	if magic, _ := br.Peek(4); bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
@@ -158,7 +161,7 @@ func (bc *bagContent) readArchive(ctx context.Context, archive string, opts Veri
 		r = zr
 	}
 	tr := tar.NewReader(r)
-	buf := make([]byte, bigBuf)
+	buf := make([]byte, 1<<20)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -180,12 +183,12 @@ func (bc *bagContent) readArchive(ctx context.Context, archive string, opts Veri
 		bc.report.add("archive", StatusFail, "", "read error: "+err.Error())
 		return nil
 	}
-	sum, err := blocks.finish()
-	if err != nil {
+	// The reader has fed the hash every byte once it reports the end.
+	if _, err := io.Copy(io.Discard, blocks); err != nil {
 		bc.report.add("archive", StatusFail, "", "read error: "+err.Error())
 		return nil
 	}
-	bc.checkSidecar(archive, sum)
+	bc.checkSidecar(archive, hexSum(archiveSum))
 	return nil
 }
 

@@ -1,38 +1,86 @@
 #!/usr/bin/env bash
-# Seal and verify throughput against the manual baseline a responder would
-# use, the SHA-256 hashing limit and cp's write speed, in one run on the same
-# data (docs/BENCHMARKS.md). Data sets:
+# Seal and verify throughput and memory, in one run on the same data
+# (docs/BENCHMARKS.md), of:
+#   new       the one eksir binary, the full build of this tree ($EKSIR_BIN,
+#             or built here with `go build ./cmd/eksir`)
+#   baseline  the old lean evidence front: `go build -tags lean ./cmd/eksir`
+#             at $BASELINE_REF (default a5944ee), from `git archive` in a
+#             temporary folder ($BASELINE_BIN skips the build)
+# beside the manual baseline a responder would use, the SHA-256 hashing
+# limit, cp's write speed and dd's O_DIRECT read. Data sets:
 #   (a) 2 GiB of random data in 8 files
 #   (b) 100,000 files of 4 KiB
-# Every timing is the median of $RUNS runs. Every tool's input is in the page
-# cache, as the data sets are: verify is timed that way too (its input is the
-# archive, which seal writes with O_DIRECT and so leaves uncached), and also
-# cold, beside the disk's own O_DIRECT read speed for the same file.
+#   (c) 1 GiB of random data in 4 files
+#   (d) 256 MiB of random data in 1 file
+# Every timing is the median of $RUNS runs; the two binaries take turns
+# going first. Every tool's input is in the page cache, as the data sets are:
+# verify is timed that way too (its input is the archive, which seal writes
+# with O_DIRECT and so leaves uncached), and also cold.
+#
+# Memory is reported as peak RSS and as growth: peak RSS minus the same
+# binary's peak RSS at idle (`eksir version`, the largest of 5 runs). The full
+# build's package initialisers take tens of MiB before main runs whatever the
+# command; growth is what sealing and verifying add, and it must not depend
+# on the archive's size (compare sets d, c and a).
 set -euo pipefail
-EKSIR=${EKSIR_BIN:-bin/eksir}
 RUNS=${RUNS:-3}
+SETS=${SETS:-a b c d}
+BASELINE_REF=${BASELINE_REF:-a5944ee}
 WORK=${BENCH_DIR:-$(mktemp -d /var/tmp/eksir-bench.XXXXXX)}
-SETS=${SETS:-a b}
 trap 'rm -rf "$WORK"' EXIT
 here=$(cd "$(dirname "$0")" && pwd)
+repo=$(git -C "$here" rev-parse --show-toplevel)
+mkdir -p "$WORK/bin"
 
 median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+maxof() { sort -n | tail -1; }
 # timed CMD...: prints "seconds maxrss_kib"
 timed() { /usr/bin/time -f '%e %M' -o "$WORK/.t" "$@" >/dev/null 2>"$WORK/.err" || { cat "$WORK/.err" >&2; exit 1; }; cat "$WORK/.t"; }
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN{ if (s>0) printf "%.0f", b/s/1e6; else print "inf" }'; }
+mib() { echo $(( $1 / 1024 )); }
+
+# Binaries are copied with install: a binary run from the pages the linker
+# just wrote maps about twice the RSS (they sit in the page cache as large
+# folios), which would make the comparison about the build, not the code.
+tmpbuild=$(mktemp -d)
+if [ -n "${EKSIR_BIN:-}" ]; then
+  install -m 0755 "$EKSIR_BIN" "$WORK/bin/eksir-new"
+else
+  (cd "$repo" && go build -trimpath -o "$tmpbuild/eksir-new" ./cmd/eksir)
+  install -m 0755 "$tmpbuild/eksir-new" "$WORK/bin/eksir-new"
+fi
+if [ -n "${BASELINE_BIN:-}" ]; then
+  install -m 0755 "$BASELINE_BIN" "$WORK/bin/eksir-baseline"
+else
+  mkdir -p "$tmpbuild/src"
+  git -C "$repo" archive "$BASELINE_REF" | tar -x -C "$tmpbuild/src"
+  (cd "$tmpbuild/src" && go build -trimpath -tags lean -o "$tmpbuild/eksir-baseline" ./cmd/eksir)
+  install -m 0755 "$tmpbuild/eksir-baseline" "$WORK/bin/eksir-baseline"
+fi
+rm -rf "$tmpbuild"
+declare -A BIN=([new]="$WORK/bin/eksir-new" [baseline]="$WORK/bin/eksir-baseline")
+declare -A IDLE
+for k in new baseline; do
+  IDLE[$k]=$(for _ in 1 2 3 4 5; do timed "${BIN[$k]}" version | cut -d' ' -f2; done | maxof)
+done
 
 read -r per_core cores limit < <(go run "$here/hashlimit")
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(go version | cut -d' ' -f3)"
+echo "load: $(uptime | sed 's/.*load average/load average/')"
+echo "new:      $("${BIN[new]}" version | head -1) (this tree, $(git -C "$repo" describe --always --dirty), full build); idle peak RSS $(mib "${IDLE[new]}") MiB"
+echo "baseline: $("${BIN[baseline]}" version | head -1) ($BASELINE_REF, -tags lean); idle peak RSS $(mib "${IDLE[baseline]}") MiB"
 echo "hashing limit: crypto/sha256 $(mbps "$per_core" 1) MB/s per core x $cores cores = $(mbps "$limit" 1) MB/s"
 echo
 
-"$EKSIR" keygen --out "$WORK/bench.key" >/dev/null
+"${BIN[new]}" keygen --out "$WORK/bench.key" >/dev/null
 
 make_set() {
   local set=$1 dir=$WORK/$1
   mkdir -p "$dir"
   case $set in
     a) for i in $(seq 1 8); do head -c 268435456 /dev/urandom > "$dir/random-$i.bin"; done ;;
+    c) for i in $(seq 1 4); do head -c 268435456 /dev/urandom > "$dir/random-$i.bin"; done ;;
+    d) head -c 268435456 /dev/urandom > "$dir/random-1.bin" ;;
     b) python3 - "$dir" <<'PY'
 import os, sys
 d = sys.argv[1]
@@ -47,71 +95,106 @@ PY
   esac
 }
 
+declare -A MEMSUM
+
 run_set() {
   local set=$1 dir=$WORK/$1
   make_set "$set"
   local bytes files
   bytes=$(du -sb --apparent-size "$dir" | cut -f1)
   files=$(find "$dir" -type f | wc -l)
-  cat "$dir"/* -r >/dev/null 2>&1 || find "$dir" -type f -exec cat {} + >/dev/null
-  echo "== set ($set): $files files, $bytes bytes"
-  local cp_t=() cps_t=() base_t=() seal_t=() seal_rss=() ver_t=() ver_rss=() cold_t=() disk_t=()
+  find "$dir" -type f -exec cat {} + >/dev/null
+  echo "== set ($set): $files files, $bytes bytes; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  local cp_t=() cps_t=() base_t=() disk_t=()
+  declare -A seal_t seal_m ver_t ver_m cold_t cold_m
+  local abytes=0
   for r in $(seq 1 "$RUNS"); do
-    rm -rf "$WORK/cp" "$WORK/out" "$WORK/manual.tar" "$WORK/manifest.txt"
+    rm -rf "$WORK/cp" "$WORK/manual.tar" "$WORK/manifest.txt"
     sync
-    # The write-speed comparison is set (a)'s target; cp of 100,000 small
-    # files takes minutes on this filesystem and no target depends on it.
+    # The write-speed comparison is set (a)'s; cp of 100,000 small files
+    # takes minutes on this filesystem and no target depends on it.
     if [ "$set" = a ]; then
       cp_t+=("$(timed cp -r "$dir" "$WORK/cp" | cut -d' ' -f1)")
       rm -rf "$WORK/cp"; sync
-      # seal fsyncs its archive before it reports success; cp does not. This
-      # row is the durable write speed of the same bytes.
+      # seal fsyncs its archive before it reports success; cp does not.
       cps_t+=("$(timed bash -c "cp -r '$dir' '$WORK/cp' && sync" | cut -d' ' -f1)")
       rm -rf "$WORK/cp"; sync
-    else
-      cp_t+=(0); cps_t+=(0)
     fi
     base_t+=("$(timed bash -c "cd '$WORK' && tar cf - '$set' | tee manual.tar | sha256sum > manual.tar.sha256 && find '$set' -type f -exec sha256sum {} + > manifest.txt" | cut -d' ' -f1)")
     rm -f "$WORK/manual.tar"
-    read -r t m < <(timed "$EKSIR" seal --incident "bench-$set" --compress none --key "$WORK/bench.key" --out "$WORK/out" "$dir")
-    seal_t+=("$t"); seal_rss+=("$m")
-    local archive=$WORK/out/bench-$set.tar
-    # Cold: drop the archive's pages (seal wrote it with O_DIRECT, so this
-    # only makes sure), then verify; and the disk's read speed for it.
-    dd if="$archive" iflag=nocache count=0 status=none
-    read -r t m < <(timed "$EKSIR" verify --pubkey "$WORK/bench.key.pub" "$archive")
-    cold_t+=("$t"); ver_rss+=("$m")
-    dd if="$archive" iflag=nocache count=0 status=none
-    disk_t+=("$(timed dd if="$archive" of=/dev/null bs=4M iflag=direct | cut -d' ' -f1)")
-    # Warm, like every other input here.
-    cat "$archive" >/dev/null
-    read -r t m < <(timed "$EKSIR" verify --pubkey "$WORK/bench.key.pub" "$archive")
-    ver_t+=("$t"); ver_rss+=("$m")
+    local order="baseline new"
+    [ $((r % 2)) -eq 0 ] && order="new baseline"
+    for k in $order; do
+      local out=$WORK/out-$k archive t m
+      rm -rf "$out"
+      read -r t m < <(timed "${BIN[$k]}" seal --incident "bench-$set" --compress none --key "$WORK/bench.key" --out "$out" "$dir")
+      seal_t[$k]+="$t "; seal_m[$k]+="$m "
+      archive=$out/bench-$set.tar
+      abytes=$(stat -c %s "$archive")
+      # Cold: drop the archive's pages (seal wrote it with O_DIRECT, so this
+      # only makes sure), then verify.
+      dd if="$archive" iflag=nocache count=0 status=none
+      read -r t m < <(timed "${BIN[$k]}" verify --pubkey "$WORK/bench.key.pub" "$archive")
+      cold_t[$k]+="$t "; cold_m[$k]+="$m "
+      if [ "$k" = new ]; then
+        dd if="$archive" iflag=nocache count=0 status=none
+        disk_t+=("$(timed dd if="$archive" of=/dev/null bs=4M iflag=direct | cut -d' ' -f1)")
+      fi
+      # Warm, like every other input here.
+      cat "$archive" >/dev/null
+      read -r t m < <(timed "${BIN[$k]}" verify --pubkey "$WORK/bench.key.pub" "$archive")
+      ver_t[$k]+="$t "; ver_m[$k]+="$m "
+      rm -rf "$out"
+    done
   done
-  local cp cps base seal ver cold disk abytes
-  cp=$(printf '%s\n' "${cp_t[@]}" | median); base=$(printf '%s\n' "${base_t[@]}" | median)
-  cold=$(printf '%s\n' "${cold_t[@]}" | median); disk=$(printf '%s\n' "${disk_t[@]}" | median)
-  cps=$(printf '%s\n' "${cps_t[@]}" | median)
-  seal=$(printf '%s\n' "${seal_t[@]}" | median); ver=$(printf '%s\n' "${ver_t[@]}" | median)
-  local srss vrss
-  srss=$(printf '%s\n' "${seal_rss[@]}" | sort -n | tail -1); vrss=$(printf '%s\n' "${ver_rss[@]}" | sort -n | tail -1)
+  local base disk
+  base=$(printf '%s\n' "${base_t[@]}" | median); disk=$(printf '%s\n' "${disk_t[@]}" | median)
   if [ "$set" = a ]; then
-    printf '%-34s %8s s %8s MB/s\n' "cp -r (page cache)" "$cp" "$(mbps "$bytes" "$cp")"
-    printf '%-34s %8s s %8s MB/s\n' "cp -r && sync (durable write)" "$cps" "$(mbps "$bytes" "$cps")"
+    local cp cps
+    cp=$(printf '%s\n' "${cp_t[@]}" | median); cps=$(printf '%s\n' "${cps_t[@]}" | median)
+    printf '%-40s %8s s %6s MB/s\n' "cp -r (page cache)" "$cp" "$(mbps "$bytes" "$cp")"
+    printf '%-40s %8s s %6s MB/s\n' "cp -r && sync (durable write)" "$cps" "$(mbps "$bytes" "$cps")"
   fi
-  printf '%-34s %8s s %8s MB/s\n' "manual: tar|tee|sha256sum + find" "$base" "$(mbps "$bytes" "$base")"
-  printf '%-34s %8s s %8s MB/s   peak RSS %s MiB\n' "eksir seal --compress none" "$seal" "$(mbps "$bytes" "$seal")" "$((srss / 1024))"
-  printf '%-34s %8s s %8s MB/s   peak RSS %s MiB\n' "eksir verify (archive cached)" "$ver" "$(mbps "$bytes" "$ver")" "$((vrss / 1024))"
-  printf '%-34s %8s s %8s MB/s\n' "eksir verify (archive cold)" "$cold" "$(mbps "$bytes" "$cold")"
-  printf '%-34s %8s s %8s MB/s\n' "dd iflag=direct (disk read, cold)" "$disk" "$(mbps "$bytes" "$disk")"
-  awk -v base="$base" -v seal="$seal" -v ver="$ver" -v cp="$cp" -v cps="$cps" -v b="$bytes" -v lim="$limit" 'BEGIN{
-    if (cp == 0) { printf "seal vs manual: %.1fx; verify/seal speed: %.2f\n", base/seal, seal/ver; exit }
-    cpw=b/cp; low=(lim<cpw)?lim:cpw; cpd=b/cps; lowd=(lim<cpd)?lim:cpd;
-    printf "seal vs manual: %.1fx; seal = %.0f%% of min(hash limit, cp) = %.0f MB/s; = %.0f%% of min(hash limit, cp+sync) = %.0f MB/s; verify/seal speed: %.2f\n", base/seal, 100*(b/seal)/low, low/1e6, 100*(b/seal)/lowd, lowd/1e6, seal/ver }'
-  awk -v seal="$seal" -v cold="$cold" -v disk="$disk" 'BEGIN{ printf "cold verify/seal speed: %.2f; cold verify = %.0f%% of the disk read speed\n", seal/cold, 100*disk/cold }'
-  echo "runs: cp ${cp_t[*]} | cp+sync ${cps_t[*]} | manual ${base_t[*]} | seal ${seal_t[*]} | verify ${ver_t[*]} | verify cold ${cold_t[*]} | disk read ${disk_t[*]}"
+  printf '%-40s %8s s %6s MB/s\n' "manual: tar|tee|sha256sum + find" "$base" "$(mbps "$bytes" "$base")"
+  printf '%-40s %8s s %6s MB/s\n' "dd iflag=direct (disk read, cold)" "$disk" "$(mbps "$abytes" "$disk")"
+  declare -A med
+  for k in baseline new; do
+    local what
+    for what in seal cold ver; do
+      local -n tt="${what}_t" mm="${what}_m"
+      local t m label
+      t=$(tr ' ' '\n' <<<"${tt[$k]}" | grep . | median)
+      m=$(tr ' ' '\n' <<<"${mm[$k]}" | grep . | maxof)
+      med[$what-$k]=$t
+      MEMSUM[$set-$what-$k]="$(mib "$m") $(mib $((m - IDLE[$k])))"
+      case $what in
+        seal) label="seal --compress none" ;;
+        cold) label="verify (archive cold)" ;;
+        ver) label="verify (archive cached)" ;;
+      esac
+      printf '%-40s %8s s %6s MB/s   peak RSS %4s MiB, growth above idle %4s MiB   runs: %s\n' "$k: eksir $label" "$t" "$(mbps "$bytes" "$t")" \
+        "$(mib "$m")" "$(mib $((m - IDLE[$k])))" "${tt[$k]% }"
+      unset -n tt mm
+    done
+  done
+  awk -v bs="${med[seal-baseline]}" -v ns="${med[seal-new]}" -v bv="${med[ver-baseline]}" -v nv="${med[ver-new]}" \
+      -v bc="${med[cold-baseline]}" -v nc="${med[cold-new]}" -v manual="$base" 'BEGIN{
+    printf "new/baseline time (<= 1 is at least as fast): seal %.2f, verify cached %.2f, verify cold %.2f; new seal vs manual: %.1fx\n", ns/bs, nv/bv, nc/bc, manual/ns }'
+  if [ "$set" = a ]; then
+    awk -v seal="${med[seal-new]}" -v cps="${cps}" -v b="$bytes" -v lim="$limit" 'BEGIN{
+      cpd=b/cps; low=(lim<cpd)?lim:cpd; printf "new seal = %.0f%% of min(hash limit, cp+sync) = %.0f MB/s\n", 100*(b/seal)/low, low/1e6 }'
+  fi
+  echo "runs: manual ${base_t[*]} | disk read ${disk_t[*]}${cp_t:+ | cp ${cp_t[*]} | cp+sync ${cps_t[*]}}"
   echo
-  rm -rf "$dir" "$WORK/out"
+  rm -rf "$dir"
 }
 
 for s in $SETS; do run_set "$s"; done
+
+echo "== memory: peak RSS / growth above idle, MiB (idle: new $(mib "${IDLE[new]}"), baseline $(mib "${IDLE[baseline]}"))"
+printf '%-5s %-20s %-20s %-20s %-20s\n' set "seal new" "seal baseline" "verify new" "verify baseline"
+for s in $SETS; do
+  vn=$(printf '%s\n%s\n' "${MEMSUM[$s-ver-new]}" "${MEMSUM[$s-cold-new]}" | sort -n | tail -1)
+  vb=$(printf '%s\n%s\n' "${MEMSUM[$s-ver-baseline]}" "${MEMSUM[$s-cold-baseline]}" | sort -n | tail -1)
+  printf '%-5s %-20s %-20s %-20s %-20s\n' "$s" "${MEMSUM[$s-seal-new]/ / / }" "${MEMSUM[$s-seal-baseline]/ / / }" "${vn/ / / }" "${vb/ / / }"
+done

@@ -1,20 +1,20 @@
 //go:build !linux
 
-package evidence
+package fastio
 
 import (
 	"io"
 	"os"
 )
 
-// Elsewhere the archive is written through the page cache.
+// Elsewhere files are written and read through the page cache.
 const directAlign = 4096
 
 func openDirect(string) *os.File    { return nil }
 func clearDirect(*os.File) error    { return nil }
 func alignedBuffer(size int) []byte { return make([]byte, size) }
 
-// blockSource reads archive blocks through the page cache.
+// blockSource reads blocks of a file through the page cache.
 type blockSource struct{ f *os.File }
 
 func newBlockSource(f *os.File) *blockSource { return &blockSource{f: f} }

@@ -1,9 +1,10 @@
 //go:build linux
 
-package evidence
+package fastio
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"io"
 	"math/rand"
 	"os"
@@ -14,12 +15,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestBlockReader reads files whose sizes hit every block boundary case
-// through the verify pipeline, from the page cache, from disk (the file's
+// TestReader reads files whose sizes hit every block boundary case
+// through the Reader pipeline, from the page cache, from disk (the file's
 // pages dropped first, so every block takes the O_DIRECT path) and, where
 // /dev/shm is mounted, from tmpfs. The bytes and the hash must be exactly
 // the file's.
-func TestBlockReader(t *testing.T) {
+func TestReader(t *testing.T) {
 	sizes := []int{0, 1, directAlign - 1, directAlign, readBlock - 1, readBlock, readBlock + 1, 3*readBlock + 12345}
 	dirs := map[string]string{"disk": t.TempDir()}
 	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
@@ -50,7 +51,8 @@ func TestBlockReader(t *testing.T) {
 					evicted = !pageCached(f)
 					coldTested = coldTested || (evicted && fs == "disk")
 				}
-				br, err := readArchiveBlocks(f)
+				h := sha256.New()
+				br, err := NewReader(f, h)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -67,12 +69,12 @@ func TestBlockReader(t *testing.T) {
 						t.Fatalf("%s size=%d cached=%v: %v", fs, size, cached, err)
 					}
 				}
-				sum, err := br.finish()
-				br.close()
+				sum := h.Sum(nil)
+				err = br.Close()
 				// On disk, cached blocks come from the page cache and the
 				// others with O_DIRECT. (tmpfs takes O_DIRECT since Linux
 				// 6.6 but not RWF_NOWAIT, so there only the bytes count.)
-				if direct := br.src.directBlocks(); fs == "disk" {
+				if direct := br.DirectBlocks(); fs == "disk" {
 					switch {
 					// (One-page files are left out: the kernel sometimes
 					// brings a lone page back before the read.)
@@ -86,8 +88,8 @@ func TestBlockReader(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !bytes.Equal(got.Bytes(), data) || sum != SumHex(data) {
-					t.Fatalf("%s size=%d cached=%v: read %d bytes, hash %s; want %d bytes, %s", fs, size, cached, got.Len(), sum, size, SumHex(data))
+				if want := sha256.Sum256(data); !bytes.Equal(got.Bytes(), data) || !bytes.Equal(sum, want[:]) {
+					t.Fatalf("%s size=%d cached=%v: read %d bytes, hash %x; want %d bytes, %x", fs, size, cached, got.Len(), sum, size, want)
 				}
 			}
 		}
@@ -121,9 +123,9 @@ func pageCached(f *os.File) bool {
 	return false
 }
 
-// TestBlockReaderStopsEarly closes the pipeline after one read, as verify
+// TestReaderStopsEarly closes the pipeline after one read, as verify
 // does when a check fails, and must neither hang nor leak a read in flight.
-func TestBlockReaderStopsEarly(t *testing.T) {
+func TestReaderStopsEarly(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "a.tar")
 	if err := os.WriteFile(p, make([]byte, 5*readBlock), 0o600); err != nil {
 		t.Fatal(err)
@@ -133,13 +135,13 @@ func TestBlockReaderStopsEarly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	br, err := readArchiveBlocks(f)
+	br, err := NewReader(f, sha256.New())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := br.Read(make([]byte, 10)); err != nil {
 		t.Fatal(err)
 	}
-	br.close()
-	br.close() // idempotent
+	br.Close()
+	br.Close() // idempotent
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package evidence
+package fastio
 
 import (
 	"errors"
@@ -14,18 +14,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The archive is written once and never read back by this process, so the
-// page cache only costs: on the ext4 volumes measured here, buffered write(2)
-// spent ~3 ms of CPU per MiB in the kernel, several times the hashing cost.
-// directFile writes aligned blocks with O_DIRECT instead, and falls back to
-// buffered writes where the filesystem refuses O_DIRECT (tmpfs).
-
 // directAlign is the alignment O_DIRECT needs for buffer address, length and
 // file offset on the block devices eksir runs on.
 const directAlign = 4096
 
 // openDirect reopens path for writing with O_DIRECT when the filesystem
-// supports it; otherwise it returns nil and the caller writes through f.
+// supports it; otherwise it returns nil and the caller writes buffered.
 func openDirect(path string) *os.File {
 	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_DIRECT, 0)
 	if err != nil {
@@ -46,6 +40,15 @@ func clearDirect(f *os.File) error {
 	return nil
 }
 
+func setDirect(f *os.File) error {
+	flags, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
+	if err != nil {
+		return err
+	}
+	_, err = unix.FcntlInt(f.Fd(), unix.F_SETFL, flags|syscall.O_DIRECT)
+	return err
+}
+
 // alignedBuffer returns a size-byte slice whose start is directAlign-aligned.
 func alignedBuffer(size int) []byte {
 	b := make([]byte, size+directAlign)
@@ -56,12 +59,12 @@ func alignedBuffer(size int) []byte {
 	return b[off : off+size : off+size]
 }
 
-// blockSource reads aligned archive blocks, from the page cache when a block
-// is all there and with O_DIRECT otherwise. Whether a block is cached is
-// asked with cachestat(2) (Linux 6.5), which reads nothing: a probing read
-// with RWF_NOWAIT was tried first, but on a miss it starts readahead, so the
-// kernel filled the page cache while the O_DIRECT read fetched the same
-// bytes again. Without cachestat every block is read through the cache.
+// blockSource reads aligned blocks of a file, from the page cache when a
+// block is all there and with O_DIRECT otherwise. Whether a block is cached
+// is asked with cachestat(2) (Linux 6.5), which reads nothing; a probing
+// read with RWF_NOWAIT starts readahead on a miss, so the kernel would fill
+// the page cache while the O_DIRECT read fetched the same bytes again.
+// Without cachestat every block is read through the page cache.
 type blockSource struct {
 	f        *os.File
 	direct   *os.File     // nil where O_DIRECT or cachestat is unavailable
@@ -83,15 +86,6 @@ func newBlockSource(f *os.File) *blockSource {
 		}
 	}
 	return s
-}
-
-func setDirect(f *os.File) error {
-	flags, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
-	if err != nil {
-		return err
-	}
-	_, err = unix.FcntlInt(f.Fd(), unix.F_SETFL, flags|syscall.O_DIRECT)
-	return err
 }
 
 // cached reports whether every page of [off, off+n) is in the page cache.

@@ -1,19 +1,20 @@
-package evidence
+package fastio
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"testing"
 )
 
-// TestArchiveSink writes streams whose lengths hit every alignment case
+// TestWriter writes streams whose lengths hit every alignment case
 // (empty, below one block, exactly aligned, unaligned tail after full
-// blocks) through the sink, with and without O_DIRECT, and checks the file
+// blocks) through the Writer, with and without O_DIRECT, and checks the file
 // and the hash hold exactly the bytes written.
-func TestArchiveSink(t *testing.T) {
-	sizes := []int{0, 1, 511, directAlign, directAlign + 1, sinkBlock - 1, sinkBlock, sinkBlock + 4097, 3*sinkBlock + 12345}
+func TestWriter(t *testing.T) {
+	sizes := []int{0, 1, 511, directAlign, directAlign + 1, writeBlock - 1, writeBlock, writeBlock + 4097, 3*writeBlock + 12345}
 	for _, direct := range []bool{true, false} {
 		for _, size := range sizes {
 			data := make([]byte, size)
@@ -22,7 +23,8 @@ func TestArchiveSink(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := newSink(f, direct)
+			h := sha256.New()
+			s := newWriter(f, h, direct)
 			// Uneven write sizes, as tar headers and file chunks arrive.
 			for p, step := data, 1; len(p) > 0; step = (step*7 + 3) % (1 << 20) {
 				n := min(step+1, len(p))
@@ -31,7 +33,7 @@ func TestArchiveSink(t *testing.T) {
 				}
 				p = p[n:]
 			}
-			if err := s.close(); err != nil {
+			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
 			f.Close()
@@ -39,7 +41,7 @@ func TestArchiveSink(t *testing.T) {
 			if !bytes.Equal(got, data) {
 				t.Fatalf("direct=%v size=%d: file differs from the bytes written (%d bytes on disk)", direct, size, len(got))
 			}
-			if hexSum(s.h) != SumHex(data) || s.total != int64(size) {
+			if want := sha256.Sum256(data); !bytes.Equal(h.Sum(nil), want[:]) || s.Written() != int64(size) {
 				t.Fatalf("direct=%v size=%d: hash or count differs", direct, size)
 			}
 		}

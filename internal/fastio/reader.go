@@ -1,44 +1,41 @@
-package evidence
+package fastio
 
 import (
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"sync"
 )
 
-// Verify reads the archive in three stages on separate goroutines, so that
-// disk reads, the archive hash (for the sidecar) and the tar walk with its
-// payload hashes overlap instead of taking turns:
+// Reader reads a file in three stages on separate goroutines, so that disk
+// reads, the file's hash and the caller's parsing overlap instead of taking
+// turns:
 //
-//	read 4 MiB blocks (two reads in flight) -> hash the archive -> blockReader (tar, payload hashes)
+//	read 4 MiB blocks (two reads in flight) -> feed the hash -> Read
 //
 // Each block is taken from the page cache when it is all there, and read
-// with O_DIRECT otherwise (see blockSource): an archive fresh from seal, a
-// copy or a disk is not cached, and on the disks measured here filling the
-// page cache cost more CPU than hashing. Two reads in flight keep the disk
-// busy (630 MB/s against 500 MB/s with one, measured with dd). Eight blocks
-// circulate, so memory stays at 32 MiB whatever the archive size; with four,
-// the reads waited for free blocks and a cold 2 GiB verify took 3.1-3.4 s
-// instead of 2.7-2.9 s (the disk alone reads it in 2.8 s).
-const (
-	readBlock   = 4 << 20
-	readBlocks  = 8
-	readersBusy = 2
-)
-
-// blockReader is the consuming end: an io.Reader over the hashed blocks.
-type blockReader struct {
+// with O_DIRECT otherwise (see blockSource): a file fresh from a Writer, a
+// copy or a disk is not cached, and filling the page cache costs more CPU
+// than hashing. Two reads in flight keep the disk busy. A fixed number of
+// blocks circulate, so memory does not depend on the file's size; with half
+// as many, the reads waited for free blocks.
+type Reader struct {
 	hashed <-chan []byte
 	free   chan<- []byte
 	stop   chan struct{}
 	block  []byte // the block being consumed, returned to free when done
 	rest   []byte
-	sum    <-chan string
 	err    *error
 	wg     *sync.WaitGroup
 	src    *blockSource
 }
+
+const (
+	readBlock   = 4 << 20
+	readBlocks  = 8
+	readersBusy = 2
+)
 
 // readSlot is one block on its way from a reader to the hasher, which takes
 // slots in file order whatever order the reads finish in.
@@ -50,8 +47,11 @@ type readSlot struct {
 	done chan struct{}
 }
 
-// readArchiveBlocks starts the reader and hasher goroutines over f.
-func readArchiveBlocks(f *os.File) (*blockReader, error) {
+// NewReader starts reading f, whose size is taken now, and feeds every byte
+// to h in order. Once Read has returned io.EOF, h has seen the whole file.
+// A file that shrinks while it is read fails the read. Close must be
+// called, also after an early stop; the caller still owns f.
+func NewReader(f *os.File, h hash.Hash) (*Reader, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
@@ -65,7 +65,6 @@ func readArchiveBlocks(f *os.File) (*blockReader, error) {
 	jobs := make(chan *readSlot)
 	ordered := make(chan *readSlot, readBlocks)
 	hashed := make(chan []byte, readBlocks)
-	sum := make(chan string, 1)
 	stop := make(chan struct{})
 	var readErr error
 	var wg sync.WaitGroup
@@ -105,11 +104,10 @@ func readArchiveBlocks(f *os.File) (*blockReader, error) {
 	}
 	go func() {
 		defer close(hashed)
-		h := NewHash()
 		for s := range ordered {
 			<-s.done
 			if s.err == nil && s.n < len(s.buf) {
-				s.err = fmt.Errorf("archive shrank while reading: %d bytes at offset %d, expected %d", s.n, s.off, len(s.buf))
+				s.err = fmt.Errorf("file shrank while reading: %d bytes at offset %d, expected %d", s.n, s.off, len(s.buf))
 			}
 			if s.err != nil {
 				readErr = s.err
@@ -122,12 +120,12 @@ func readArchiveBlocks(f *os.File) (*blockReader, error) {
 				return
 			}
 		}
-		sum <- hexSum(h)
 	}()
-	return &blockReader{hashed: hashed, free: free, stop: stop, sum: sum, err: &readErr, wg: &wg, src: src}, nil
+	return &Reader{hashed: hashed, free: free, stop: stop, err: &readErr, wg: &wg, src: src}, nil
 }
 
-func (r *blockReader) Read(p []byte) (int, error) {
+// Read reads the next bytes of the file.
+func (r *Reader) Read(p []byte) (int, error) {
 	for len(r.rest) == 0 {
 		if r.block != nil {
 			r.free <- r.block[:cap(r.block)]
@@ -135,7 +133,8 @@ func (r *blockReader) Read(p []byte) (int, error) {
 		}
 		b, ok := <-r.hashed
 		if !ok {
-			// The channel closes after the hasher's last write to err.
+			// The channel closes after the hasher's last write to err
+			// and to the hash.
 			if *r.err != nil {
 				return 0, *r.err
 			}
@@ -148,25 +147,21 @@ func (r *blockReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// finish reads to the end so every byte is hashed, and returns the archive
-// hash.
-func (r *blockReader) finish() (string, error) {
-	_, err := io.Copy(io.Discard, r)
-	if err != nil {
-		return "", err
-	}
-	return <-r.sum, nil
-}
-
-// close stops the goroutines (early, after a failure, or at the end) and
-// waits for the reads in flight before releasing the O_DIRECT handle.
-func (r *blockReader) close() {
+// Close stops the goroutines (early, after a failure, or at the end) and
+// waits for the reads in flight before releasing the O_DIRECT handle. It is
+// idempotent and returns nil.
+func (r *Reader) Close() error {
 	select {
 	case <-r.stop:
-		return
+		return nil
 	default:
 		close(r.stop)
 	}
 	r.wg.Wait()
 	r.src.close()
+	return nil
 }
+
+// DirectBlocks returns how many blocks were read from disk with O_DIRECT
+// rather than from the page cache.
+func (r *Reader) DirectBlocks() int64 { return r.src.directBlocks() }
