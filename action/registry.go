@@ -62,7 +62,7 @@ func (r *Registry) Specs() []Spec {
 // exist.
 func (s Spec) check() error {
 	if len(s.Needs) == 0 {
-		return fmt.Errorf("Needs is empty: declare the clouds it talks to")
+		return fmt.Errorf("no clouds declared: set Needs to the clouds it talks to")
 	}
 	if len(s.Permissions.IAM) > 0 && !slices.Contains(s.Needs, AWS) {
 		return fmt.Errorf("asks for IAM permissions but does not declare Needs: aws")

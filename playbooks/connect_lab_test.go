@@ -15,8 +15,8 @@ import (
 
 	"github.com/eksir/eksir/action"
 	"github.com/eksir/eksir/collect"
-	"github.com/eksir/eksir/isolate"
 	"github.com/eksir/eksir/internal/labtest"
+	"github.com/eksir/eksir/isolate"
 	"github.com/eksir/eksir/playbooks"
 )
 
