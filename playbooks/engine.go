@@ -300,21 +300,32 @@ func Run(ctx context.Context, c *Checked, in Inputs, o Options) (*Summary, error
 // action's idempotent Run, and the rest run as in Run.
 func Resume(ctx context.Context, reg *action.Registry, o Options) (*Summary, error) {
 	o.defaults()
-	st, err := readJournal(o.Journal)
+	st, c, in, err := fromJournal(ctx, reg, &o, "resume")
 	if err != nil {
-		return nil, err
-	}
-	if st.start == nil {
-		return nil, fmt.Errorf("%w: the case holds no playbook run to resume", ErrInvalid)
-	}
-	c, in, err := journaled(st, reg)
-	if err != nil {
-		return nil, err
-	}
-	if err := o.connect(ctx, c); err != nil {
 		return nil, err
 	}
 	return execute(ctx, c, in, st, o)
+}
+
+// fromJournal reads the run journaled in the case, re-validates its
+// playbook and connects to the clouds that playbook needs: what resume and
+// release start from.
+func fromJournal(ctx context.Context, reg *action.Registry, o *Options, what string) (*journalState, *Checked, Inputs, error) {
+	st, err := readJournal(o.Journal)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if st.start == nil {
+		return nil, nil, nil, fmt.Errorf("%w: the case holds no playbook run to %s", ErrInvalid, what)
+	}
+	c, in, err := journaled(st, reg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := o.connect(ctx, c); err != nil {
+		return nil, nil, nil, err
+	}
+	return st, c, in, nil
 }
 
 // journaled re-validates the playbook text recorded at the start of a run.

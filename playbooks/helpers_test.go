@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -13,9 +11,8 @@ import (
 
 	"github.com/eksir/eksir/action"
 	"github.com/eksir/eksir/evidence"
+	goldenfile "github.com/eksir/eksir/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // world is the in-memory state the test actions change, counting every
 // side effect so tests can assert exactly-once.
@@ -188,22 +185,7 @@ func mustCheck(t *testing.T, reg *action.Registry, src string) *Checked {
 	return c
 }
 
-func golden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update)", err)
-	}
-	if string(want) != string(got) {
-		t.Errorf("%s differs (go test -update to accept):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
+func golden(t *testing.T, path string, got []byte) { t.Helper(); goldenfile.Check(t, path, got) }
 
 func jsonIndent(v any) string {
 	b, err := json.MarshalIndent(v, "", "  ")

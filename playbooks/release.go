@@ -16,18 +16,8 @@ import (
 // collect actions are not reversible.
 func Release(ctx context.Context, reg *action.Registry, o Options) (*Summary, error) {
 	o.defaults()
-	st, err := readJournal(o.Journal)
+	st, c, _, err := fromJournal(ctx, reg, &o, "release")
 	if err != nil {
-		return nil, err
-	}
-	if st.start == nil {
-		return nil, fmt.Errorf("%w: the case holds no playbook run to release", ErrInvalid)
-	}
-	c, _, err := journaled(st, reg)
-	if err != nil {
-		return nil, err
-	}
-	if err := o.connect(ctx, c); err != nil {
 		return nil, err
 	}
 	sum := &Summary{Playbook: c.Metadata.Name, Started: o.Now()}

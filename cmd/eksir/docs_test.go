@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"strings"
 	"testing"
 
@@ -11,33 +9,14 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/eksir/eksir/action"
+	"github.com/eksir/eksir/internal/golden"
 	"github.com/eksir/eksir/playbooks"
 )
-
-var updateDocs = flag.Bool("update", false, "rewrite docs/actions.md and docs/playbook.schema.json from the registry")
 
 const (
 	actionsDoc     = "../../docs/actions.md"
 	playbookSchema = "../../docs/playbook.schema.json"
 )
-
-// golden compares got with the file at path, or rewrites it with -update.
-func golden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *updateDocs {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the registry; run go test ./cmd/eksir -run 'TestActionsDoc|TestPlaybookSchema' -update and review the diff", path)
-	}
-}
 
 // TestActionsDoc keeps docs/actions.md equal to what the registry's Specs
 // render; go test ./cmd/eksir -run TestActionsDoc -update rewrites it.
@@ -52,7 +31,7 @@ func TestActionsDoc(t *testing.T) {
 			t.Errorf("%s has no Notes: say what it changes or writes", s.Name)
 		}
 	}
-	golden(t, actionsDoc, got)
+	golden.Check(t, actionsDoc, got)
 }
 
 // TestPlaybookSchema keeps docs/playbook.schema.json equal to the schema
@@ -62,7 +41,7 @@ func TestPlaybookSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, playbookSchema, b)
+	golden.Check(t, playbookSchema, b)
 }
 
 // TestBuiltinsMatchSchema checks every built-in playbook against the
