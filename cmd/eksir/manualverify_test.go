@@ -243,6 +243,24 @@ func TestManualVerifyScript(t *testing.T) {
 			systemTar(t, filepath.Join(dir, "x"), copied, id, "OTHER")
 			return pub
 		}, "outside the single top folder"},
+		{"entry-appears-twice", func(t *testing.T, dir, copied string) string {
+			// A second copy of a payload file appended to the tar: extracting
+			// it would overwrite the first.
+			bag := extracted(t, dir)
+			writeFile(t, bag, "data/plain.txt", []byte("planted\n"))
+			plain := filepath.Join(dir, "plain.tar")
+			for _, c := range [][]string{
+				{"zstd", "-dqf", copied, "-o", plain},
+				{"tar", "-C", filepath.Join(dir, "x"), "-rf", plain, id + "/data/plain.txt"},
+				{"zstd", "-qf", plain, "-o", copied},
+			} {
+				if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+					t.Fatalf("%q: %v\n%s", c, err, out)
+				}
+			}
+			writeSidecar(t, copied)
+			return pub
+		}, "File exists"},
 		{"custody-record-forged-in-bag", func(t *testing.T, dir, copied string) string {
 			bag := extracted(t, dir)
 			editLines(t, filepath.Join(bag, "metadata", "custody.jsonl"), func(l []string) []string {
