@@ -302,7 +302,7 @@ if [ -f "$log" ]; then
 	jq -r '.details.archive_sha256 // "none"' "$log" |
 		awk -v s="$sum" -v k="$sealed" '$0 != s { print "record " k + NR " names archive sha256 " $0; exit 1 }' >"$tmp/why" ||
 		fail "$name.custody.jsonl $(cat "$tmp/why"), not this archive's $sum"
-	ok "hand-over log: $((n - sealed)) records continue the chain and name this archive"
+	ok "hand-over log: $((n - sealed)) record(s) continue the chain and name this archive"
 	ok "custody head: record $n, $prev (a dropped last record is only detectable against a copy of this head kept elsewhere)"
 else
 	ok "no $name.custody.jsonl beside the archive: no hand-overs recorded"

@@ -127,7 +127,7 @@ func TestManualVerifyScript(t *testing.T) {
 		for _, shell := range shells {
 			res := verifyBag(t, shell, archive, pub)
 			expectExit(t, res, 0, shell+" docs/verify-bag.sh (pinned)")
-			for _, want := range []string{"11 files, complete", "pinned: ", "hand-over log: 2 records", "PASS: " + name} {
+			for _, want := range []string{"11 files, complete", "pinned: ", "hand-over log: 2 record(s)", "PASS: " + name} {
 				if !strings.Contains(res.stdout, want) {
 					t.Errorf("%s: output lacks %q:\n%s", shell, want, res.stdout)
 				}
