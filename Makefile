@@ -13,7 +13,12 @@ BENCH_OUT ?= $(CURDIR)/bench-results.txt
 
 -include lab/lab.mk
 
-.PHONY: help build test unit lint bench demo clean
+.PHONY: help build test unit lint bench demo clean host-tools
+
+# Host tools the tests run as a lab would (tar, sha256sum, zstd, jq, openssl
+# for the manual verification script; dash to run it as POSIX sh), as
+# command:Debian package.
+HOST_TOOLS := tar:tar sha256sum:coreutils zstd:zstd jq:jq openssl:openssl dash:dash
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -25,7 +30,14 @@ build: ## build bin/eksir and bin/eksir-verify (the lab's verifier), version and
 unit: ## unit tests only (no lab), with -race
 	$(GO) test -race -count=1 -short ./...
 
-test: build lab-check ## the whole suite: unit and integration tests (real lab), with -race, and a short parser fuzz
+host-tools: ## install the host tools the tests need (Debian packages) when missing
+	@missing=$$(for t in $(HOST_TOOLS); do command -v $${t%%:*} >/dev/null 2>&1 || echo $${t#*:}; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing $$missing"; \
+	  { apt-get update -qq && apt-get install -y -qq $$missing; } || { echo "error: install $$missing (apt-get install $$missing)" >&2; exit 1; }; \
+	fi
+
+test: build lab-check host-tools ## the whole suite: unit and integration tests (real lab), with -race, and a short parser fuzz
 	EKSIR_BIN=$(BIN) $(GO) test -race -count=1 ./...
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10s ./playbooks/
 
