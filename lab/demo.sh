@@ -3,7 +3,8 @@
 # seeds the crypto-miner scenario, shows the plan of the built-in
 # pod-compromise playbook, runs it (capture volatile state, objects and
 # logs, then isolate the pod's network and label it), seals the case into a
-# signed BagIt archive, verifies it, releases the containment, and brings the
+# signed BagIt archive, verifies it (eksir, eksir-verify and the manual
+# script docs/verify-bag.sh), releases the containment, and brings the
 # lab down again (also on failure or Ctrl-C). Safe to run twice: `lab up`
 # cleans a dirty lab folder first and each run uses a new incident.
 #
@@ -44,6 +45,10 @@ step "seal"
 "$eksir" seal --incident "$incident"
 step "verify"
 "$eksir" verify --pubkey "$work/demo.key.pub" "$EKSIR_CASE_DIR/$incident.tar.zst"
+
+step "verify as the lab does: eksir-verify, then the manual procedure with standard tools"
+"${eksir}-verify" verify --pubkey "$work/demo.key.pub" "$EKSIR_CASE_DIR/$incident.tar.zst" >/dev/null && echo "eksir-verify: ok"
+sh docs/verify-bag.sh "$EKSIR_CASE_DIR/$incident.tar.zst" "$work/demo.key.pub" | tail -n 1
 
 step "release the containment"
 "$eksir" release --incident "$incident" --yes
