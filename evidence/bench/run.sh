@@ -13,7 +13,9 @@
 #   (c) 1 GiB of random data in 4 files
 #   (d) 256 MiB of random data in 1 file
 # Every timing is the median of $RUNS runs; the two binaries take turns
-# going first. Every tool's input is in the page cache, as the data sets are:
+# going first. Beside wall time, eksir's CPU time (user + system) is
+# reported: on shared cores it moves much less with other work than wall
+# time does. Every tool's input is in the page cache, as the data sets are:
 # verify is timed that way too (its input is the archive, which seal writes
 # with O_DIRECT and so leaves uncached), and also cold.
 #
@@ -34,8 +36,8 @@ mkdir -p "$WORK/bin"
 
 median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 maxof() { sort -n | tail -1; }
-# timed CMD...: prints "seconds maxrss_kib"
-timed() { /usr/bin/time -f '%e %M' -o "$WORK/.t" "$@" >/dev/null 2>"$WORK/.err" || { cat "$WORK/.err" >&2; exit 1; }; cat "$WORK/.t"; }
+# timed CMD...: prints "seconds maxrss_kib cpu_seconds" (cpu: user + system)
+timed() { /usr/bin/time -f '%e %M %U %S' -o "$WORK/.t" "$@" >/dev/null 2>"$WORK/.err" || { cat "$WORK/.err" >&2; exit 1; }; awk '{printf "%s %s %.2f\n", $1, $2, $3 + $4}' "$WORK/.t"; }
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN{ if (s>0) printf "%.0f", b/s/1e6; else print "inf" }'; }
 mib() { echo $(( $1 / 1024 )); }
 
@@ -106,7 +108,7 @@ run_set() {
   find "$dir" -type f -exec cat {} + >/dev/null
   echo "== set ($set): $files files, $bytes bytes; load: $(cut -d' ' -f1-3 /proc/loadavg)"
   local cp_t=() cps_t=() base_t=() disk_t=()
-  declare -A seal_t seal_m ver_t ver_m cold_t cold_m
+  declare -A seal_t seal_m seal_c ver_t ver_m ver_c cold_t cold_m cold_c
   local abytes=0
   for r in $(seq 1 "$RUNS"); do
     rm -rf "$WORK/cp" "$WORK/manual.tar" "$WORK/manifest.txt"
@@ -125,25 +127,25 @@ run_set() {
     local order="baseline new"
     [ $((r % 2)) -eq 0 ] && order="new baseline"
     for k in $order; do
-      local out=$WORK/out-$k archive t m
+      local out=$WORK/out-$k archive t m c
       rm -rf "$out"
-      read -r t m < <(timed "${BIN[$k]}" seal --incident "bench-$set" --compress none --key "$WORK/bench.key" --out "$out" "$dir")
-      seal_t[$k]+="$t "; seal_m[$k]+="$m "
+      read -r t m c < <(timed "${BIN[$k]}" seal --incident "bench-$set" --compress none --key "$WORK/bench.key" --out "$out" "$dir")
+      seal_t[$k]+="$t "; seal_m[$k]+="$m "; seal_c[$k]+="$c "
       archive=$out/bench-$set.tar
       abytes=$(stat -c %s "$archive")
       # Cold: drop the archive's pages (seal wrote it with O_DIRECT, so this
       # only makes sure), then verify.
       dd if="$archive" iflag=nocache count=0 status=none
-      read -r t m < <(timed "${BIN[$k]}" verify --pubkey "$WORK/bench.key.pub" "$archive")
-      cold_t[$k]+="$t "; cold_m[$k]+="$m "
+      read -r t m c < <(timed "${BIN[$k]}" verify --pubkey "$WORK/bench.key.pub" "$archive")
+      cold_t[$k]+="$t "; cold_m[$k]+="$m "; cold_c[$k]+="$c "
       if [ "$k" = new ]; then
         dd if="$archive" iflag=nocache count=0 status=none
         disk_t+=("$(timed dd if="$archive" of=/dev/null bs=4M iflag=direct | cut -d' ' -f1)")
       fi
       # Warm, like every other input here.
       cat "$archive" >/dev/null
-      read -r t m < <(timed "${BIN[$k]}" verify --pubkey "$WORK/bench.key.pub" "$archive")
-      ver_t[$k]+="$t "; ver_m[$k]+="$m "
+      read -r t m c < <(timed "${BIN[$k]}" verify --pubkey "$WORK/bench.key.pub" "$archive")
+      ver_t[$k]+="$t "; ver_m[$k]+="$m "; ver_c[$k]+="$c "
       rm -rf "$out"
     done
   done
@@ -161,9 +163,11 @@ run_set() {
   for k in baseline new; do
     local what
     for what in seal cold ver; do
-      local -n tt="${what}_t" mm="${what}_m"
-      local t m label
+      local -n tt="${what}_t" mm="${what}_m" cc="${what}_c"
+      local t m c label
       t=$(tr ' ' '\n' <<<"${tt[$k]}" | grep . | median)
+      c=$(tr ' ' '\n' <<<"${cc[$k]}" | grep . | median)
+      med[cpu-$what-$k]=$c
       m=$(tr ' ' '\n' <<<"${mm[$k]}" | grep . | maxof)
       med[$what-$k]=$t
       MEMSUM[$set-$what-$k]="$(mib "$m") $(mib $((m - IDLE[$k])))"
@@ -172,14 +176,17 @@ run_set() {
         cold) label="verify (archive cold)" ;;
         ver) label="verify (archive cached)" ;;
       esac
-      printf '%-40s %8s s %6s MB/s   peak RSS %4s MiB, growth above idle %4s MiB   runs: %s\n' "$k: eksir $label" "$t" "$(mbps "$bytes" "$t")" \
-        "$(mib "$m")" "$(mib $((m - IDLE[$k])))" "${tt[$k]% }"
-      unset -n tt mm
+      printf '%-40s %8s s %6s MB/s   cpu %6s s   peak RSS %4s MiB, growth above idle %4s MiB   runs: %s\n' "$k: eksir $label" "$t" "$(mbps "$bytes" "$t")" \
+        "$c" "$(mib "$m")" "$(mib $((m - IDLE[$k])))" "${tt[$k]% }"
+      unset -n tt mm cc
     done
   done
   awk -v bs="${med[seal-baseline]}" -v ns="${med[seal-new]}" -v bv="${med[ver-baseline]}" -v nv="${med[ver-new]}" \
       -v bc="${med[cold-baseline]}" -v nc="${med[cold-new]}" -v manual="$base" 'BEGIN{
     printf "new/baseline time (<= 1 is at least as fast): seal %.2f, verify cached %.2f, verify cold %.2f; new seal vs manual: %.1fx\n", ns/bs, nv/bv, nc/bc, manual/ns }'
+  awk -v bs="${med[cpu-seal-baseline]}" -v ns="${med[cpu-seal-new]}" -v bv="${med[cpu-ver-baseline]}" -v nv="${med[cpu-ver-new]}" \
+      -v bc="${med[cpu-cold-baseline]}" -v nc="${med[cpu-cold-new]}" 'BEGIN{
+    printf "new/baseline cpu time: seal %.2f, verify cached %.2f, verify cold %.2f\n", ns/bs, nv/bv, nc/bc }'
   if [ "$set" = a ]; then
     awk -v seal="${med[seal-new]}" -v cps="${cps}" -v b="$bytes" -v lim="$limit" 'BEGIN{
       cpd=b/cps; low=(lim<cpd)?lim:cpd; printf "new seal = %.0f%% of min(hash limit, cp+sync) = %.0f MB/s\n", 100*(b/seal)/low, low/1e6 }'
