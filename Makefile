@@ -49,7 +49,7 @@ lint: ## gofmt check, go vet (also of the -tags eksirtest test hooks), staticche
 	$(TOOLBIN)/staticcheck-$(STATICCHECK_VERSION) ./...
 
 bench: build lab-check ## every benchmark, each beside its baseline; figures in docs/BENCHMARKS.md
-	{ ./evidence/bench/run.sh && \
+	{ EKSIR_BIN=$(BIN) ./evidence/bench/run.sh && \
 	  $(GO) test -run '^$$' -bench 'BenchmarkLab' -benchtime 3x -count 1 ./lab/ && \
 	  ./collect/bench/run.sh; } 2>&1 | tee $(BENCH_OUT)
 
