@@ -685,12 +685,10 @@ func (bc *bagContent) checkBag(ctx context.Context, opts VerifyOptions) {
 	}
 
 	keys := bc.checkSignature(ctx, tagBytes, manifestBytes, info, opts)
-	for id, k := range opts.CustodyKeys {
-		keys[id] = k
-	}
+	// The records inside the bag are the sealer's: custodian keys are
+	// trusted for hand-overs only.
 	bc.checkCustody(keys, manifest, manifestBytes, info)
 }
-
 // checkSignature verifies the DSSE envelope and returns the keys to trust
 // for the custody chain.
 // tagSum returns the SHA-256 of the tag file p, held or only hashed.
@@ -722,6 +720,10 @@ func (bc *bagContent) checkSignature(ctx context.Context, tagManifest, manifest 
 		rep.add("signature", StatusFail, sealDSSE, "missing or not a DSSE envelope")
 		return keys
 	}
+	if len(env.Signatures) != 1 {
+		rep.add("signature", StatusFail, sealDSSE, fmt.Sprintf("the envelope carries %d signatures; seal writes exactly one, by the sealer's key", len(env.Signatures)))
+		return keys
+	}
 	var verifiers []dsse.Verifier
 	for _, id := range keys.IDs() {
 		verifiers = append(verifiers, keyVerifier{keys[id]})
@@ -737,6 +739,10 @@ func (bc *bagContent) checkSignature(ctx context.Context, tagManifest, manifest 
 		return keys
 	}
 	rep.SignerKeyID = accepted[0].KeyID
+	if env.Signatures[0].KeyID != rep.SignerKeyID {
+		rep.add("signature", StatusFail, sealDSSE, fmt.Sprintf("the signature names key %q but was made by %s", env.Signatures[0].KeyID, rep.SignerKeyID))
+		return keys
+	}
 	var st Statement
 	if err := json.Unmarshal(payload, &st); err != nil || env.PayloadType != InTotoPayloadType || st.Type != StatementType || st.PredicateType != SealPredicateType {
 		rep.add("signature", StatusFail, sealDSSE, "signed payload is not an eksir seal statement")
@@ -751,6 +757,8 @@ func (bc *bagContent) checkSignature(ctx context.Context, tagManifest, manifest 
 		rep.add("signature", StatusFail, bagInfoTxt, "custody head or count differs from the signed statement")
 	case p.ManifestSHA256 != SumHex(manifest) || p.PayloadOxum != info["Payload-Oxum"] || p.Incident != info["External-Identifier"]:
 		rep.add("signature", StatusFail, sealDSSE, "signed statement disagrees with the bag")
+	case bc.statementDisagrees(p, info) != "":
+		rep.add("signature", StatusFail, sealDSSE, "signed statement disagrees with the bag: "+bc.statementDisagrees(p, info))
 	case !isKey(bc.tags[sealPub], rep.SignerKeyID):
 		// seal.pub is outside the tag manifest; a lab may check the
 		// signature with it, so it must be the key that signed.
@@ -764,6 +772,35 @@ func (bc *bagContent) checkSignature(ctx context.Context, tagManifest, manifest 
 	}
 	rep.SealedHead = chainHead{Seq: p.CustodyLogRecords, Hash: p.CustodyLogHead}
 	return keys
+}
+
+// statementDisagrees names the first place where the bag's name, the
+// archive's name, bag-info.txt or the tar headers' time differ from what
+// seal writes for the statement p, or returns "".
+func (bc *bagContent) statementDisagrees(p SealPredicate, info map[string]string) string {
+	at, err := time.Parse(TimeFormat, p.SealedAt)
+	switch {
+	case err != nil || FormatTime(at) != p.SealedAt:
+		return fmt.Sprintf("sealedAt %q is not a time as seal writes it", p.SealedAt)
+	case p.Bag != p.Incident:
+		return fmt.Sprintf("bag %q, incident %q", p.Bag, p.Incident)
+	case p.Bag != bc.top:
+		return fmt.Sprintf("bag %q, but the top folder is %q", p.Bag, bc.top)
+	case bc.archive != "" && bc.archive != ArchiveName(p.Bag, bc.compress):
+		return fmt.Sprintf("bag %q is sealed as %s, not %s", p.Bag, ArchiveName(p.Bag, bc.compress), bc.archive)
+	case !bc.tarTime.IsZero() && !bc.tarTime.Equal(at.Truncate(time.Second)):
+		return fmt.Sprintf("sealed at %s, but the archive's entries are dated %s", p.SealedAt, bc.tarTime.Format(time.RFC3339))
+	}
+	want := []struct{ label, value string }{
+		{"Bagging-Date", at.Format("2006-01-02")}, {"Sealed-At", p.SealedAt}, {"Case-Number", p.Incident},
+		{"Acquisition-Tool", p.Tool}, {"Bag-Software-Agent", p.Tool},
+	}
+	for _, w := range want {
+		if info[w.label] != w.value {
+			return fmt.Sprintf("bag-info.txt has %s %q; the statement says %q", w.label, info[w.label], w.value)
+		}
+	}
+	return ""
 }
 
 // isKey reports whether pemKey is the PEM public key with key ID id.
@@ -780,7 +817,7 @@ func (bc *bagContent) checkCustody(keys KeyRing, manifest map[string]string, man
 		rep.add("custody-chain", StatusFail, custodyJSONL, "missing")
 		return
 	}
-	_ = verifyChain(bytes.NewReader(data), custodyJSONL, emptyHead(), keys, &rep.Custody)
+	_ = replayChain(bytes.NewReader(data), custodyJSONL, emptyHead(), "", keys, maxListTag, &rep.Custody)
 	for _, rc := range rep.Custody.Records {
 		if !rc.OK {
 			rep.add("custody-chain", StatusFail, custodyJSONL, fmt.Sprintf("record %d: %s", rc.Record.Seq, rc.Problem))
@@ -816,23 +853,67 @@ func (bc *bagContent) checkCustody(keys KeyRing, manifest map[string]string, man
 		rep.Custody.OK = false
 		return
 	}
+	if problem := bc.sealRecordDisagrees(rep.Custody.Records); problem != "" {
+		rep.add("custody-chain", StatusFail, custodyJSONL, problem)
+		rep.Custody.OK = false
+		return
+	}
 	if rep.Custody.OK {
 		rep.add("custody-chain", StatusOK, custodyJSONL, fmt.Sprintf("%d records, signatures and links verify", head.Seq))
 	}
 }
 
-// checkTransfers replays the hand-overs recorded after sealing.
+// sealRecordDisagrees checks the chain against the signed statement: the
+// head is the sealed record seal writes for it, and nothing was acquired
+// after the seal. It returns what is wrong, or "".
+func (bc *bagContent) sealRecordDisagrees(recs []RecordCheck) string {
+	st := bc.report.Statement
+	if st == nil || len(recs) == 0 {
+		return "" // the signature check already failed
+	}
+	p := st.Predicate
+	for _, rc := range recs {
+		if r := rc.Record; r.Action == ActionAcquired && r.Time > p.SealedAt {
+			return fmt.Sprintf("record %d acquired evidence at %s, after the statement's seal time %s", r.Seq, r.Time, p.SealedAt)
+		}
+	}
+	last := recs[len(recs)-1].Record
+	var d sealDetails
+	if last.Action != ActionSealed || json.Unmarshal(last.Details, &d) != nil {
+		return fmt.Sprintf("the chain's head, record %d, is not the sealed record", last.Seq)
+	}
+	switch {
+	case last.Time != p.SealedAt || d.SealedAt != p.SealedAt:
+		return fmt.Sprintf("the sealed record (record %d) is dated %s; the statement says %s", last.Seq, last.Time, p.SealedAt)
+	case d.Bag != p.Bag || d.PayloadOxum != p.PayloadOxum || d.ManifestSHA256 != p.ManifestSHA256:
+		return fmt.Sprintf("the sealed record (record %d) disagrees with the signed statement", last.Seq)
+	case bc.archive != "" && d.Archive != bc.archive:
+		return fmt.Sprintf("the sealed record (record %d) names archive %s, not %s", last.Seq, d.Archive, bc.archive)
+	}
+	return ""
+}
+
+// checkTransfers replays the hand-overs recorded after sealing. They are
+// signed by a sealer's key or a custodian's (VerifyOptions.CustodyKeys),
+// continue the sealed chain, never go back in time, and each names the
+// archive's own hash.
 func (bc *bagContent) checkTransfers(file string, opts VerifyOptions) {
 	rep := bc.report
+	name := filepath.Base(file)
 	f, err := os.Open(file)
 	if errors.Is(err, fs.ErrNotExist) {
 		return
 	}
 	if err != nil {
-		rep.add("custody-after-seal", StatusFail, filepath.Base(file), err.Error())
+		rep.add("custody-after-seal", StatusFail, name, err.Error())
 		return
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.Size() > maxHandOverLog {
+		rep.add("custody-after-seal", StatusFail, name, fmt.Sprintf("not a file of at most %d bytes", maxHandOverLog))
+		rep.Custody.OK = false
+		return
+	}
 	keys := KeyRing{}
 	for id, k := range opts.Keys {
 		keys[id] = k
@@ -847,18 +928,54 @@ func (bc *bagContent) checkTransfers(file string, opts VerifyOptions) {
 	}
 	var res ChainResult
 	n := len(rep.Custody.Records)
-	if err := verifyChain(f, filepath.Base(file), rep.SealedHead, keys, &res); err != nil {
-		rep.add("custody-after-seal", StatusFail, filepath.Base(file), err.Error())
+	after := ""
+	if n > 0 {
+		after = rep.Custody.Records[n-1].Record.Time
+	}
+	if err := replayChain(io.LimitReader(f, maxHandOverLog), name, rep.SealedHead, after, keys, maxHandOverRecord, &res); err != nil {
+		rep.add("custody-after-seal", StatusFail, name, err.Error())
 		return
+	}
+	for i, rc := range res.Records {
+		if !rc.OK {
+			continue
+		}
+		if problem := bc.handOverDisagrees(rc.Record); problem != "" {
+			res.Records[i].OK, res.Records[i].Problem = false, problem
+			for j := i + 1; j < len(res.Records); j++ {
+				if res.Records[j].OK {
+					res.Records[j].OK, res.Records[j].Problem = false, "follows a broken record"
+				}
+			}
+			break
+		}
 	}
 	rep.Custody.Records = append(rep.Custody.Records, res.Records...)
 	rep.Custody.Head = res.Head
 	for _, rc := range res.Records {
 		if !rc.OK {
 			rep.Custody.OK = false
-			rep.add("custody-after-seal", StatusFail, filepath.Base(file), fmt.Sprintf("record %d: %s", rc.Record.Seq, rc.Problem))
+			rep.add("custody-after-seal", StatusFail, name, fmt.Sprintf("record %d: %s", rc.Record.Seq, rc.Problem))
 			return
 		}
 	}
-	rep.add("custody-after-seal", StatusOK, filepath.Base(file), fmt.Sprintf("%d hand-over records continue the sealed chain", len(rep.Custody.Records)-n))
+	rep.add("custody-after-seal", StatusOK, name, fmt.Sprintf("%d hand-over records continue the sealed chain", len(rep.Custody.Records)-n))
+}
+
+// handOverDisagrees returns what is wrong with a hand-over record that
+// verified, or "": its action, and the archive hash it records.
+func (bc *bagContent) handOverDisagrees(r Record) string {
+	var h HandOver
+	switch r.Action {
+	case ActionTransferred, ActionVerified, ActionReleased:
+	default:
+		return fmt.Sprintf("action %q is not a hand-over", r.Action)
+	}
+	if err := json.Unmarshal(r.Details, &h); err != nil {
+		return "details are not a hand-over: " + err.Error()
+	}
+	if h.ArchiveSHA256 != bc.archiveSum {
+		return fmt.Sprintf("records archive_sha256 %s, but this archive's sha256 is %s: it was recorded for other bytes", h.ArchiveSHA256, bc.archiveSum)
+	}
+	return ""
 }
