@@ -689,6 +689,7 @@ func (bc *bagContent) checkBag(ctx context.Context, opts VerifyOptions) {
 	// trusted for hand-overs only.
 	bc.checkCustody(keys, manifest, manifestBytes, info)
 }
+
 // checkSignature verifies the DSSE envelope and returns the keys to trust
 // for the custody chain.
 // tagSum returns the SHA-256 of the tag file p, held or only hashed.
