@@ -216,20 +216,29 @@ func (c *canonReader) next() (rawEntry, error) {
 			}
 			for k := range pax {
 				if strings.HasPrefix(k, "GNU.sparse") {
+					if n, ok := pax["GNU.sparse.name"]; ok {
+						name = n
+					}
 					return e, &layoutError{paxName(pax, name), "sparse file (PAX GNU.sparse records); seal writes none"}
 				}
 			}
 			continue
 		case 'g', 'S', 'L', 'K':
+			msg := typeName(typ) + "; seal writes none"
 			if typ == 'L' || typ == 'K' {
 				if size, ok := octal(c.blk[124:136]); ok && size <= maxPAXBytes {
 					data := make([]byte, (size+tarBlock-1)/tarBlock*tarBlock)
 					if _, err := io.ReadFull(c.r, data); err == nil {
-						name = cstr(data[:size])
+						msg = fmt.Sprintf("GNU long name header naming %q; seal writes none", cstr(data[:size]))
+						if _, ok := pax["path"]; ok {
+							msg += " (with a PAX path as well: extractors disagree on which name wins)"
+						} else {
+							name = cstr(data[:size])
+						}
 					}
 				}
 			}
-			return e, &layoutError{name, typeName(typ) + "; seal writes none"}
+			return e, &layoutError{name, msg}
 		}
 		e.name, e.typ = name, typ
 		size, ok := octal(c.blk[124:136])
@@ -386,25 +395,35 @@ func headerDiff(want, got []byte) string {
 	}{{"name", 0, 100}, {"mode", 100, 108}, {"uid", 108, 116}, {"gid", 116, 124}, {"size", 124, 136}, {"mtime", 136, 148},
 		{"checksum", 148, 156}, {"typeflag", 156, 157}, {"linkname", 157, 257}, {"magic/version", 257, 265}, {"uname", 265, 297},
 		{"gname", 297, 329}, {"devmajor", 329, 337}, {"devminor", 337, 345}, {"prefix", 345, 500}, {"padding", 500, 512}}
+	// The checksum differs whenever another field does: name that one.
+	where := ""
 	for i := 0; i < len(want); i++ {
 		if want[i] == got[i] {
 			continue
 		}
 		blk, off := i/tarBlock, i%tarBlock
-		where := "PAX records"
-		if blk == len(want)/tarBlock-1 || off < 500 && (len(want) == tarBlock || blk == 0) {
-			for _, f := range fields {
-				if off >= f.off && off < f.end {
-					where = f.name
+		f := "PAX records"
+		if last := len(want)/tarBlock - 1; blk == last || blk == 0 {
+			for _, fl := range fields {
+				if off >= fl.off && off < fl.end {
+					f = fl.name
 				}
 			}
-			if blk != len(want)/tarBlock-1 {
-				where = "PAX header's " + where
+			if blk != last {
+				f = "PAX header's " + f
 			}
 		}
-		return where + " field"
+		if where == "" || strings.HasSuffix(where, "checksum") {
+			where = f
+		}
+		if !strings.HasSuffix(where, "checksum") {
+			break
+		}
 	}
-	return "same bytes"
+	if where == "" {
+		return "same bytes"
+	}
+	return where + " field"
 }
 
 // expectedOrder returns the entries seal writes for the given files (bag
