@@ -1,0 +1,64 @@
+package evidence
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCustodyTimesNeverRunBackwards: a hand-over record, validly signed and
+// linked, dated before the seal fails verify.
+func TestCustodyTimesNeverRunBackwards(t *testing.T) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := NewSigner(priv)
+	keys := KeyRing{}
+	keys.Add(signer.Public())
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "a.txt"), []byte("alpha\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sealAt := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	res, err := SealDir(context.Background(), src, SealOptions{Incident: "T-1", OutDir: t.TempDir(), Compress: CompressNone, SealTime: sealAt, Signer: signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Verify(context.Background(), res.Archive, VerifyOptions{Keys: keys})
+	if err != nil || !rep.OK {
+		t.Fatalf("sealed archive: %v %+v", err, rep.Failed())
+	}
+	for _, tc := range []struct {
+		at time.Time
+		ok bool
+	}{{sealAt.Add(time.Hour), true}, {sealAt.Add(-time.Hour), false}} {
+		rec, err := newRecord("custodian", ActionTransferred, tc.at, HandOver{From: "a", To: "b", Reason: "lab", ArchiveSHA256: res.SHA256, Verified: true}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, _, err := signRecord(rep.Custody.Head, signer, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(res.Archive+".custody.jsonl", append(line, '\n'), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := Verify(context.Background(), res.Archive, VerifyOptions{Keys: keys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		backwards := false
+		for _, c := range got.Failed() {
+			backwards = backwards || c.Name == "custody-after-seal" && strings.Contains(c.Detail, "never run backwards")
+		}
+		if got.OK != tc.ok || !tc.ok && !backwards {
+			t.Errorf("hand-over at %s (sealed %s): ok %v, checks %+v", FormatTime(tc.at), FormatTime(sealAt), got.OK, got.Checks)
+		}
+	}
+}
