@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/eksir/eksir/internal/fastio"
 )
@@ -68,6 +69,17 @@ type layoutError struct {
 
 func (e *layoutError) Error() string { return e.Name + ": " + e.Msg }
 
+// shown is name as a report shows it: quoted when it holds control
+// characters, so that a hostile name cannot forge lines of the report.
+func shown(name string) string {
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return strconv.Quote(name)
+		}
+	}
+	return name
+}
+
 // rawEntry is one archive entry as its blocks say.
 type rawEntry struct {
 	name string
@@ -89,15 +101,48 @@ type canonReader struct {
 	rend *fastio.HeaderRenderer
 	// ended is set once the end-of-archive marker was read.
 	ended bool
+	// off counts the bytes read, for messages.
+	off int64
 }
 
 func newCanonReader(r io.Reader) *canonReader {
-	return &canonReader{r: r, rend: fastio.NewHeaderRenderer()}
+	c := &canonReader{rend: fastio.NewHeaderRenderer()}
+	c.r = &counting{r, &c.off}
+	return c
+}
+
+// counting counts the bytes read through it.
+type counting struct {
+	r io.Reader
+	n *int64
+}
+
+func (c *counting) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	*c.n += int64(n)
+	return n, err
 }
 
 func (c *canonReader) block() error {
 	_, err := io.ReadFull(c.r, c.blk[:])
 	return err
+}
+
+// checksumOK checks a header block's checksum (unsigned, as POSIX says and
+// seal writes).
+func checksumOK(b []byte) bool {
+	want, ok := octal(b[148:156])
+	if !ok {
+		return false
+	}
+	var sum int64
+	for i, c := range b {
+		if i >= 148 && i < 156 {
+			c = ' '
+		}
+		sum += int64(c)
+	}
+	return sum == want
 }
 
 func isZero(b []byte) bool {
@@ -189,6 +234,9 @@ func (c *canonReader) next() (rawEntry, error) {
 		}
 		if len(e.raw) == 0 && isZero(c.blk[:]) {
 			return e, c.end()
+		}
+		if !checksumOK(c.blk[:]) {
+			return e, &layoutError{fmt.Sprintf("byte %d", c.off-tarBlock), "not a tar header (its checksum does not match): not a tar archive, or a damaged one"}
 		}
 		e.raw = append(e.raw, c.blk[:]...)
 		typ := c.blk[156]

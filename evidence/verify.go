@@ -213,7 +213,7 @@ func (bc *bagContent) readArchive(ctx context.Context, archive string, opts Veri
 	}
 	if err != nil {
 		if errors.As(err, &le) {
-			bc.report.add("structure", StatusFail, le.Name, le.Msg)
+			bc.report.add("structure", StatusFail, shown(le.Name), le.Msg)
 		} else {
 			bc.report.add("archive", StatusFail, bc.archive, err.Error())
 		}
