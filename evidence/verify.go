@@ -269,9 +269,10 @@ func (bc *bagContent) walkTar(ctx context.Context, cr *canonReader, opts VerifyO
 			files[rel] = true
 		}
 	}
-	if len(order) > 0 {
-		order[0] = "" // the top folder
+	if len(order) == 0 {
+		return &layoutError{"end of archive", "an empty archive: no entries at all"}
 	}
+	order[0] = "" // the top folder
 	want := expectedOrder(files)
 	for i := 0; i < max(len(order), len(want)); i++ {
 		switch {

@@ -264,6 +264,7 @@ func TestGarbageOneFailure(t *testing.T) {
 		{"G.tar.zst", append([]byte{0x28, 0xb5, 0x2f, 0xfd}, []byte(strings.Repeat("garbage", 100))...)},
 		{"G.tar", nil},
 		{"G.tar", make([]byte, 4096)},
+		{"G.tar", make([]byte, 1024)},
 	} {
 		archive := filepath.Join(dir, tc.name)
 		writeArchive(t, archive, tc.data)
