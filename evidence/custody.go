@@ -131,16 +131,10 @@ type ChainResult struct {
 	OK      bool          `json:"ok"`
 }
 
-// verifyChain replays lines from start. Records signed by keys outside keys
-// fail. Any problem marks that record and every later one as broken, since
-// later links can no longer be trusted.
-func verifyChain(r io.Reader, source string, start chainHead, keys KeyRing, res *ChainResult) error {
-	return replayChain(r, source, start, "", keys, 1<<62, res)
-}
-
-// replayChain is verifyChain with the time the chain continues from (its
-// records' times may not run backwards from it, nor from each other) and a
-// bound on one record's length.
+// replayChain replays lines from start. Records signed by keys outside keys
+// fail, as do records whose times run backwards (from after, then from each
+// other) and records longer than maxLine. Any problem marks that record and
+// every later one as broken, since later links can no longer be trusted.
 func replayChain(r io.Reader, source string, start chainHead, after string, keys KeyRing, maxLine int, res *ChainResult) error {
 	br := bufio.NewReaderSize(r, 1<<16)
 	head := start

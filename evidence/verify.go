@@ -548,6 +548,10 @@ func parseManifest(name string, b []byte, rep *Report) map[string]string {
 		if line == "" {
 			continue
 		}
+		if len(line) > maxManifestLine {
+			rep.add("manifest-format", StatusFail, name, fmt.Sprintf("line %d is longer than the %d bytes a manifest line may have", n+1, maxManifestLine))
+			continue
+		}
 		sum, p, ok := strings.Cut(line, " ")
 		p = strings.TrimLeft(p, " \t")
 		if _, err := hex.DecodeString(sum); !ok || err != nil || len(sum) != 64 || p == "" {

@@ -288,17 +288,12 @@ func extractGo(t *testing.T, archive, dest string) []string {
 // fixedTime is the mtime repacked entries get.
 var fixedTime = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 
-// repack writes the tree under src (which holds the bag's top folder) into
+// repackAt writes the tree under src (which holds the bag's top folder) into
 // a tar at archive: first the entries of order that still exist, in that
 // order, then any new files in sorted order, as an attacker repacking by
 // hand would. The tar is zstd-compressed when zst is set.
-func repack(t *testing.T, src string, order []string, archive string, zst bool) {
-	t.Helper()
-	repackAt(t, src, order, archive, zst, fixedTime)
-}
-
-// repackAt is repack with the entries' mtime, which seal sets to the seal
-// time (to the second).
+// mtime is the entries' mtime, which seal sets to the seal time (to the
+// second).
 func repackAt(t *testing.T, src string, order []string, archive string, zst bool, mtime time.Time) {
 	t.Helper()
 	var buf bytes.Buffer
