@@ -452,9 +452,28 @@ func decompress(t *testing.T, b []byte, zst bool) []byte {
 // python3 is installed, tarfile. CI must have them all.
 func extractors(t *testing.T) []extractor {
 	out := []extractor{{"archive/tar", extractGo}}
-	if v, err := exec.Command("tar", "--version").Output(); err != nil || !strings.Contains(string(v), "GNU tar") {
-		labtest.SkipOrFail(t, "GNU tar")
+	// A missing extractor fails the test in CI (labtest.SkipOrFail);
+	// elsewhere the corpus still runs, with the extractors at hand.
+	missing := func(tool string) {
+		if os.Getenv("CI") == "true" {
+			labtest.SkipOrFail(t, tool)
+		}
+		t.Logf("%s not found: the archives verify accepts are not extracted with it", tool)
 	}
+	if v, err := exec.Command("tar", "--version").Output(); err != nil || !strings.Contains(string(v), "GNU tar") {
+		missing("GNU tar")
+	} else {
+		out = append(out, gnuTar(t)...)
+	}
+	if _, err := exec.LookPath("python3"); err != nil {
+		missing("python3 (tarfile)")
+		return out
+	}
+	return append(out, pythonTar)
+}
+
+func gnuTar(t *testing.T) []extractor {
+	var out []extractor
 	for _, flags := range [][]string{{"-x"}, {"-x", "-i"}} {
 		out = append(out, extractor{"GNU tar " + strings.Join(flags, " "), func(t *testing.T, b []byte, zst bool) map[string]string {
 			dir := t.TempDir()
@@ -466,27 +485,25 @@ func extractors(t *testing.T) []extractor {
 			return tree(t, dir)
 		}})
 	}
-	if _, err := exec.LookPath("python3"); err != nil {
-		labtest.SkipOrFail(t, "python3 (tarfile)")
-	}
-	out = append(out, extractor{"python tarfile", func(t *testing.T, b []byte, zst bool) map[string]string {
-		dir := t.TempDir()
-		script := `import sys, tarfile
+	return out
+}
+
+var pythonTar = extractor{"python tarfile", func(t *testing.T, b []byte, zst bool) map[string]string {
+	dir := t.TempDir()
+	script := `import sys, tarfile
 t = tarfile.open(fileobj=sys.stdin.buffer, mode="r|")
 try:
     t.extractall(sys.argv[1], filter="data")
 except TypeError:
     t.extractall(sys.argv[1])
 `
-		cmd := exec.Command("python3", "-c", script, dir)
-		cmd.Stdin = bytes.NewReader(decompress(t, b, zst))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Logf("python tarfile: %v: %s", err, out)
-		}
-		return tree(t, dir)
-	}})
-	return out
-}
+	cmd := exec.Command("python3", "-c", script, dir)
+	cmd.Stdin = bytes.NewReader(decompress(t, b, zst))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Logf("python tarfile: %v: %s", err, out)
+	}
+	return tree(t, dir)
+}}
 
 // extractGo writes the regular files archive/tar reads, inside dir only.
 func extractGo(t *testing.T, b []byte, zst bool) map[string]string {
