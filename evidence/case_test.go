@@ -267,7 +267,8 @@ func TestRecoverUnrecordedFile(t *testing.T) {
 func TestRecoverTornRecord(t *testing.T) {
 	signer, keys := newSigner(t)
 	dir := t.TempDir()
-	c := openCase(t, dir, "TORN-1", signer)
+	clock := tickingClock()
+	c := openCaseClock(t, dir, "TORN-1", signer, clock)
 	add(t, c, "a.txt", "one\n")
 	add(t, c, "b.txt", "two\n")
 	if err := c.Close(); err != nil {
@@ -287,7 +288,7 @@ func TestRecoverTornRecord(t *testing.T) {
 	}
 	f.Close()
 
-	c = openCase(t, dir, "TORN-1", signer)
+	c = openCaseClock(t, dir, "TORN-1", signer, clock)
 	saved := logPath + ".torn-3"
 	if got := readFile(t, saved); !bytes.Equal(got, torn) {
 		t.Errorf("%s holds %q, want the torn bytes %q", saved, got, torn)
@@ -321,7 +322,7 @@ func TestRecoverTornRecord(t *testing.T) {
 		t.Errorf("sealed chain has %d records, want 5", len(rep.Custody.Records))
 	}
 	// Nothing more to recover.
-	c = openCase(t, dir, "TORN-1", signer)
+	c = openCaseClock(t, dir, "TORN-1", signer, clock)
 	defer c.Close()
 	if _, n := c.Log().Head(); n != 5 {
 		t.Errorf("%d records after another reopen, want 5", n)

@@ -131,27 +131,37 @@ type ChainResult struct {
 	OK      bool          `json:"ok"`
 }
 
-// verifyChain replays lines from start. Records signed by keys outside keys
-// fail. Any problem marks that record and every later one as broken, since
-// later links can no longer be trusted.
-func verifyChain(r io.Reader, source string, start chainHead, keys KeyRing, res *ChainResult) error {
+// replayChain replays lines from start. Records signed by keys outside keys
+// fail, as do records whose times run backwards (from after, then from each
+// other) and records longer than maxLine. Any problem marks that record and
+// every later one as broken, since later links can no longer be trusted.
+func replayChain(r io.Reader, source string, start chainHead, after string, keys KeyRing, maxLine int, res *ChainResult) error {
 	br := bufio.NewReaderSize(r, 1<<16)
 	head := start
 	broken := false
+	last := after
 	for {
-		line, err := br.ReadBytes('\n')
+		line, err := readLine(br, maxLine)
 		if len(line) == 0 && err == io.EOF {
 			break
 		}
-		if err != nil && err != io.EOF {
-			return err
-		}
 		check := RecordCheck{Source: source, OK: true}
-		if !bytes.HasSuffix(line, []byte("\n")) {
+		switch {
+		case errors.Is(err, errLineTooLong):
+			check.OK, check.Problem = false, fmt.Sprintf("record longer than the %d bytes a custody record may have", maxLine)
+			res.Records = append(res.Records, check)
+			res.Head, res.OK = head, false
+			return nil
+		case err != nil && err != io.EOF:
+			return err
+		case !bytes.HasSuffix(line, []byte("\n")):
 			check.OK, check.Problem = false, "last record is cut off (no newline)"
 		}
 		line = bytes.TrimSuffix(line, []byte("\n"))
 		problem := checkLine(line, head, keys, &check.Record)
+		if problem == "" {
+			problem = checkTime(check.Record.Time, last)
+		}
 		if problem != "" && check.OK {
 			check.OK, check.Problem = false, problem
 		}
@@ -161,12 +171,45 @@ func verifyChain(r io.Reader, source string, start chainHead, keys KeyRing, res 
 		if !check.OK {
 			broken = true
 		}
+		if check.Record.Time > last {
+			last = check.Record.Time
+		}
 		head = head.next(line)
 		res.Records = append(res.Records, check)
 	}
 	res.Head = head
 	res.OK = !broken
 	return nil
+}
+
+// checkTime returns what is wrong with a record's time t after a record
+// of time last, or "". TimeFormat is fixed width: text order is time order.
+func checkTime(t, last string) string {
+	at, err := time.Parse(TimeFormat, t)
+	switch {
+	case err != nil || FormatTime(at) != t:
+		return fmt.Sprintf("time %q is not a time as eksir writes it", t)
+	case t < last:
+		return fmt.Sprintf("time %s is before the previous record's %s: custody times never run backwards", t, last)
+	}
+	return ""
+}
+
+var errLineTooLong = errors.New("line too long")
+
+// readLine reads one line with its newline, of at most max bytes.
+func readLine(br *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		frag, err := br.ReadSlice('\n')
+		if len(line)+len(frag) > max {
+			return nil, errLineTooLong
+		}
+		line = append(line, frag...)
+		if err != bufio.ErrBufferFull {
+			return line, err
+		}
+	}
 }
 
 // checkLine verifies one line against the expected head and the keys, and
@@ -290,13 +333,21 @@ func (l *Log) Records() []Record {
 }
 
 // Append signs and durably appends a record.
+// Records are appended in time order: a caller that read the clock before
+// another caller's record went in gets that record's time, since verify
+// refuses custody times that run backwards.
 func (l *Log) Append(action string, at time.Time, details any, items map[string]string) (Record, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := len(l.recs); n > 0 && FormatTime(at) < l.recs[n-1].Time {
+		if last, err := time.Parse(TimeFormat, l.recs[n-1].Time); err == nil {
+			at = last
+		}
+	}
 	rec, err := newRecord(l.actor, action, at, details, items)
 	if err != nil {
 		return rec, err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	line, rec, err := signRecord(l.head, l.signer, rec)
 	if err != nil {
 		return rec, err

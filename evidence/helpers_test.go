@@ -40,9 +40,16 @@ func tickingClock() func() time.Time {
 
 func openCase(t *testing.T, dir, incident string, s *evidence.Signer) *evidence.Case {
 	t.Helper()
+	return openCaseClock(t, dir, incident, s, tickingClock())
+}
+
+// openCaseClock opens a case with the clock now; reopening a case with the
+// same clock keeps its custody times running forward, as a real clock does.
+func openCaseClock(t *testing.T, dir, incident string, s *evidence.Signer, now func() time.Time) *evidence.Case {
+	t.Helper()
 	c, err := evidence.OpenCase(context.Background(), evidence.CaseOptions{
 		Dir: dir, Incident: incident, Signer: s, Tool: "eksir test", Actor: "tester",
-		Collector: evidence.Collector{OSUser: "tester"}, Now: tickingClock(),
+		Collector: evidence.Collector{OSUser: "tester"}, Now: now,
 	})
 	if err != nil {
 		t.Fatalf("OpenCase: %v", err)

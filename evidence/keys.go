@@ -128,7 +128,7 @@ func ParsePublicKey(b []byte) (ed25519.PublicKey, error) {
 
 // LoadPublicKey reads a public key file.
 func LoadPublicKey(path string) (ed25519.PublicKey, error) {
-	b, err := os.ReadFile(path)
+	b, err := readLimited(path, maxSmallTag)
 	if err != nil {
 		return nil, invalidErr(err, "pass the .pub file written by 'eksir keygen'", "public key %s", path)
 	}

@@ -1,7 +1,6 @@
 package evidence
 
 import (
-	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -19,10 +18,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/eksir/eksir/internal/fastio"
 )
@@ -79,24 +80,41 @@ func (r *Report) Failed() []Check {
 
 // VerifyOptions configures Verify.
 type VerifyOptions struct {
-	// Keys are the trusted public keys. When empty, the key stored in the bag
-	// is used and the report says the signer is not pinned.
+	// Keys are the trusted sealers' public keys: one of them must have
+	// signed the seal, and they sign the custody records inside the bag.
+	// When empty, the key stored in the bag is used and the report says the
+	// signer is not pinned.
 	Keys KeyRing
-	// CustodyKeys are trusted for custody records only (for example the key
-	// of the person recording a hand-over), not for the seal.
+	// CustodyKeys are trusted for hand-over records (<archive>.custody.jsonl)
+	// only, never for the seal nor for the records inside the bag: a key
+	// trusted only as a custodian cannot make a bag verify as sealed.
 	CustodyKeys KeyRing
-	// MaxTagBytes bounds the tag files held in memory; 1 GiB when 0.
+	// MaxTagBytes bounds the tag files held in memory together; 128 MiB
+	// when 0. Each tag file also has its own limit.
 	MaxTagBytes int64
 }
 
 // bagContent is what one pass over a bag yields: the hash of every payload
 // file and the bytes of every tag file. Payload bytes are never kept.
 type bagContent struct {
-	top      string
-	payload  map[string]fileSum
-	tags     map[string][]byte
+	top     string
+	payload map[string]fileSum
+	tags    map[string][]byte
+	// tagSums holds the hashes of tag files hashed but not kept.
+	tagSums  map[string]string
 	tagBytes int64
 	report   *Report
+	// archive is the archive file name, compress its compression, and
+	// archiveSum its SHA-256 (for archives only).
+	archive    string
+	compress   string
+	archiveSum string
+	// tarTime is the mtime of the archive's entries (the seal time to the
+	// second); zero for folders.
+	tarTime time.Time
+	// broken is set when the archive departs from the layout seal writes;
+	// the bag's content is then not checked further.
+	broken bool
 }
 
 type fileSum struct {
@@ -108,17 +126,18 @@ type fileSum struct {
 // .custody.jsonl when present) or an extracted bag folder: structure,
 // completeness, every checksum, the tag manifest, the signature and the
 // custody chain. It reads the archive once, streaming, without extracting.
+// An archive must have exactly the layout seal writes (see canonical.go).
 // A failing check makes Report.OK false; the error is for I/O problems.
 func Verify(ctx context.Context, target string, opts VerifyOptions) (*Report, error) {
 	if opts.MaxTagBytes == 0 {
-		opts.MaxTagBytes = 1 << 30
+		opts.MaxTagBytes = 128 << 20
 	}
 	fi, err := os.Stat(target)
 	if err != nil {
 		return nil, invalidErr(err, "give a sealed archive (.tar.zst or .tar) or an extracted bag folder", "cannot verify %s", target)
 	}
 	rep := &Report{Target: target, OK: true}
-	bc := &bagContent{payload: map[string]fileSum{}, tags: map[string][]byte{}, report: rep}
+	bc := &bagContent{payload: map[string]fileSum{}, tags: map[string][]byte{}, tagSums: map[string]string{}, report: rep}
 	if fi.IsDir() {
 		err = bc.readFolder(ctx, target, opts)
 	} else {
@@ -128,6 +147,9 @@ func Verify(ctx context.Context, target string, opts VerifyOptions) (*Report, er
 		return nil, err
 	}
 	rep.Bag = bc.top
+	if bc.broken {
+		return rep, nil
+	}
 	bc.checkBag(ctx, opts)
 	if !fi.IsDir() {
 		bc.checkTransfers(target+".custody.jsonl", opts)
@@ -135,9 +157,11 @@ func Verify(ctx context.Context, target string, opts VerifyOptions) (*Report, er
 	return rep, nil
 }
 
+var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+
 // readArchive makes the single streaming pass: other goroutines read the
 // archive and hash it for the sidecar check (fastio.Reader) while this one
-// decompresses, walks the tar and hashes each payload file.
+// decompresses, walks the tar block by block and hashes each payload file.
 func (bc *bagContent) readArchive(ctx context.Context, archive string, opts VerifyOptions) error {
 	f, err := os.Open(archive)
 	if err != nil {
@@ -150,119 +174,280 @@ func (bc *bagContent) readArchive(ctx context.Context, archive string, opts Veri
 		return invalidErr(err, "check the path and permissions", "cannot read %s", archive)
 	}
 	defer blocks.Close()
+	bc.archive = filepath.Base(archive)
 	br := bufio.NewReaderSize(blocks, 64<<10)
 	var r io.Reader = br
-	if magic, _ := br.Peek(4); bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+	var frames *zstdFrames
+	rest := io.Reader(br)
+	bc.compress = CompressNone
+	if magic, _ := br.Peek(4); bytes.Equal(magic, zstdMagic) {
+		bc.compress = CompressZstd
+		frames = newZstdFrames(br)
+		// seal's encoder uses an 8 MiB window; a hostile frame may not make
+		// the decoder allocate more.
+		zr, err := zstd.NewReader(frames, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(8<<20), zstd.WithDecoderLowmem(true))
 		if err != nil {
 			return fmt.Errorf("zstd: %w", err)
 		}
 		defer zr.Close()
-		r = zr
+		r, rest = zr, frames
 	}
-	tr := tar.NewReader(r)
+	err = bc.walkTar(ctx, newCanonReader(r), opts)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var le *layoutError
+	switch {
+	case frames != nil && frames.err != nil:
+		// What the frame walker saw explains a decoder error best.
+		err = frames.err
+	case err != nil && !errors.As(err, &le) && frames != nil:
+		err = &layoutError{"zstd stream", "not a readable zstd stream: " + err.Error()}
+	}
+	// Hash the rest so the sidecar check covers every byte.
+	if _, cerr := io.Copy(io.Discard, rest); cerr != nil && err == nil {
+		err = fmt.Errorf("read %s: %w", archive, cerr)
+	}
+	if err == nil && frames != nil {
+		err = frames.finish()
+	}
+	if err != nil {
+		if errors.As(err, &le) {
+			bc.report.add("structure", StatusFail, shown(le.Name), le.Msg)
+		} else {
+			bc.report.add("archive", StatusFail, bc.archive, err.Error())
+		}
+		bc.broken = true
+	}
+	// The reader has fed the hash every byte once it reports the end.
+	if _, err := io.Copy(io.Discard, blocks); err != nil {
+		bc.report.add("archive", StatusFail, bc.archive, "read error: "+err.Error())
+		bc.broken = true
+		return nil
+	}
+	bc.archiveSum = hexSum(archiveSum)
+	bc.checkSidecar(archive, bc.archiveSum)
+	return nil
+}
+
+// walkTar reads every entry, checks each header against the one seal
+// writes and, at the end, the order of the entries. It returns a
+// *layoutError for the first departure from seal's layout.
+func (bc *bagContent) walkTar(ctx context.Context, cr *canonReader, opts VerifyOptions) error {
 	buf := make([]byte, 1<<20)
+	var order []string
+	files := map[string]bool{}
+	seen := map[string]string{} // NFC form of every entry name -> the name
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		h, err := tr.Next()
+		e, err := cr.next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			bc.report.add("archive", StatusFail, "", "not a readable tar stream: "+err.Error())
-			break
-		}
-		if err := bc.entry(h.Name, h.Typeflag, h.Size, tr, buf, opts); err != nil {
 			return err
 		}
+		rel, err := bc.entryName(cr, e, seen)
+		if err != nil {
+			return err
+		}
+		if e.typ == tarTypeDir {
+			order = append(order, rel+"/")
+			continue
+		}
+		keep, err := bc.entryContent(rel, cr.content(e.size), e.size, buf, opts)
+		if err != nil {
+			return err
+		}
+		if err := cr.padding(e.name); err != nil {
+			return err
+		}
+		if keep {
+			order = append(order, rel)
+			files[rel] = true
+		}
 	}
-	// Hash the rest (tar padding, trailing bytes) so the sidecar check covers every byte.
-	if _, err := io.Copy(io.Discard, br); err != nil {
-		bc.report.add("archive", StatusFail, "", "read error: "+err.Error())
-		return nil
+	if len(order) == 0 {
+		return &layoutError{"end of archive", "an empty archive: no entries at all"}
 	}
-	// The reader has fed the hash every byte once it reports the end.
-	if _, err := io.Copy(io.Discard, blocks); err != nil {
-		bc.report.add("archive", StatusFail, "", "read error: "+err.Error())
-		return nil
+	order[0] = "" // the top folder
+	want := expectedOrder(files)
+	for i := 0; i < max(len(order), len(want)); i++ {
+		switch {
+		case i >= len(want):
+			bc.report.add("structure", StatusFail, bc.top+"/"+order[i], "an entry seal does not write (an empty folder?)")
+		case i >= len(order):
+			bc.report.add("structure", StatusFail, bc.top+"/"+want[i], "missing: seal writes this entry")
+		case order[i] != want[i]:
+			bc.report.add("structure", StatusFail, bc.top+"/"+order[i], fmt.Sprintf("out of the order seal writes entries in (seal writes %s here)", bc.top+"/"+want[i]))
+		default:
+			continue
+		}
+		break
 	}
-	bc.checkSidecar(archive, hexSum(archiveSum))
 	return nil
 }
 
-// entry records one tar entry after refusing anything a bag must not hold.
-func (bc *bagContent) entry(name string, typ byte, size int64, r io.Reader, buf []byte, opts VerifyOptions) error {
+const (
+	tarTypeReg = '0'
+	tarTypeDir = '5'
+)
+
+// entryName refuses names and types a bag must not hold and headers seal
+// does not write, and returns the bag-relative path.
+func (bc *bagContent) entryName(cr *canonReader, e rawEntry, seen map[string]string) (string, error) {
+	name := e.name
 	clean := path.Clean(name)
-	top, rel, _ := strings.Cut(clean, "/")
+	top, _, _ := strings.Cut(clean, "/")
+	first := bc.top == ""
 	switch {
 	case path.IsAbs(name) || clean == ".." || strings.HasPrefix(clean, "../") || strings.Contains("/"+name+"/", "/../"):
-		bc.report.add("structure", StatusFail, name, "path escapes the bag; refused")
-		return nil
-	case typ != tar.TypeReg && typ != tar.TypeDir:
-		bc.report.add("structure", StatusFail, name, fmt.Sprintf("entry type %q is a link, device or other special file; refused", typ))
-		return nil
-	case bc.top == "":
-		bc.top = top
+		return "", &layoutError{name, "path escapes the bag; refused"}
+	case e.typ != tarTypeReg && e.typ != tarTypeDir:
+		return "", &layoutError{name, fmt.Sprintf("entry type %q (%s) is a link, device or other special file; refused", e.typ, typeName(e.typ))}
+	case first && (e.typ != tarTypeDir || name != top+"/" || ValidIncidentID(top) != nil):
+		return "", &layoutError{name, "the first entry is not the bag's top folder as seal writes it"}
+	case first:
+		bc.top, cr.top, cr.time = top, top, time.Unix(e.mod, 0).UTC()
+		bc.tarTime = cr.time
 	case top != bc.top:
-		bc.report.add("structure", StatusFail, name, "second top-level folder; a bag archive has exactly one")
-		return nil
+		return "", &layoutError{name, "second top-level folder; a bag archive has exactly one"}
 	}
-	if typ == tar.TypeDir || rel == "" {
-		return nil
+	rel, ok := strings.CutPrefix(name, bc.top+"/")
+	if !ok {
+		return "", &layoutError{name, "not under the top folder as seal writes names"}
 	}
-	if _, dup := bc.payload[rel]; dup {
-		bc.report.add("structure", StatusFail, rel, "appears twice in the archive")
-		return nil
+	dir := e.typ == tarTypeDir
+	if dir && !first {
+		if rel, ok = strings.CutSuffix(rel, "/"); !ok || rel == "" {
+			return "", &layoutError{name, "a folder entry seal does not write"}
+		}
 	}
-	if _, dup := bc.tags[rel]; dup {
-		bc.report.add("structure", StatusFail, rel, "appears twice in the archive")
-		return nil
+	if !first {
+		if why := cleanRel(rel); why != "" {
+			return "", &layoutError{name, why}
+		}
 	}
+	if err := cr.check(e, rel, dir); err != nil {
+		return "", err
+	}
+	key := norm.NFC.String(rel)
+	if other, dup := seen[key]; dup {
+		if other == rel {
+			return "", &layoutError{name, "appears twice in the archive"}
+		}
+		return "", &layoutError{name, fmt.Sprintf("the same name as %s once Unicode-normalised (NFC/NFD twins): extractors that normalise names write one over the other", bc.top+"/"+other)}
+	}
+	seen[key] = rel
+	return rel, nil
+}
+
+// entryContent hashes a payload file, or reads (within its limit) or
+// hashes a tag file. keep is false for a tag file seal does not write,
+// which is reported here.
+func (bc *bagContent) entryContent(rel string, r io.Reader, size int64, buf []byte, opts VerifyOptions) (keep bool, err error) {
 	if strings.HasPrefix(rel, "data/") {
 		h := NewHash()
 		n, err := io.CopyBuffer(h, r, buf)
 		if err != nil {
-			bc.report.add("archive", StatusFail, rel, "read error: "+err.Error())
-			return nil
+			return false, truncated(err)
 		}
 		bc.payload[rel] = fileSum{n, hexSum(h)}
-		return nil
+		return true, nil
 	}
-	if bc.tagBytes+size > opts.MaxTagBytes {
-		bc.report.add("structure", StatusFail, rel, "tag files exceed the size a bag's metadata can have")
-		return nil
+	limit := tagLimit(rel)
+	switch {
+	case limit == 0:
+		bc.report.add("tag-manifest", StatusFail, rel, "not a tag file seal writes; refused (added after sealing?)")
+		_, err := io.CopyBuffer(io.Discard, r, buf)
+		return false, truncated(err)
+	case limit < 0:
+		h := NewHash()
+		if _, err := io.CopyBuffer(h, r, buf); err != nil {
+			return false, truncated(err)
+		}
+		bc.tagSums[rel] = hexSum(h)
+		return true, nil
+	case size > limit || bc.tagBytes+size > opts.MaxTagBytes:
+		return false, &layoutError{bc.top + "/" + rel, fmt.Sprintf("tag file of %d bytes; a bag's %s holds at most %d", size, rel, min(limit, opts.MaxTagBytes))}
 	}
-	// Trust the header's size only so far: a hostile archive could claim a
-	// huge tag file to make us allocate before reading anything.
-	var tb bytes.Buffer
-	tb.Grow(int(min(size, 64<<20)))
-	if _, err := io.CopyN(&tb, r, size); err != nil {
-		bc.report.add("archive", StatusFail, rel, "read error: "+err.Error())
-		return nil
+	// size is within the limit: allocating it is safe.
+	b := make([]byte, size)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return false, truncated(err)
 	}
-	b := tb.Bytes()
-	bc.tagBytes += int64(len(b))
+	bc.tagBytes += size
 	bc.tags[rel] = b
-	return nil
+	return true, nil
 }
 
+// checkSidecar compares the archive's hash with its .sha256 file, in any
+// form sha256sum writes or reads: "<hex>  name" or "<hex> *name", hex in
+// either case.
 func (bc *bagContent) checkSidecar(archive, sum string) {
-	b, err := os.ReadFile(archive + ".sha256")
-	if err != nil {
-		bc.report.add("archive-sha256", StatusWarn, filepath.Base(archive)+".sha256", "no sidecar hash file; cannot compare the archive's hash")
+	side := filepath.Base(archive) + ".sha256"
+	b, err := readLimited(archive+".sha256", maxSidecar)
+	if errors.Is(err, fs.ErrNotExist) {
+		bc.report.add("archive-sha256", StatusWarn, side, "no sidecar hash file; cannot compare the archive's hash")
 		return
 	}
-	want, name, _ := strings.Cut(strings.TrimSpace(string(b)), "  ")
+	if err != nil {
+		bc.report.add("archive-sha256", StatusFail, side, err.Error())
+		return
+	}
+	want, name, ok := parseSidecar(b)
 	switch {
-	case name != filepath.Base(archive) && strings.TrimPrefix(name, "*") != filepath.Base(archive):
-		bc.report.add("archive-sha256", StatusFail, filepath.Base(archive)+".sha256", fmt.Sprintf("names %q, not this archive", name))
+	case !ok:
+		bc.report.add("archive-sha256", StatusFail, side, "not a sha256sum line (\"<sha256>  <file>\")")
+	case name != filepath.Base(archive):
+		bc.report.add("archive-sha256", StatusFail, side, fmt.Sprintf("names %q, not this archive", name))
 	case want != sum:
 		bc.report.add("archive-sha256", StatusFail, filepath.Base(archive), fmt.Sprintf("sha256 %s, sidecar says %s", sum, want))
 	default:
 		bc.report.add("archive-sha256", StatusOK, filepath.Base(archive), sum)
 	}
+}
+
+// parseSidecar reads the one line of a sha256sum file: the hash (returned
+// in lower case) and the file name, without the binary-mode "*".
+func parseSidecar(b []byte) (sum, name string, ok bool) {
+	line := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if strings.ContainsAny(line, "\n") || len(line) < 66 {
+		return "", "", false
+	}
+	sum, rest := line[:64], line[64:]
+	if _, err := hex.DecodeString(sum); err != nil {
+		return "", "", false
+	}
+	switch {
+	case strings.HasPrefix(rest, "  "):
+		name = rest[2:]
+	case strings.HasPrefix(rest, " *"):
+		name = rest[2:]
+	default:
+		return "", "", false
+	}
+	return strings.ToLower(sum), name, name != ""
+}
+
+// readLimited reads a file of at most limit bytes; a bigger one is an
+// error, found without reading it.
+func readLimited(p string, limit int64) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than the %d bytes it may have", filepath.Base(p), limit)
+	}
+	return b, nil
 }
 
 // readFolder walks an extracted bag, hashing payload files in parallel.
@@ -286,10 +471,30 @@ func (bc *bagContent) readFolder(ctx context.Context, dir string, opts VerifyOpt
 			jobs = append(jobs, job{rel, p})
 			return nil
 		}
-		b, err := os.ReadFile(p)
-		if err != nil {
+		limit := tagLimit(rel)
+		switch {
+		case limit == 0:
+			bc.report.add("tag-manifest", StatusFail, rel, "not a tag file seal writes; refused (added after sealing?)")
+			return nil
+		case limit < 0:
+			sum, _, err := hashFile(p)
+			if err != nil {
+				return invalidErr(err, "check the folder's permissions", "cannot read %s", p)
+			}
+			bc.tagSums[rel] = sum
+			return nil
+		}
+		limit = min(limit, opts.MaxTagBytes-bc.tagBytes)
+		b, err := readLimited(p, limit)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 			return invalidErr(err, "check the folder's permissions", "cannot read %s", p)
 		}
+		if err != nil {
+			bc.report.add("structure", StatusFail, rel, fmt.Sprintf("tag file larger than the %d bytes a bag's %s may hold", limit, rel))
+			bc.broken = true
+			return nil
+		}
+		bc.tagBytes += int64(len(b))
 		bc.tags[rel] = b
 		return nil
 	})
@@ -304,17 +509,11 @@ func (bc *bagContent) readFolder(ctx context.Context, dir string, opts VerifyOpt
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			f, err := os.Open(j.p)
+			sum, n, err := hashFile(j.p)
 			if err != nil {
 				return invalidErr(err, "check the folder's permissions", "cannot read %s", j.rel)
 			}
-			defer f.Close()
-			h := NewHash()
-			n, err := io.Copy(h, f)
-			if err != nil {
-				return invalidErr(err, "check the folder's permissions", "cannot read %s", j.rel)
-			}
-			sums[i] = fileSum{n, hexSum(h)}
+			sums[i] = fileSum{n, sum}
 			return nil
 		})
 	}
@@ -327,12 +526,30 @@ func (bc *bagContent) readFolder(ctx context.Context, dir string, opts VerifyOpt
 	return nil
 }
 
+func hashFile(p string) (string, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := NewHash()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hexSum(h), n, nil
+}
+
 // parseManifest reads "<hex>  <path>" lines and decodes paths.
 func parseManifest(name string, b []byte, rep *Report) map[string]string {
 	out := map[string]string{}
 	for n, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
 		line = strings.TrimSuffix(line, "\r")
 		if line == "" {
+			continue
+		}
+		if len(line) > maxManifestLine {
+			rep.add("manifest-format", StatusFail, name, fmt.Sprintf("line %d is longer than the %d bytes a manifest line may have", n+1, maxManifestLine))
 			continue
 		}
 		sum, p, ok := strings.Cut(line, " ")
@@ -401,11 +618,16 @@ func (bc *bagContent) checkBag(ctx context.Context, opts VerifyOptions) {
 		rep.add("payload-checksum", StatusOK, "data/", fmt.Sprintf("%d files, every sha256 matches", len(bc.payload)))
 	}
 
-	info, err := parseBagInfo(bc.tags[bagInfoTxt])
-	if _, ok := bc.tags[bagInfoTxt]; !ok || err != nil {
-		rep.add("bag-info", StatusFail, bagInfoTxt, fmt.Sprintf("missing or malformed: %v", err))
+	infoBytes, haveInfo := bc.tags[bagInfoTxt]
+	info, err := parseBagInfo(infoBytes)
+	switch {
+	case !haveInfo:
+		rep.add("bag-info", StatusFail, bagInfoTxt, "missing")
 		info = map[string]string{}
-	} else {
+	case err != nil:
+		rep.add("bag-info", StatusFail, bagInfoTxt, "malformed: "+err.Error())
+		info = map[string]string{}
+	default:
 		missing := []string{}
 		for _, l := range []string{"Source-Organization", "External-Identifier", "Bagging-Date", "Payload-Oxum", "Custody-Log-Head", "Custody-Log-Records"} {
 			if _, ok := info[l]; !ok {
@@ -432,18 +654,21 @@ func (bc *bagContent) checkBag(ctx context.Context, opts VerifyOptions) {
 	tagManifest := parseManifest(tagManifestTxt, tagBytes, rep)
 	bad = 0
 	for _, p := range slices.Sorted(maps.Keys(tagManifest)) {
-		b, ok := bc.tags[p]
+		sum, ok := bc.tagSum(p)
 		switch {
 		case !ok:
 			rep.add("tag-manifest", StatusFail, p, "listed in the tag manifest but missing")
 			bad++
-		case SumHex(b) != tagManifest[p]:
-			rep.add("tag-manifest", StatusFail, p, fmt.Sprintf("sha256 %s, tag manifest says %s", SumHex(b), tagManifest[p]))
+		case sum != tagManifest[p]:
+			rep.add("tag-manifest", StatusFail, p, fmt.Sprintf("sha256 %s, tag manifest says %s", sum, tagManifest[p]))
 			bad++
 		}
 	}
-	for _, p := range slices.Sorted(maps.Keys(bc.tags)) {
-		if _, ok := tagManifest[p]; !ok && !strings.HasPrefix(p, "tagmanifest-") && !strings.HasPrefix(p, "signatures/") {
+	present := slices.Collect(maps.Keys(bc.tags))
+	present = append(present, slices.Collect(maps.Keys(bc.tagSums))...)
+	slices.Sort(present)
+	for _, p := range present {
+		if _, ok := tagManifest[p]; !ok && p != tagManifestTxt && !strings.HasPrefix(p, "signatures/") {
 			rep.add("tag-manifest", StatusFail, p, "tag file not in the tag manifest (added after sealing?)")
 			bad++
 		}
@@ -454,19 +679,33 @@ func (bc *bagContent) checkBag(ctx context.Context, opts VerifyOptions) {
 			bad++
 		}
 	}
+	for _, p := range slices.Sorted(maps.Keys(tagManifest)) {
+		if !slices.Contains([]string{bagitTxt, bagInfoTxt, manifestTxt, custodyJSONL, itemsJSON}, p) {
+			rep.add("tag-manifest", StatusFail, p, "the tag manifest lists a file seal does not list there")
+			bad++
+		}
+	}
 	if bad == 0 && tagBytes != nil {
 		rep.add("tag-manifest", StatusOK, tagManifestTxt, fmt.Sprintf("%d tag files match", len(tagManifest)))
 	}
 
 	keys := bc.checkSignature(ctx, tagBytes, manifestBytes, info, opts)
-	for id, k := range opts.CustodyKeys {
-		keys[id] = k
-	}
+	// The records inside the bag are the sealer's: custodian keys are
+	// trusted for hand-overs only.
 	bc.checkCustody(keys, manifest, manifestBytes, info)
 }
 
 // checkSignature verifies the DSSE envelope and returns the keys to trust
 // for the custody chain.
+// tagSum returns the SHA-256 of the tag file p, held or only hashed.
+func (bc *bagContent) tagSum(p string) (string, bool) {
+	if b, ok := bc.tags[p]; ok {
+		return SumHex(b), true
+	}
+	sum, ok := bc.tagSums[p]
+	return sum, ok
+}
+
 func (bc *bagContent) checkSignature(ctx context.Context, tagManifest, manifest []byte, info map[string]string, opts VerifyOptions) KeyRing {
 	rep := bc.report
 	keys := KeyRing{}
@@ -487,6 +726,10 @@ func (bc *bagContent) checkSignature(ctx context.Context, tagManifest, manifest 
 		rep.add("signature", StatusFail, sealDSSE, "missing or not a DSSE envelope")
 		return keys
 	}
+	if len(env.Signatures) != 1 {
+		rep.add("signature", StatusFail, sealDSSE, fmt.Sprintf("the envelope carries %d signatures; seal writes exactly one, by the sealer's key", len(env.Signatures)))
+		return keys
+	}
 	var verifiers []dsse.Verifier
 	for _, id := range keys.IDs() {
 		verifiers = append(verifiers, keyVerifier{keys[id]})
@@ -502,6 +745,10 @@ func (bc *bagContent) checkSignature(ctx context.Context, tagManifest, manifest 
 		return keys
 	}
 	rep.SignerKeyID = accepted[0].KeyID
+	if env.Signatures[0].KeyID != rep.SignerKeyID {
+		rep.add("signature", StatusFail, sealDSSE, fmt.Sprintf("the signature names key %q but was made by %s", env.Signatures[0].KeyID, rep.SignerKeyID))
+		return keys
+	}
 	var st Statement
 	if err := json.Unmarshal(payload, &st); err != nil || env.PayloadType != InTotoPayloadType || st.Type != StatementType || st.PredicateType != SealPredicateType {
 		rep.add("signature", StatusFail, sealDSSE, "signed payload is not an eksir seal statement")
@@ -516,6 +763,8 @@ func (bc *bagContent) checkSignature(ctx context.Context, tagManifest, manifest 
 		rep.add("signature", StatusFail, bagInfoTxt, "custody head or count differs from the signed statement")
 	case p.ManifestSHA256 != SumHex(manifest) || p.PayloadOxum != info["Payload-Oxum"] || p.Incident != info["External-Identifier"]:
 		rep.add("signature", StatusFail, sealDSSE, "signed statement disagrees with the bag")
+	case bc.statementDisagrees(p, info) != "":
+		rep.add("signature", StatusFail, sealDSSE, "signed statement disagrees with the bag: "+bc.statementDisagrees(p, info))
 	case !isKey(bc.tags[sealPub], rep.SignerKeyID):
 		// seal.pub is outside the tag manifest; a lab may check the
 		// signature with it, so it must be the key that signed.
@@ -529,6 +778,35 @@ func (bc *bagContent) checkSignature(ctx context.Context, tagManifest, manifest 
 	}
 	rep.SealedHead = chainHead{Seq: p.CustodyLogRecords, Hash: p.CustodyLogHead}
 	return keys
+}
+
+// statementDisagrees names the first place where the bag's name, the
+// archive's name, bag-info.txt or the tar headers' time differ from what
+// seal writes for the statement p, or returns "".
+func (bc *bagContent) statementDisagrees(p SealPredicate, info map[string]string) string {
+	at, err := time.Parse(TimeFormat, p.SealedAt)
+	switch {
+	case err != nil || FormatTime(at) != p.SealedAt:
+		return fmt.Sprintf("sealedAt %q is not a time as seal writes it", p.SealedAt)
+	case p.Bag != p.Incident:
+		return fmt.Sprintf("bag %q, incident %q", p.Bag, p.Incident)
+	case p.Bag != bc.top:
+		return fmt.Sprintf("bag %q, but the top folder is %q", p.Bag, bc.top)
+	case bc.archive != "" && bc.archive != ArchiveName(p.Bag, bc.compress):
+		return fmt.Sprintf("bag %q is sealed as %s, not %s", p.Bag, ArchiveName(p.Bag, bc.compress), bc.archive)
+	case !bc.tarTime.IsZero() && !bc.tarTime.Equal(at.Truncate(time.Second)):
+		return fmt.Sprintf("sealed at %s, but the archive's entries are dated %s", p.SealedAt, bc.tarTime.Format(time.RFC3339))
+	}
+	want := []struct{ label, value string }{
+		{"Bagging-Date", at.Format("2006-01-02")}, {"Sealed-At", p.SealedAt}, {"Case-Number", p.Incident},
+		{"Acquisition-Tool", p.Tool}, {"Bag-Software-Agent", p.Tool},
+	}
+	for _, w := range want {
+		if info[w.label] != w.value {
+			return fmt.Sprintf("bag-info.txt has %s %q; the statement says %q", w.label, info[w.label], w.value)
+		}
+	}
+	return ""
 }
 
 // isKey reports whether pemKey is the PEM public key with key ID id.
@@ -545,7 +823,7 @@ func (bc *bagContent) checkCustody(keys KeyRing, manifest map[string]string, man
 		rep.add("custody-chain", StatusFail, custodyJSONL, "missing")
 		return
 	}
-	_ = verifyChain(bytes.NewReader(data), custodyJSONL, emptyHead(), keys, &rep.Custody)
+	_ = replayChain(bytes.NewReader(data), custodyJSONL, emptyHead(), "", keys, maxListTag, &rep.Custody)
 	for _, rc := range rep.Custody.Records {
 		if !rc.OK {
 			rep.add("custody-chain", StatusFail, custodyJSONL, fmt.Sprintf("record %d: %s", rc.Record.Seq, rc.Problem))
@@ -581,23 +859,67 @@ func (bc *bagContent) checkCustody(keys KeyRing, manifest map[string]string, man
 		rep.Custody.OK = false
 		return
 	}
+	if problem := bc.sealRecordDisagrees(rep.Custody.Records); problem != "" {
+		rep.add("custody-chain", StatusFail, custodyJSONL, problem)
+		rep.Custody.OK = false
+		return
+	}
 	if rep.Custody.OK {
 		rep.add("custody-chain", StatusOK, custodyJSONL, fmt.Sprintf("%d records, signatures and links verify", head.Seq))
 	}
 }
 
-// checkTransfers replays the hand-overs recorded after sealing.
+// sealRecordDisagrees checks the chain against the signed statement: the
+// head is the sealed record seal writes for it, and nothing was acquired
+// after the seal. It returns what is wrong, or "".
+func (bc *bagContent) sealRecordDisagrees(recs []RecordCheck) string {
+	st := bc.report.Statement
+	if st == nil || len(recs) == 0 {
+		return "" // the signature check already failed
+	}
+	p := st.Predicate
+	for _, rc := range recs {
+		if r := rc.Record; r.Action == ActionAcquired && r.Time > p.SealedAt {
+			return fmt.Sprintf("record %d acquired evidence at %s, after the statement's seal time %s", r.Seq, r.Time, p.SealedAt)
+		}
+	}
+	last := recs[len(recs)-1].Record
+	var d sealDetails
+	if last.Action != ActionSealed || json.Unmarshal(last.Details, &d) != nil {
+		return fmt.Sprintf("the chain's head, record %d, is not the sealed record", last.Seq)
+	}
+	switch {
+	case last.Time != p.SealedAt || d.SealedAt != p.SealedAt:
+		return fmt.Sprintf("the sealed record (record %d) is dated %s; the statement says %s", last.Seq, last.Time, p.SealedAt)
+	case d.Bag != p.Bag || d.PayloadOxum != p.PayloadOxum || d.ManifestSHA256 != p.ManifestSHA256:
+		return fmt.Sprintf("the sealed record (record %d) disagrees with the signed statement", last.Seq)
+	case bc.archive != "" && d.Archive != bc.archive:
+		return fmt.Sprintf("the sealed record (record %d) names archive %s, not %s", last.Seq, d.Archive, bc.archive)
+	}
+	return ""
+}
+
+// checkTransfers replays the hand-overs recorded after sealing. They are
+// signed by a sealer's key or a custodian's (VerifyOptions.CustodyKeys),
+// continue the sealed chain, never go back in time, and each names the
+// archive's own hash.
 func (bc *bagContent) checkTransfers(file string, opts VerifyOptions) {
 	rep := bc.report
+	name := filepath.Base(file)
 	f, err := os.Open(file)
 	if errors.Is(err, fs.ErrNotExist) {
 		return
 	}
 	if err != nil {
-		rep.add("custody-after-seal", StatusFail, filepath.Base(file), err.Error())
+		rep.add("custody-after-seal", StatusFail, name, err.Error())
 		return
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.Size() > maxHandOverLog {
+		rep.add("custody-after-seal", StatusFail, name, fmt.Sprintf("not a file of at most %d bytes", maxHandOverLog))
+		rep.Custody.OK = false
+		return
+	}
 	keys := KeyRing{}
 	for id, k := range opts.Keys {
 		keys[id] = k
@@ -612,18 +934,54 @@ func (bc *bagContent) checkTransfers(file string, opts VerifyOptions) {
 	}
 	var res ChainResult
 	n := len(rep.Custody.Records)
-	if err := verifyChain(f, filepath.Base(file), rep.SealedHead, keys, &res); err != nil {
-		rep.add("custody-after-seal", StatusFail, filepath.Base(file), err.Error())
+	after := ""
+	if n > 0 {
+		after = rep.Custody.Records[n-1].Record.Time
+	}
+	if err := replayChain(io.LimitReader(f, maxHandOverLog), name, rep.SealedHead, after, keys, maxHandOverRecord, &res); err != nil {
+		rep.add("custody-after-seal", StatusFail, name, err.Error())
 		return
+	}
+	for i, rc := range res.Records {
+		if !rc.OK {
+			continue
+		}
+		if problem := bc.handOverDisagrees(rc.Record); problem != "" {
+			res.Records[i].OK, res.Records[i].Problem = false, problem
+			for j := i + 1; j < len(res.Records); j++ {
+				if res.Records[j].OK {
+					res.Records[j].OK, res.Records[j].Problem = false, "follows a broken record"
+				}
+			}
+			break
+		}
 	}
 	rep.Custody.Records = append(rep.Custody.Records, res.Records...)
 	rep.Custody.Head = res.Head
 	for _, rc := range res.Records {
 		if !rc.OK {
 			rep.Custody.OK = false
-			rep.add("custody-after-seal", StatusFail, filepath.Base(file), fmt.Sprintf("record %d: %s", rc.Record.Seq, rc.Problem))
+			rep.add("custody-after-seal", StatusFail, name, fmt.Sprintf("record %d: %s", rc.Record.Seq, rc.Problem))
 			return
 		}
 	}
-	rep.add("custody-after-seal", StatusOK, filepath.Base(file), fmt.Sprintf("%d hand-over records continue the sealed chain", len(rep.Custody.Records)-n))
+	rep.add("custody-after-seal", StatusOK, name, fmt.Sprintf("%d hand-over records continue the sealed chain", len(rep.Custody.Records)-n))
+}
+
+// handOverDisagrees returns what is wrong with a hand-over record that
+// verified, or "": its action, and the archive hash it records.
+func (bc *bagContent) handOverDisagrees(r Record) string {
+	var h HandOver
+	switch r.Action {
+	case ActionTransferred, ActionVerified, ActionReleased:
+	default:
+		return fmt.Sprintf("action %q is not a hand-over", r.Action)
+	}
+	if err := json.Unmarshal(r.Details, &h); err != nil {
+		return "details are not a hand-over: " + err.Error()
+	}
+	if h.ArchiveSHA256 != bc.archiveSum {
+		return fmt.Sprintf("records archive_sha256 %s, but this archive's sha256 is %s: it was recorded for other bytes", h.ArchiveSHA256, bc.archiveSum)
+	}
+	return ""
 }

@@ -33,6 +33,13 @@ var eksirBin, verifyBin string
 // sealTime is passed as --seal-time so that archives are reproducible.
 const sealTime = "2026-03-04T05:06:07.123456789Z"
 
+// caseSealTime is the seal time for a case acquired just now: a seal is
+// never before its acquisitions (verify refuses such a statement), and
+// acquire reads the real clock.
+func caseSealTime() string {
+	return time.Now().UTC().Format(time.RFC3339Nano)
+}
+
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
 }
@@ -281,11 +288,13 @@ func extractGo(t *testing.T, archive, dest string) []string {
 // fixedTime is the mtime repacked entries get.
 var fixedTime = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 
-// repack writes the tree under src (which holds the bag's top folder) into
+// repackAt writes the tree under src (which holds the bag's top folder) into
 // a tar at archive: first the entries of order that still exist, in that
 // order, then any new files in sorted order, as an attacker repacking by
 // hand would. The tar is zstd-compressed when zst is set.
-func repack(t *testing.T, src string, order []string, archive string, zst bool) {
+// mtime is the entries' mtime, which seal sets to the seal time (to the
+// second).
+func repackAt(t *testing.T, src string, order []string, archive string, zst bool, mtime time.Time) {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -303,7 +312,7 @@ func repack(t *testing.T, src string, order []string, archive string, zst bool) 
 			t.Fatal(err)
 		}
 		seen[name] = true
-		h := &tar.Header{Name: name, Mode: 0o600, ModTime: fixedTime, Format: tar.FormatPAX, Typeflag: tar.TypeReg}
+		h := &tar.Header{Name: name, Mode: 0o600, ModTime: mtime, Format: tar.FormatPAX, Typeflag: tar.TypeReg}
 		var data []byte
 		if fi.IsDir() {
 			h.Typeflag, h.Mode = tar.TypeDir, 0o700

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
@@ -33,6 +34,8 @@ type sample struct {
 	ref string
 	// order is the archive's entry names in archive order.
 	order []string
+	// mtime is the entries' mtime: the seal time to the second.
+	mtime time.Time
 }
 
 func sealSample(t *testing.T, incident string) sample {
@@ -49,9 +52,10 @@ func sealSample(t *testing.T, incident string) sample {
 		"--case-dir", cases, "acquire", "--incident", incident, "--key", key, "--as", "sub/c.log", "-")
 	expectExit(t, res, 0, "acquire from stdin")
 	out := filepath.Join(root, "out")
-	mustRun(t, root, "--case-dir", cases, "seal", "--incident", incident, "--key", key, "--seal-time", sealTime, "--out", out)
+	mustRun(t, root, "--case-dir", cases, "seal", "--incident", incident, "--key", key, "--seal-time", caseSealTime(), "--out", out)
 	s := sample{incident: incident, archive: filepath.Join(out, incident+".tar.zst"), key: key, pub: pub, ref: filepath.Join(root, "ref")}
 	s.order = extractGo(t, s.archive, s.ref)
+	s.mtime = readEntries(t, s.archive)[0].hdr.ModTime
 	return s
 }
 
@@ -305,7 +309,7 @@ func TestTamperMatrix(t *testing.T) {
 		dir := t.TempDir()
 		copyTree(t, s.ref, dir)
 		archive := filepath.Join(dir, filepath.Base(s.archive))
-		repack(t, dir, s.order, archive, true)
+		repackAt(t, dir, s.order, archive, true, s.mtime)
 		writeSidecar(t, archive)
 		expectExit(t, run(t, "", "verify", archive, "--pubkey", s.pub), 0, "verify repacked untouched archive")
 	})
@@ -319,7 +323,7 @@ func TestTamperMatrix(t *testing.T) {
 			tc.apply(t, bag)
 
 			archive := filepath.Join(dir, filepath.Base(s.archive))
-			repack(t, dir, s.order, archive, true)
+			repackAt(t, dir, s.order, archive, true, s.mtime)
 			writeSidecar(t, archive)
 			for form, target := range map[string]string{"archive": archive, "folder": bag} {
 				res := run(t, "", "verify", target, "--pubkey", s.pub)

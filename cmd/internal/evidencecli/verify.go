@@ -14,8 +14,26 @@ import (
 	"github.com/eksir/eksir/evidence"
 )
 
-// PubKeyFlag is the trusted public keys of the commands that verify.
-var PubKeyFlag = &cli.StringSliceFlag{Name: "pubkey", EnvVars: []string{"EKSIR_TRUSTED_KEYS"}, Usage: "trusted public key (repeatable); without it the key inside the bag is used and reported as not pinned"}
+// PubKeyFlag is the trusted public keys of the commands that verify: the
+// sealers' keys, pinned.
+var PubKeyFlag = &cli.StringSliceFlag{Name: "pubkey", EnvVars: []string{"EKSIR_TRUSTED_KEYS"}, Usage: "trusted sealer's public key (repeatable); without it the key inside the bag is used and reported as not pinned"}
+
+// CustodianKeyFlag is the public keys trusted to sign hand-over records
+// only: never the seal nor the records inside the bag.
+var CustodianKeyFlag = &cli.StringSliceFlag{Name: "custodian-key", Usage: "public key trusted for hand-over records only, not for the seal (repeatable)"}
+
+// CustodianKeys loads the --custodian-key keys.
+func CustodianKeys(c *cli.Context) (evidence.KeyRing, error) {
+	keys := evidence.KeyRing{}
+	for _, p := range c.StringSlice(CustodianKeyFlag.Name) {
+		pub, err := evidence.LoadPublicKey(p)
+		if err != nil {
+			return nil, err
+		}
+		keys.Add(pub)
+	}
+	return keys, nil
+}
 
 // TrustedKeys loads the --pubkey keys.
 func TrustedKeys(c *cli.Context) (evidence.KeyRing, error) {
@@ -36,8 +54,8 @@ func VerifyCommand(prog string) *cli.Command {
 	return &cli.Command{
 		Name:      "verify",
 		Usage:     "verify a sealed archive or an extracted bag: hashes, BagIt, signature, custody chain",
-		UsageText: prog + " verify ARCHIVE|FOLDER [--pubkey FILE]...",
-		Flags:     []cli.Flag{PubKeyFlag},
+		UsageText: prog + " verify ARCHIVE|FOLDER [--pubkey FILE]... [--custodian-key FILE]...",
+		Flags:     []cli.Flag{PubKeyFlag, CustodianKeyFlag},
 		Action: func(c *cli.Context) error {
 			RelaxGC()
 			target, rep, err := verifyArg(c)
@@ -66,8 +84,8 @@ func CustodyShowCommand(prog string) *cli.Command {
 	return &cli.Command{
 		Name:      "show",
 		Usage:     "print the whole custody chain with a verdict per record",
-		UsageText: prog + " custody show ARCHIVE|FOLDER [--pubkey FILE]...",
-		Flags:     []cli.Flag{PubKeyFlag},
+		UsageText: prog + " custody show ARCHIVE|FOLDER [--pubkey FILE]... [--custodian-key FILE]...",
+		Flags:     []cli.Flag{PubKeyFlag, CustodianKeyFlag},
 		Action: func(c *cli.Context) error {
 			target, rep, err := verifyArg(c)
 			if err != nil {
@@ -89,7 +107,7 @@ func CustodyShowCommand(prog string) *cli.Command {
 }
 
 // verifyArg verifies the command's one archive or folder argument against
-// the --pubkey keys.
+// the --pubkey (sealer) and --custodian-key (hand-over) keys.
 func verifyArg(c *cli.Context) (string, *evidence.Report, error) {
 	target, err := OneArg(c, "archive")
 	if err != nil {
@@ -99,7 +117,11 @@ func verifyArg(c *cli.Context) (string, *evidence.Report, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	rep, err := evidence.Verify(c.Context, target, evidence.VerifyOptions{Keys: keys})
+	custodians, err := CustodianKeys(c)
+	if err != nil {
+		return "", nil, err
+	}
+	rep, err := evidence.Verify(c.Context, target, evidence.VerifyOptions{Keys: keys, CustodyKeys: custodians})
 	return target, rep, err
 }
 
