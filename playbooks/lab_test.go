@@ -510,8 +510,70 @@ func TestLabGameDay(t *testing.T) {
 	if pol := f.quarantinePolicies(t); len(pol) != 0 {
 		t.Errorf("drill left %v", pol)
 	}
-	archives, _ := filepath.Glob(filepath.Join(f.dir, "cases", "drill-1*.tar*"))
-	if len(archives) == 0 {
-		t.Errorf("no sealed archive")
+	archives, _ := filepath.Glob(filepath.Join(f.dir, "cases", "drill-1*.tar.zst"))
+	if len(archives) != 1 {
+		t.Fatalf("sealed archives: %v", archives)
+	}
+	manualVerify(t, archives[0], filepath.Join(f.dir, "responder.key.pub"))
+}
+
+// manualVerify checks a lab case's sealed archive as a forensics lab would
+// without eksir (docs/verify-bag.sh: sha256sum, tar, jq, openssl), then a
+// copy with one payload byte changed and its sidecar recomputed, which the
+// script must refuse.
+func manualVerify(t *testing.T, archive, pub string) {
+	t.Helper()
+	for _, tool := range []string{"sh", "tar", "zstd", "jq", "openssl", "sha256sum"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			labtest.SkipOrFail(t, tool+" not found (make host-tools installs it)")
+		}
+	}
+	script, _ := filepath.Abs("../docs/verify-bag.sh")
+	run := func(a string) (string, error) {
+		out, err := exec.Command("sh", script, a, pub).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run(archive); err != nil {
+		t.Fatalf("verify-bag.sh on the sealed lab case: %v\n%s", err, out)
+	}
+	// Tamper: rewrite the archive with one payload byte flipped, keep the
+	// layout, and recompute the sidecar so only the deeper checks can tell.
+	dir := t.TempDir()
+	if out, err := exec.Command("tar", "--zstd", "-xf", archive, "-C", dir).CombinedOutput(); err != nil {
+		t.Fatalf("extract: %v\n%s", err, out)
+	}
+	var victim string
+	_ = filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && victim == "" && fi.Mode().IsRegular() && fi.Size() > 0 && strings.Contains(p, "/data/") {
+			victim = p
+		}
+		return nil
+	})
+	if victim == "" {
+		t.Fatal("no payload file in the lab case")
+	}
+	b, err := os.ReadFile(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 1
+	if err := os.WriteFile(victim, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tampered := filepath.Join(t.TempDir(), filepath.Base(archive))
+	top := strings.TrimSuffix(filepath.Base(archive), ".tar.zst")
+	if out, err := exec.Command("tar", "--zstd", "-cf", tampered, "-C", dir, top).CombinedOutput(); err != nil {
+		t.Fatalf("repack: %v\n%s", err, out)
+	}
+	sum, err := exec.Command("sha256sum", tampered).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hexsum, _, _ := strings.Cut(string(sum), " ")
+	if err := os.WriteFile(tampered+".sha256", []byte(hexsum+"  "+filepath.Base(archive)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(tampered); err == nil || !strings.Contains(out, "FAIL") {
+		t.Fatalf("verify-bag.sh passed a tampered lab case: %v\n%s", err, out)
 	}
 }
