@@ -38,11 +38,16 @@ func tickingClock() func() time.Time {
 	return func() time.Time { return base.Add(time.Duration(n.Add(1)) * time.Millisecond) }
 }
 
+// caseClock is the clock of every case openCase opens: one clock for the
+// whole test binary, so that reopening a case never moves time back (custody
+// records refuse to run backwards).
+var caseClock = tickingClock()
+
 func openCase(t *testing.T, dir, incident string, s *evidence.Signer) *evidence.Case {
 	t.Helper()
 	c, err := evidence.OpenCase(context.Background(), evidence.CaseOptions{
 		Dir: dir, Incident: incident, Signer: s, Tool: "eksir test", Actor: "tester",
-		Collector: evidence.Collector{OSUser: "tester"}, Now: tickingClock(),
+		Collector: evidence.Collector{OSUser: "tester"}, Now: caseClock,
 	})
 	if err != nil {
 		t.Fatalf("OpenCase: %v", err)
