@@ -26,9 +26,14 @@ func RecordHandOver(ctx context.Context, archive, action string, h HandOver, sig
 	if signer == nil {
 		return nil, Record{}, errNoKey()
 	}
-	// The signer's own key is trusted for its own earlier hand-over records.
-	opts.CustodyKeys = KeyRing{}
-	opts.CustodyKeys.Add(signer.Public())
+	// The signer's own key is trusted for its own earlier hand-over
+	// records, besides the custodians' keys the caller passed.
+	custody := KeyRing{}
+	for id, k := range opts.CustodyKeys {
+		custody[id] = k
+	}
+	custody.Add(signer.Public())
+	opts.CustodyKeys = custody
 	rep, err := Verify(ctx, archive, opts)
 	if err != nil {
 		return nil, Record{}, err
@@ -44,6 +49,12 @@ func RecordHandOver(ctx context.Context, archive, action string, h HandOver, sig
 	}
 	if !h.Verified {
 		return rep, Record{}, invalidf("keep the .sha256 file next to the archive", "%s has no sidecar hash to re-check", archive)
+	}
+	// Hand-overs, like every custody record, never run backwards in time.
+	if n := len(rep.Custody.Records); n > 0 {
+		if err := notBefore(at, recordTime(rep.Custody.Records[n-1].Record), "the "+action+" record"); err != nil {
+			return rep, Record{}, err
+		}
 	}
 	rec, err := newRecord(Actor(actor), action, at, h, nil)
 	if err != nil {

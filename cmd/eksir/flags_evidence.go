@@ -16,7 +16,23 @@ var (
 	keyFlag = &cli.StringFlag{Name: "key", EnvVars: []string{"EKSIR_SIGNING_KEY"}, Usage: "Ed25519 private key (PEM) that signs custody records and seals"}
 	incFlag = &cli.StringFlag{Name: "incident", Aliases: []string{"i"}, Usage: "incident ID (letters, digits, '.', '_', '-')"}
 	actFlag = &cli.StringFlag{Name: "examiner", EnvVars: []string{"EKSIR_EXAMINER"}, Usage: "who acts, as recorded in custody records (default: OS user@host)"}
+	// custodianKeyFlag trusts a key for custody records only, never for
+	// the seal. (Declared here until cmd/internal/evidencecli has one.)
+	custodianKeyFlag = &cli.StringSliceFlag{Name: "custodian-key", Usage: "public key trusted for custody records only, such as another examiner's who acquired or handed over (repeatable); never for the seal"}
 )
+
+// custodianKeys loads the --custodian-key keys.
+func custodianKeys(c *cli.Context) (evidence.KeyRing, error) {
+	keys := evidence.KeyRing{}
+	for _, p := range c.StringSlice(custodianKeyFlag.Name) {
+		pub, err := evidence.LoadPublicKey(p)
+		if err != nil {
+			return nil, err
+		}
+		keys.Add(pub)
+	}
+	return keys, nil
+}
 
 func loadSigner(c *cli.Context) (*evidence.Signer, error) {
 	p := c.String(keyFlag.Name)

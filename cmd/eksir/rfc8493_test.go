@@ -68,7 +68,7 @@ func sealTricky(t *testing.T, key, from, incident, compress string, files map[st
 		for rel := range files {
 			mustRun(t, root, "--case-dir", cases, "acquire", "--incident", incident, "--key", key, "--as", rel, filepath.Join(src, filepath.FromSlash(rel)))
 		}
-		mustRun(t, root, "--case-dir", cases, "seal", "--incident", incident, "--key", key, "--compress", compress, "--seal-time", sealTime, "--out", out)
+		mustRun(t, root, "--case-dir", cases, "seal", "--incident", incident, "--key", key, "--compress", compress, "--seal-time", caseSealTime(), "--out", out)
 	default:
 		t.Fatalf("unknown source %q", from)
 	}

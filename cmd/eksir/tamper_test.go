@@ -49,7 +49,7 @@ func sealSample(t *testing.T, incident string) sample {
 		"--case-dir", cases, "acquire", "--incident", incident, "--key", key, "--as", "sub/c.log", "-")
 	expectExit(t, res, 0, "acquire from stdin")
 	out := filepath.Join(root, "out")
-	mustRun(t, root, "--case-dir", cases, "seal", "--incident", incident, "--key", key, "--seal-time", sealTime, "--out", out)
+	mustRun(t, root, "--case-dir", cases, "seal", "--incident", incident, "--key", key, "--seal-time", caseSealTime(), "--out", out)
 	s := sample{incident: incident, archive: filepath.Join(out, incident+".tar.zst"), key: key, pub: pub, ref: filepath.Join(root, "ref")}
 	s.order = extractGo(t, s.archive, s.ref)
 	return s
