@@ -394,6 +394,14 @@ func (c *Case) Create(rel string, info ItemInfo) (*ItemWriter, error) {
 		c.release(bagPath)
 		return nil, errExists(bagPath, "a file is already there without a custody record (see seal --adopt)")
 	}
+	// The last record's time is read before the clock: a record appended
+	// in between is then no false alarm.
+	last := c.log.LastTime()
+	start := c.opts.Now()
+	if err := notBefore(start, last, "the acquisition of "+bagPath); err != nil {
+		c.release(bagPath)
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Dir(final), dirMode); err != nil {
 		c.release(bagPath)
 		return nil, fmt.Errorf("create %s: %w", bagPath, err)
@@ -409,7 +417,7 @@ func (c *Case) Create(rel string, info ItemInfo) (*ItemWriter, error) {
 		c.release(bagPath)
 		return nil, fmt.Errorf("create %s: %w", bagPath, err)
 	}
-	return &ItemWriter{c: c, f: f, final: final, h: NewHash(), item: c.newItem(bagPath, info, c.opts.Now())}, nil
+	return &ItemWriter{c: c, f: f, final: final, h: NewHash(), item: c.newItem(bagPath, info, start)}, nil
 }
 
 func (c *Case) release(bagPath string) {
@@ -575,13 +583,20 @@ func (w *ItemWriter) Commit() (Item, error) {
 	if err := w.f.Close(); err != nil {
 		return fail(err)
 	}
+	// A clock that moved back would stop the custody append after the
+	// rename, leaving the file unrecorded: check before.
+	last := w.c.log.LastTime()
+	end := w.c.opts.Now()
+	if err := notBefore(end, last, "the acquisition of "+w.item.Path); err != nil {
+		return fail(err)
+	}
 	if err := os.Rename(tmp, w.final); err != nil {
 		return fail(err)
 	}
 	if err := syncDir(filepath.Dir(w.final)); err != nil {
 		return Item{}, err
 	}
-	w.item.Size, w.item.SHA256, w.item.AcquisitionEnd = w.n, hexSum(w.h), FormatTime(w.c.opts.Now())
+	w.item.Size, w.item.SHA256, w.item.AcquisitionEnd = w.n, hexSum(w.h), FormatTime(end)
 	return w.item, w.c.commit(w.item)
 }
 

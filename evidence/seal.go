@@ -121,6 +121,15 @@ func SealCase(ctx context.Context, c *Case, opts SealOptions) (SealResult, error
 	if err != nil {
 		return SealResult{}, err
 	}
+	if len(adopted) > 0 {
+		// The seal follows the adoption records it seals.
+		if !explicit {
+			opts.SealTime = defaultSealTime(time.Time{}, opts.Now)
+		}
+		if err := notBefore(opts.SealTime, c.Log().LastTime(), "the seal"); err != nil {
+			return SealResult{Adopted: adopted}, err
+		}
+	}
 	var files []payloadFile
 	for _, it := range c.Items() {
 		if it.Status != StatusCollected {
@@ -375,7 +384,7 @@ func checkUnrecorded(ctx context.Context, c *Case, opts SealOptions, explicit bo
 		}
 		out = append(out, it)
 	}
-	return out, notBefore(opts.SealTime, c.Log().LastTime(), "the seal")
+	return out, nil
 }
 
 // listPayload walks dir and returns its regular files, sorted by bag path.
