@@ -153,7 +153,7 @@ func TestSealUnrecordedFiles(t *testing.T) {
 	root := t.TempDir()
 	cases := newCase(t, root, key, "ADOPT", map[string]string{"x.txt": "x\n"})
 	data := filepath.Join(cases, "ADOPT", "data")
-	planted := writeFile(t, data, "k8s/planted.json", []byte("{}\n"))
+	writeFile(t, data, "k8s/planted.json", []byte("{}\n"))
 	out := filepath.Join(root, "out")
 	logPath := filepath.Join(cases, "ADOPT", "metadata", "custody.jsonl")
 	logBefore, _ := os.ReadFile(logPath)
@@ -174,7 +174,6 @@ func TestSealUnrecordedFiles(t *testing.T) {
 		t.Errorf("custody log has no recovered record for the adopted file:\n%s", log)
 	}
 	mustRun(t, root, "verify", filepath.Join(out, "ADOPT.tar.zst"), "--pubkey", pub)
-	_ = planted
 
 	// Links, FIFOs: refused with or without --adopt, never read.
 	for _, tc := range []struct {
@@ -220,7 +219,6 @@ func TestSealChecksCustodySignatures(t *testing.T) {
 	other, otherPub := newKey(t)
 	root := t.TempDir()
 	cases := newCase(t, root, key, "SIG", map[string]string{"x.txt": "x\n"})
-	logPath := filepath.Join(cases, "SIG", "metadata", "custody.jsonl")
 
 	// Another examiner acquires into the same case.
 	p := writeFile(t, root, "y.txt", []byte("y\n"))
@@ -234,7 +232,7 @@ func TestSealChecksCustodySignatures(t *testing.T) {
 	// An edited last record: links still hold, the signature does not.
 	root = t.TempDir()
 	cases = newCase(t, root, key, "EDIT", map[string]string{"x.txt": "x\n"})
-	logPath = filepath.Join(cases, "EDIT", "metadata", "custody.jsonl")
+	logPath := filepath.Join(cases, "EDIT", "metadata", "custody.jsonl")
 	b, _ := os.ReadFile(logPath)
 	edited := bytes.Replace(b, []byte(`"method":"eksir acquire: copied from `), []byte(`"method":"eksir acquire: copied from X`), 1)
 	if bytes.Equal(edited, b) {
