@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -80,8 +81,11 @@ func TestHandOverNeverRunsBackwards(t *testing.T) {
 	c.Close()
 	h := evidence.HandOver{From: "a", To: "b", Reason: "r"}
 	_, _, err = evidence.RecordHandOver(context.Background(), res.Archive, evidence.ActionTransferred, h, signer, "t", sealAt.Add(-time.Second), evidence.VerifyOptions{Keys: keys})
-	if !errors.Is(err, evidence.ErrClockBackwards) {
+	if !errors.Is(err, evidence.ErrInvalidInput) || !strings.Contains(err.Error(), "before the last custody record") {
 		t.Fatalf("hand-over before the seal: %v", err)
+	}
+	if _, err := os.Stat(res.Archive + ".custody.jsonl"); err == nil {
+		t.Error("a refused hand-over wrote the hand-over log")
 	}
 	if _, _, err := evidence.RecordHandOver(context.Background(), res.Archive, evidence.ActionTransferred, h, signer, "t", sealAt, evidence.VerifyOptions{Keys: keys}); err != nil {
 		t.Fatal(err)

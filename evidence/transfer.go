@@ -21,19 +21,21 @@ type HandOver struct {
 
 // RecordHandOver re-verifies the archive and, only if every check passes,
 // appends a signed record (transferred, verified or released) to
-// <archive>.custody.jsonl, continuing the sealed chain.
+// <archive>.custody.jsonl, continuing the sealed chain. Verification covers
+// the earlier hand-over records, each of which must name the archive's
+// current hash; opts.Keys are the trusted sealers and opts.CustodyKeys the
+// trusted custodians, to which the signer's own key is added.
 func RecordHandOver(ctx context.Context, archive, action string, h HandOver, signer *Signer, actor string, at time.Time, opts VerifyOptions) (*Report, Record, error) {
 	if signer == nil {
 		return nil, Record{}, errNoKey()
 	}
-	// The signer's own key is trusted for its own earlier hand-over
-	// records, besides the custodians' keys the caller passed.
-	custody := KeyRing{}
+	// The signer's own key is trusted for its own earlier hand-over records.
+	custodians := KeyRing{}
 	for id, k := range opts.CustodyKeys {
-		custody[id] = k
+		custodians[id] = k
 	}
-	custody.Add(signer.Public())
-	opts.CustodyKeys = custody
+	custodians.Add(signer.Public())
+	opts.CustodyKeys = custodians
 	rep, err := Verify(ctx, archive, opts)
 	if err != nil {
 		return nil, Record{}, err
@@ -50,11 +52,9 @@ func RecordHandOver(ctx context.Context, archive, action string, h HandOver, sig
 	if !h.Verified {
 		return rep, Record{}, invalidf("keep the .sha256 file next to the archive", "%s has no sidecar hash to re-check", archive)
 	}
-	// Hand-overs, like every custody record, never run backwards in time.
-	if n := len(rep.Custody.Records); n > 0 {
-		if err := notBefore(at, recordTime(rep.Custody.Records[n-1].Record), "the "+action+" record"); err != nil {
-			return rep, Record{}, err
-		}
+	if n := len(rep.Custody.Records); n > 0 && FormatTime(at) < rep.Custody.Records[n-1].Record.Time {
+		return rep, Record{}, invalidf("check the clock of this machine", "the hand-over time %s is before the last custody record's %s; custody times never run backwards",
+			FormatTime(at), rep.Custody.Records[n-1].Record.Time)
 	}
 	rec, err := newRecord(Actor(actor), action, at, h, nil)
 	if err != nil {
