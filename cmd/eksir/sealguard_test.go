@@ -6,7 +6,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -422,5 +424,74 @@ func TestSealHelpShowsSealTime(t *testing.T) {
 		if !strings.Contains(usage, f) {
 			t.Errorf("seal usage does not show %s:\n%s", f, usage)
 		}
+	}
+}
+
+// Item 11: an acquire interrupted in the middle of a copy removes the case
+// folder it created, and in an existing case leaves the case as it was.
+func TestAcquireInterruptedMidCopy(t *testing.T) {
+	key, _ := newKey(t)
+	root := t.TempDir()
+	existing := newCase(t, root, key, "OLD", map[string]string{"x.txt": "x\n"})
+	for _, tc := range []struct {
+		name, cases, incident string
+		wantCase              bool
+	}{
+		{"new-case", filepath.Join(root, "fresh"), "NEW", false},
+		{"existing-case", existing, "OLD", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			caseDir := filepath.Join(tc.cases, tc.incident)
+			before := snapshot(t, caseDir)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, eksirBin, "--case-dir", tc.cases, "acquire", "--incident", tc.incident, "--key", key, "--as", "stream.bin", "-")
+			cmd.Env = cleanEnv()
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := stdin.Write(bytes.Repeat([]byte("x"), 1<<16)); err != nil {
+				t.Fatal(err)
+			}
+			// Wait until the copy is under way: its temporary file exists.
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				m, _ := filepath.Glob(filepath.Join(caseDir, "data", ".stream.bin.eksir-tmp-*"))
+				if len(m) > 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the copy never started")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if err := cmd.Process.Signal(os.Interrupt); err != nil {
+				t.Fatal(err)
+			}
+			// The copy sees the interrupt at its next read.
+			time.Sleep(300 * time.Millisecond)
+			_, _ = stdin.Write([]byte("more"))
+			stdin.Close()
+			err = cmd.Wait()
+			if cmd.ProcessState.ExitCode() != 130 {
+				t.Fatalf("interrupted acquire: %v, exit %d\n%s", err, cmd.ProcessState.ExitCode(), stderr.String())
+			}
+			if !tc.wantCase {
+				if _, err := os.Stat(caseDir); err == nil {
+					t.Errorf("the interrupted acquire left the case it created: %q", listDir(t, caseDir))
+				}
+				return
+			}
+			after := snapshot(t, caseDir)
+			delete(after, "metadata/items.json")
+			delete(before, "metadata/items.json")
+			sameSnapshot(t, "case folder", before, after)
+		})
 	}
 }
