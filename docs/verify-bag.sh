@@ -284,7 +284,7 @@ n=0 prev=0000000000000000000000000000000000000000000000000000000000000000
 chain metadata/custody.jsonl metadata/custody.jsonl
 [ "$n $prev" = "$count $head" ] ||
 	fail "metadata/custody.jsonl ends at record $n ($prev); bag-info.txt says $count ($head): records cut off or added"
-jq -r 'select(.action == "acquired") | .items // {} | to_entries[]
+jq -r 'select(.action == "acquired" or .action == "recovered") | .items // {} | to_entries[]
 	| "\(.value) \(.key | gsub("%"; "%25") | gsub("\r"; "%0D") | gsub("\n"; "%0A"))"' metadata/custody.jsonl >"$tmp/acquired"
 awk 'NR == FNR { m[$0]; next } !($0 in m) { print substr($0, 66) " (sha256 " substr($0, 1, 64) ")"; exit 1 }' \
 	"$tmp/manifest-sha256.txt.canon" "$tmp/acquired" >"$tmp/why" ||

@@ -501,6 +501,10 @@ func expectedOrder(files map[string]bool) []string {
 	if files[bagitTxt] {
 		add(bagitTxt)
 	}
+	if len(payload) == 0 {
+		// An empty payload is still a data/ folder (RFC 8493 §2.1.2).
+		out, dirs["data"] = append(out, "data/"), true
+	}
 	for _, p := range payload {
 		add(p)
 	}

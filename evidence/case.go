@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/eksir/eksir/internal/fastio"
 )
 
 // Source says where an item came from; only the fields that apply are set.
@@ -111,14 +113,18 @@ type Case struct {
 	opts CaseOptions
 	log  *Log
 
+	created bool
+
 	mu      sync.Mutex
 	items   map[string]Item
 	pending map[string]bool
 }
 
-// OpenCase opens the incident's case folder, creating it if needed, and
-// recovers from an interrupted run: files that reached data/ without a
-// custody record are hashed and recorded, so nothing acquired is lost.
+// OpenCase opens the incident's case folder, creating it if needed. Files
+// in data/ that no custody record acquired (left by a crash between the
+// rename and the custody append, or put there by someone else) are never
+// adopted silently: Unrecorded lists them and SealCase refuses them unless
+// told to adopt them.
 func OpenCase(ctx context.Context, opts CaseOptions) (*Case, error) {
 	if err := ValidIncidentID(opts.Incident); err != nil {
 		return nil, err
@@ -131,6 +137,8 @@ func OpenCase(ctx context.Context, opts CaseOptions) (*Case, error) {
 	}
 	opts.Actor = Actor(opts.Actor)
 	root := filepath.Join(opts.Dir, opts.Incident)
+	_, statErr := os.Lstat(root)
+	created := errors.Is(statErr, fs.ErrNotExist)
 	for _, d := range []string{opts.Dir, root, filepath.Join(root, "data"), filepath.Join(root, "metadata")} {
 		if err := os.MkdirAll(d, dirMode); err != nil {
 			return nil, fmt.Errorf("create case folder: %w", err)
@@ -140,68 +148,156 @@ func OpenCase(ctx context.Context, opts CaseOptions) (*Case, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Case{root: root, opts: opts, log: log, items: map[string]Item{}, pending: map[string]bool{}}
+	c := &Case{root: root, opts: opts, log: log, created: created, items: map[string]Item{}, pending: map[string]bool{}}
 	for _, rec := range log.Records() {
-		if rec.Action != ActionAcquired && rec.Action != ActionNotCollected {
+		if rec.Action != ActionAcquired && rec.Action != ActionNotCollected && rec.Action != ActionRecovered {
 			continue
 		}
 		var it Item
 		if err := json.Unmarshal(rec.Details, &it); err != nil {
+			if rec.Action == ActionRecovered {
+				continue // a torn-record note, not an item
+			}
 			log.Close()
 			return nil, fmt.Errorf("custody record %d: %w", rec.Seq, err)
 		}
+		if it.Path == "" {
+			continue
+		}
 		c.items[it.Path] = it
-	}
-	recovered, err := c.recoverUnrecorded(ctx)
-	if err != nil {
-		log.Close()
-		return nil, err
-	}
-	// Close writes the index; only a recovery changes it before then.
-	if recovered > 0 {
-		return c, c.writeIndex()
 	}
 	return c, nil
 }
+
+// Created reports whether OpenCase created the case folder.
+func (c *Case) Created() bool { return c.created }
 
 func errNoKey() error {
 	return invalidf("create a key with 'eksir keygen --out FILE', then pass --key FILE or set EKSIR_SIGNING_KEY", "no signing key: evidence is never written unsigned")
 }
 
-// recoverUnrecorded records files in data/ that a crash left without a
-// custody record (the crash came between rename and append). Temporary files
-// of interrupted writes are left in place and never sealed.
-func (c *Case) recoverUnrecorded(ctx context.Context) (int, error) {
-	n := 0
+// Unrecorded is what Unrecorded found in data/ that no custody record
+// accounts for.
+type Unrecorded struct {
+	// Files are regular files no custody record acquired (bag paths).
+	Files []string
+	// Others are links, devices, FIFOs and sockets, which are never
+	// followed or read: "data/x (symbolic link)".
+	Others []string
+}
+
+// Unrecorded walks data/ without following links and lists what no custody
+// record acquired. Temporary files of interrupted writes are skipped: they
+// are never sealed.
+func (c *Case) Unrecorded(ctx context.Context) (Unrecorded, error) {
+	var u Unrecorded
 	err := filepath.WalkDir(filepath.Join(c.root, "data"), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || strings.Contains(d.Name(), tempSuffix) {
-			return err
-		}
-		rel, _ := filepath.Rel(c.root, p)
-		bagPath := filepath.ToSlash(rel)
-		if _, ok := c.items[bagPath]; ok {
-			return nil
+		if err != nil {
+			return fmt.Errorf("read case folder: %w", err)
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		f, err := os.Open(p)
-		if err != nil {
-			return fmt.Errorf("recover %s: %w", bagPath, err)
+		if d.IsDir() || strings.Contains(d.Name(), tempSuffix) {
+			return nil
 		}
-		defer f.Close()
-		h := NewHash()
-		start := c.opts.Now()
-		size, err := io.Copy(h, f)
-		if err != nil {
-			return fmt.Errorf("recover %s: %w", bagPath, err)
+		rel, _ := filepath.Rel(c.root, p)
+		bagPath := filepath.ToSlash(rel)
+		if !d.Type().IsRegular() {
+			u.Others = append(u.Others, fmt.Sprintf("%s (%s)", bagPath, fileKind(d.Type())))
+			return nil
 		}
-		it := c.newItem(bagPath, ItemInfo{Method: "recovered: found in the case without a custody record after an interrupted acquisition"}, start)
-		it.Size, it.SHA256, it.AcquisitionEnd = size, hexSum(h), FormatTime(c.opts.Now())
-		n++
-		return c.commit(it)
+		c.mu.Lock()
+		_, known := c.items[bagPath]
+		c.mu.Unlock()
+		if !known {
+			u.Files = append(u.Files, bagPath)
+		}
+		return nil
 	})
-	return n, err
+	return u, err
+}
+
+// fileKind names a non-regular file type for a message.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "block device"
+	}
+	return "not a regular file"
+}
+
+// Adopt hashes the regular file at bagPath, which no custody record
+// acquired, and records it as "recovered" with its hash. The file is opened
+// without following links or blocking, and refused unless regular.
+func (c *Case) Adopt(ctx context.Context, bagPath string) (Item, error) {
+	rel := strings.TrimPrefix(bagPath, "data/")
+	if err := ValidItemPath(rel); err != nil || rel == bagPath {
+		return Item{}, invalidf("rename or remove it", "cannot adopt %s: not a payload path a bag can hold", bagPath)
+	}
+	c.mu.Lock()
+	_, known := c.items[bagPath]
+	c.mu.Unlock()
+	if known {
+		return Item{}, errExists(bagPath, "already acquired")
+	}
+	start := c.opts.Now()
+	size, sum, err := hashNoFollow(ctx, filepath.Join(c.root, filepath.FromSlash(bagPath)), bagPath)
+	if err != nil {
+		return Item{}, err
+	}
+	it := c.newItem(bagPath, ItemInfo{Method: "recovered: found in the case without a custody record and adopted by the examiner (seal --adopt); its origin is not recorded"}, start)
+	it.Size, it.SHA256, it.AcquisitionEnd = size, sum, FormatTime(c.opts.Now())
+	if _, err := c.log.appendNow(ActionRecovered, it, map[string]string{bagPath: sum}); err != nil {
+		return Item{}, err
+	}
+	c.mu.Lock()
+	c.items[bagPath] = it
+	c.mu.Unlock()
+	return it, c.writeIndex()
+}
+
+// hashNoFollow hashes a regular file without following a final link or
+// waiting on a FIFO.
+func hashNoFollow(ctx context.Context, path, name string) (int64, string, error) {
+	var o fastio.Opener
+	defer o.Close()
+	f, err := o.Open(path)
+	if err != nil {
+		return 0, "", &Error{Kind: ErrVerification, Msg: fmt.Sprintf("cannot read %s without following links", name), Err: err,
+			hint: "preserve the case folder and investigate what put it there"}
+	}
+	defer f.Close()
+	if !f.Regular() {
+		return 0, "", &Error{Kind: ErrVerification, Msg: fmt.Sprintf("%s is not a regular file", name),
+			hint: "preserve the case folder and investigate what put it there"}
+	}
+	h := NewHash()
+	buf := make([]byte, 1<<20)
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return 0, "", err
+		}
+		m, err := f.ReadFull(buf)
+		h.Write(buf[:m])
+		n += int64(m)
+		if err != nil {
+			return 0, "", fmt.Errorf("read %s: %w", name, err)
+		}
+		if m < len(buf) {
+			break
+		}
+	}
+	return n, hexSum(h), nil
 }
 
 // Dir returns the case folder.
@@ -235,38 +331,45 @@ func (c *Case) Has(rel string) bool {
 	return ok
 }
 
-// Record appends a custody record of any action (step records, releases).
+// Record appends a custody record of any action (step records, releases),
+// dated by the case's clock. A clock behind the last record is refused
+// (ErrClockBackwards).
 func (c *Case) Record(action string, details any, items map[string]string) (Record, error) {
-	return c.log.Append(action, c.opts.Now(), details, items)
+	return c.log.appendNow(action, details, items)
 }
 
-// ValidItemPath checks a payload path relative to data/: clean, relative,
-// UTF-8, no control characters, no hidden components.
+// ValidItemPath decides which payload paths (relative to data/) a bag may
+// hold; acquire, Create, NotCollected and SealDir all ask it. A path must be
+// clean, relative, UTF-8, free of control characters other than CR, LF and
+// tab (which manifests percent-encode or carry as they are), and must not use
+// the marker of eksir's temporary files. Hidden names (.bash_history) are
+// allowed: they are evidence like any other file.
 func ValidItemPath(rel string) error {
-	const hint = "use a relative path such as k8s/pods/NAME.json"
+	const hint = "use a relative path such as k8s/pods/NAME.json, or rename the file"
 	switch {
 	case rel == "" || !utf8.ValidString(rel):
 		return invalidf(hint, "item path %q is empty or not UTF-8", rel)
-	case path.IsAbs(rel) || path.Clean(rel) != rel || strings.HasPrefix(rel, "../") || rel == "..":
+	case path.IsAbs(rel) || path.Clean(rel) != rel || strings.HasPrefix(rel, "../") || rel == ".." || rel == ".":
 		return invalidf(hint, "item path %q is not a clean relative path", rel)
 	case strings.Contains(rel, tempSuffix):
-		return invalidf(hint, "item path %q uses a reserved name", rel)
+		return invalidf(hint, "item path %q uses a name reserved for eksir's temporary files (%s)", rel, tempSuffix)
 	}
 	for _, r := range rel {
-		if r < 0x20 || r == 0x7f {
+		if (r < 0x20 && r != '\r' && r != '\n' && r != '\t') || r == 0x7f {
 			return invalidf(hint, "item path %q has a control character", rel)
-		}
-	}
-	for _, part := range strings.Split(rel, "/") {
-		if strings.HasPrefix(part, ".") {
-			return invalidf(hint, "item path %q has a hidden component", rel)
 		}
 	}
 	return nil
 }
 
 // ErrExists is returned by Create when the item is already in the case.
+// Errors that wrap it are also ErrInvalidInput.
 var ErrExists = errors.New("item already in the case")
+
+func errExists(bagPath, why string) error {
+	return &Error{Kind: ErrInvalidInput, Msg: bagPath + ": " + why, Err: ErrExists,
+		hint: "name the item differently with --as PATH; evidence is never replaced"}
+}
 
 // Create starts a new item at data/<rel>. Bytes written are hashed as they
 // are written, into a temporary file that Commit fsyncs and renames; the
@@ -284,9 +387,21 @@ func (c *Case) Create(rel string, info ItemInfo) (*ItemWriter, error) {
 	}
 	c.mu.Unlock()
 	if exists {
-		return nil, fmt.Errorf("%s: %w", bagPath, ErrExists)
+		return nil, errExists(bagPath, "already acquired")
 	}
 	final := filepath.Join(c.root, filepath.FromSlash(bagPath))
+	if _, err := os.Lstat(final); err == nil {
+		c.release(bagPath)
+		return nil, errExists(bagPath, "a file is already there without a custody record (see seal --adopt)")
+	}
+	// The last record's time is read before the clock: a record appended
+	// in between is then no false alarm.
+	last := c.log.LastTime()
+	start := c.opts.Now()
+	if err := notBefore(start, last, "the acquisition of "+bagPath); err != nil {
+		c.release(bagPath)
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Dir(final), dirMode); err != nil {
 		c.release(bagPath)
 		return nil, fmt.Errorf("create %s: %w", bagPath, err)
@@ -302,7 +417,7 @@ func (c *Case) Create(rel string, info ItemInfo) (*ItemWriter, error) {
 		c.release(bagPath)
 		return nil, fmt.Errorf("create %s: %w", bagPath, err)
 	}
-	return &ItemWriter{c: c, f: f, final: final, h: NewHash(), item: c.newItem(bagPath, info, c.opts.Now())}, nil
+	return &ItemWriter{c: c, f: f, final: final, h: NewHash(), item: c.newItem(bagPath, info, start)}, nil
 }
 
 func (c *Case) release(bagPath string) {
@@ -347,7 +462,7 @@ func (c *Case) commit(it Item) error {
 	if it.Status == StatusNotCollected {
 		action, items = ActionNotCollected, nil
 	}
-	if _, err := c.log.Append(action, c.opts.Now(), it, items); err != nil {
+	if _, err := c.log.appendNow(action, it, items); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -468,13 +583,20 @@ func (w *ItemWriter) Commit() (Item, error) {
 	if err := w.f.Close(); err != nil {
 		return fail(err)
 	}
+	// A clock that moved back would stop the custody append after the
+	// rename, leaving the file unrecorded: check before.
+	last := w.c.log.LastTime()
+	end := w.c.opts.Now()
+	if err := notBefore(end, last, "the acquisition of "+w.item.Path); err != nil {
+		return fail(err)
+	}
 	if err := os.Rename(tmp, w.final); err != nil {
 		return fail(err)
 	}
 	if err := syncDir(filepath.Dir(w.final)); err != nil {
 		return Item{}, err
 	}
-	w.item.Size, w.item.SHA256, w.item.AcquisitionEnd = w.n, hexSum(w.h), FormatTime(w.c.opts.Now())
+	w.item.Size, w.item.SHA256, w.item.AcquisitionEnd = w.n, hexSum(w.h), FormatTime(end)
 	return w.item, w.c.commit(w.item)
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/eksir/eksir/evidence"
 )
@@ -189,7 +190,7 @@ func TestItemPaths(t *testing.T) {
 	defer c.Close()
 	for _, rel := range []string{
 		"", "/etc/passwd", "..", "../x", "a/../../x", "a/../b", "a//b", "./a", "a/", "a/.",
-		".hidden", "a/.b/c", "a\nb", "a\rb", "a\tb", "a\x00b", "a\x7fb", "bad\xffname",
+		"a\x00b", "a\x7fb", "a\x1b[31mb", "bad\xffname", ".",
 		"x.eksir-tmp-1", "a/.b.eksir-tmp-9",
 	} {
 		if _, err := c.Create(rel, evidence.ItemInfo{}); !errors.Is(err, evidence.ErrInvalidInput) {
@@ -202,13 +203,18 @@ func TestItemPaths(t *testing.T) {
 	if _, n := c.Log().Head(); n != 0 {
 		t.Errorf("rejected paths left %d custody records", n)
 	}
-	for _, rel := range []string{"k8s/pods/web-0.json", "with space.txt", "50%.txt", "%0A", "ünï/日本.txt", "a..b", "nodes/i-0abc/memory.avml"} {
+	for _, rel := range []string{"k8s/pods/web-0.json", "with space.txt", "50%.txt", "%0A", "ünï/日本.txt", "a..b", "nodes/i-0abc/memory.avml",
+		// The names SealDir takes: hidden files are evidence too, and
+		// manifests percent-encode CR and LF.
+		".bash_history", "home/.ssh/known_hosts", "a\nb", "a\rb", "a\tb"} {
 		add(t, c, rel, rel)
 	}
 }
 
 // TestRecoverUnrecordedFile: a crash between the rename into data/ and the
-// custody append leaves a file without a record; OpenCase records it.
+// custody append leaves a file without a record. OpenCase does not adopt it
+// silently; SealCase refuses it, naming it, and records it as "recovered"
+// only with Adopt.
 func TestRecoverUnrecordedFile(t *testing.T) {
 	signer, keys := newSigner(t)
 	dir := t.TempDir()
@@ -230,34 +236,57 @@ func TestRecoverUnrecordedFile(t *testing.T) {
 	}
 
 	c = openCase(t, dir, "REC-1", signer)
+	if items := c.Items(); len(items) != 1 {
+		t.Fatalf("OpenCase adopted files silently: %+v", items)
+	}
+	if _, n := c.Log().Head(); n != 1 {
+		t.Fatalf("OpenCase appended records: %d", n)
+	}
+	out := t.TempDir()
+	_, err := evidence.SealCase(context.Background(), c, sealOpts(signer, out, evidence.CompressNone))
+	if !errors.Is(err, evidence.ErrVerification) || !strings.Contains(err.Error(), "data/k8s/found.json") {
+		t.Fatalf("SealCase with an unrecorded file: %v, want a verification error naming it", err)
+	}
+	if left := listDir(t, out); len(left) > 0 {
+		t.Errorf("refused seal wrote %q", left)
+	}
+	if _, n := c.Log().Head(); n != 1 {
+		t.Errorf("refused seal appended records: %d", n)
+	}
+
+	opts := sealOpts(signer, out, evidence.CompressNone)
+	opts.SealTime = time.Time{}
+	opts.Adopt = true
+	res, err := evidence.SealCase(context.Background(), c, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Adopted) != 1 || res.Adopted[0].Path != "data/k8s/found.json" {
+		t.Errorf("adopted: %+v", res.Adopted)
+	}
 	items := c.Items()
 	if len(items) != 2 || items[1].Path != "data/k8s/found.json" {
-		t.Fatalf("items after recovery: %+v", items)
+		t.Fatalf("items after adoption: %+v", items)
 	}
 	it := items[1]
 	if it.SHA256 != sha256Hex(found) || it.Size != int64(len(found)) || !strings.HasPrefix(it.Method, "recovered") {
 		t.Errorf("recovered item: %+v", it)
 	}
 	recs := c.Log().Records()
-	last := recs[len(recs)-1]
-	if len(recs) != 2 || last.Action != evidence.ActionAcquired || last.Items["data/k8s/found.json"] != sha256Hex(found) || !bytes.Contains(last.Details, []byte("recovered")) {
-		t.Errorf("custody after recovery: %d records, last %+v", len(recs), last)
-	}
-	out := t.TempDir()
-	res, err := evidence.SealCase(context.Background(), c, sealOpts(signer, out, evidence.CompressNone))
-	if err != nil {
-		t.Fatal(err)
+	rec := recs[1]
+	if len(recs) != 3 || rec.Action != evidence.ActionRecovered || rec.Items["data/k8s/found.json"] != sha256Hex(found) {
+		t.Errorf("custody after adoption: %d records, second %+v", len(recs), rec)
 	}
 	c.Close()
 	verifyOK(t, res.Archive, keys)
 	if res.PayloadFiles != 2 {
 		t.Errorf("sealed %d files, want 2 (the temporary file is not evidence)", res.PayloadFiles)
 	}
-	// Recovery happens once.
+	// Adoption happens once: the next open knows the item.
 	c = openCase(t, dir, "REC-1", signer)
 	defer c.Close()
-	if _, n := c.Log().Head(); n != 3 {
-		t.Errorf("custody has %d records after a second reopen, want 3", n)
+	if u, err := c.Unrecorded(context.Background()); err != nil || len(u.Files)+len(u.Others) > 0 {
+		t.Errorf("unrecorded after adoption: %+v, %v", u, err)
 	}
 }
 

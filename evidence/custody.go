@@ -251,6 +251,32 @@ type Log struct {
 	head   chainHead
 	recs   []Record
 	now    func() time.Time
+	// last is the time of the last record; a new record may not precede it.
+	last time.Time
+}
+
+// ErrClockBackwards is returned when a record would be dated before the last
+// record of its chain: the clock moved back, an event the examiner must see
+// rather than one hidden by clamping.
+var ErrClockBackwards = errors.New("clock is behind the custody log")
+
+// notBefore refuses at when it precedes last, naming both times.
+func notBefore(at, last time.Time, what string) error {
+	if last.IsZero() || !at.Before(last) {
+		return nil
+	}
+	return &Error{Kind: ErrInvalidInput, Err: ErrClockBackwards,
+		Msg:  fmt.Sprintf("%s would be dated %s, before the last custody record (%s)", what, FormatTime(at), FormatTime(last)),
+		hint: "custody records never run backwards: check the system clock (NTP) and try again; if the clock was wrong when the earlier record was written, note it in the case file"}
+}
+
+// recordTime parses a record's time; the zero time when it cannot.
+func recordTime(rec Record) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, rec.Time)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
 }
 
 // OpenLog opens or creates the log at path. A record cut off by a crash (no
@@ -294,6 +320,9 @@ func OpenLog(path string, signer *Signer, actor string, now func() time.Time) (*
 		}
 		l.recs = append(l.recs, rec)
 		l.head = l.head.next(line)
+		if t := recordTime(rec); t.After(l.last) {
+			l.last = t
+		}
 	}
 	if torn != nil {
 		if err := l.recoverTorn(int64(len(data)), torn); err != nil {
@@ -314,7 +343,7 @@ func (l *Log) recoverTorn(complete int64, torn []byte) error {
 	}
 	details := map[string]any{"torn_bytes": len(torn), "torn_sha256": SumHex(torn), "saved_as": saved,
 		"reason": "a record was cut off by a crash before it was acknowledged"}
-	_, err := l.Append(ActionRecovered, l.now(), details, nil)
+	_, err := l.appendNow(ActionRecovered, details, nil)
 	return err
 }
 
@@ -332,17 +361,24 @@ func (l *Log) Records() []Record {
 	return append([]Record(nil), l.recs...)
 }
 
-// Append signs and durably appends a record.
-// Records are appended in time order: a caller that read the clock before
-// another caller's record went in gets that record's time, since verify
-// refuses custody times that run backwards.
+// Append signs and durably appends a record. It refuses (ErrClockBackwards)
+// a time before the last record's.
 func (l *Log) Append(action string, at time.Time, details any, items map[string]string) (Record, error) {
+	return l.append(action, func() time.Time { return at }, details, items)
+}
+
+// appendNow appends a record dated by the log's clock, read under the lock
+// so that concurrent writers' records stay in time order.
+func (l *Log) appendNow(action string, details any, items map[string]string) (Record, error) {
+	return l.append(action, l.now, details, items)
+}
+
+func (l *Log) append(action string, now func() time.Time, details any, items map[string]string) (Record, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if n := len(l.recs); n > 0 && FormatTime(at) < l.recs[n-1].Time {
-		if last, err := time.Parse(TimeFormat, l.recs[n-1].Time); err == nil {
-			at = last
-		}
+	at := now()
+	if err := notBefore(at, l.last, "the "+action+" record"); err != nil {
+		return Record{}, err
 	}
 	rec, err := newRecord(l.actor, action, at, details, items)
 	if err != nil {
@@ -369,7 +405,17 @@ func (l *Log) appendLocked(line []byte, rec Record) error {
 	}
 	l.head = l.head.next(line)
 	l.recs = append(l.recs, rec)
+	if t := recordTime(rec); t.After(l.last) {
+		l.last = t
+	}
 	return nil
+}
+
+// LastTime returns the time of the last record, or the zero time.
+func (l *Log) LastTime() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last
 }
 
 // Close closes the file.

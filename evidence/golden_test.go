@@ -66,6 +66,8 @@ func goldenCases() []goldenCase {
 	return []goldenCase{
 		{incident: "GOLDEN-SMALL", files: small, keepArchive: true},
 		{incident: "GOLDEN-LARGE", files: large},
+		// An empty case: a bag whose data/ folder is empty (issue #10).
+		{incident: "GOLDEN-EMPTY", files: map[string][]byte{}, keepArchive: true},
 	}
 }
 

@@ -38,9 +38,14 @@ func tickingClock() func() time.Time {
 	return func() time.Time { return base.Add(time.Duration(n.Add(1)) * time.Millisecond) }
 }
 
+// caseClock is the clock of every case openCase opens: one clock for the
+// whole test binary, so that reopening a case never moves time back (custody
+// records refuse to run backwards).
+var caseClock = tickingClock()
+
 func openCase(t *testing.T, dir, incident string, s *evidence.Signer) *evidence.Case {
 	t.Helper()
-	return openCaseClock(t, dir, incident, s, tickingClock())
+	return openCaseClock(t, dir, incident, s, caseClock)
 }
 
 // openCaseClock opens a case with the clock now; reopening a case with the

@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,7 +16,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
@@ -48,7 +48,19 @@ type SealOptions struct {
 	Workers int
 	// Progress, when set, is called with payload bytes written so far.
 	Progress func(done, total int64)
+	// Adopt lets SealCase record files found in data/ without a custody
+	// record as "recovered" (SealResult.Adopted lists them); without it
+	// they stop the seal. Links, devices and FIFOs stop it regardless.
+	Adopt bool
+	// CustodyKeys are trusted, besides Signer, for the case's custody
+	// records (other examiners who acquired into the case).
+	CustodyKeys KeyRing
+	// Now is the clock that bounds SealTime; time.Now when nil.
+	Now func() time.Time
 }
+
+// MaxClockSkew is how far into the future a seal time may lie.
+const MaxClockSkew = 5 * time.Minute
 
 // SealResult describes a sealed archive.
 type SealResult struct {
@@ -61,6 +73,8 @@ type SealResult struct {
 	CustodyHead    string `json:"custody_head"`
 	CustodyRecords int64  `json:"custody_records"`
 	KeyID          string `json:"key_id"`
+	// Adopted lists the items SealCase adopted (SealOptions.Adopt).
+	Adopted []Item `json:"adopted,omitempty"`
 }
 
 // ArchiveName returns the archive file name for an incident.
@@ -86,7 +100,36 @@ type payloadFile struct {
 // the same time reuses it, so the archive is byte-identical.
 func SealCase(ctx context.Context, c *Case, opts SealOptions) (SealResult, error) {
 	opts.Incident = c.Incident()
-	opts.SealTime = defaultSealTime(opts.SealTime)
+	if opts.Signer == nil {
+		return SealResult{}, errNoKey()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	explicit := !opts.SealTime.IsZero()
+	opts.SealTime = defaultSealTime(opts.SealTime, opts.Now)
+	if err := checkOutput(opts, c.Dir()); err != nil {
+		return SealResult{}, err
+	}
+	if err := checkSealTime(opts, c.Log().LastTime(), explicit); err != nil {
+		return SealResult{}, err
+	}
+	if err := checkCaseLog(c, opts); err != nil {
+		return SealResult{}, err
+	}
+	adopted, err := checkUnrecorded(ctx, c, opts, explicit)
+	if err != nil {
+		return SealResult{}, err
+	}
+	if len(adopted) > 0 {
+		// The seal follows the adoption records it seals.
+		if !explicit {
+			opts.SealTime = defaultSealTime(time.Time{}, opts.Now)
+		}
+		if err := notBefore(opts.SealTime, c.Log().LastTime(), "the seal"); err != nil {
+			return SealResult{Adopted: adopted}, err
+		}
+	}
 	var files []payloadFile
 	for _, it := range c.Items() {
 		if it.Status != StatusCollected {
@@ -128,6 +171,7 @@ func SealCase(ctx context.Context, c *Case, opts SealOptions) (SealResult, error
 	}
 	items := func(map[string]string) []Item { return c.Items() }
 	res, sealedLine, err := seal(ctx, files, items, custody, opts)
+	res.Adopted = adopted
 	if err != nil || sealedLine == nil {
 		return res, err
 	}
@@ -148,7 +192,22 @@ func SealDir(ctx context.Context, dir string, opts SealOptions) (SealResult, err
 	if err := ValidIncidentID(opts.Incident); err != nil {
 		return SealResult{}, err
 	}
-	opts.SealTime = defaultSealTime(opts.SealTime)
+	if opts.Signer == nil {
+		return SealResult{}, errNoKey()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	explicit := !opts.SealTime.IsZero()
+	opts.SealTime = defaultSealTime(opts.SealTime, opts.Now)
+	if err := checkSealTime(opts, time.Time{}, explicit); err != nil {
+		return SealResult{}, err
+	}
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		if err := checkOutput(opts, dir); err != nil {
+			return SealResult{}, err
+		}
+	}
 	files, err := listPayload(ctx, dir)
 	if err != nil {
 		return SealResult{}, err
@@ -197,11 +256,135 @@ func SealDir(ctx context.Context, dir string, opts SealOptions) (SealResult, err
 // defaultSealTime is t in UTC, or now when t is zero. SealCase and SealDir
 // apply it before building custody records, so every record and the item
 // index carry the same seal time as the statement.
-func defaultSealTime(t time.Time) time.Time {
+func defaultSealTime(t time.Time, now func() time.Time) time.Time {
 	if t.IsZero() {
-		t = time.Now()
+		if now == nil {
+			now = time.Now
+		}
+		t = now()
 	}
 	return t.UTC()
+}
+
+// checkSealTime refuses a seal time before the last custody record (last)
+// or more than MaxClockSkew ahead of the clock.
+func checkSealTime(opts SealOptions, last time.Time, explicit bool) error {
+	if !explicit {
+		// The clock itself: only a clock behind the log can be wrong.
+		return notBefore(opts.SealTime, last, "the seal")
+	}
+	if now := opts.Now(); opts.SealTime.After(now.Add(MaxClockSkew)) {
+		return invalidf(fmt.Sprintf("give a seal time no later than the current time plus %v, or leave --seal-time out", MaxClockSkew),
+			"seal time %s lies in the future (now %s)", FormatTime(opts.SealTime), FormatTime(now))
+	}
+	if !last.IsZero() && opts.SealTime.Before(last) {
+		return invalidf("give a seal time at or after the last custody record, or leave --seal-time out",
+			"seal time %s precedes the last custody record (%s)", FormatTime(opts.SealTime), FormatTime(last))
+	}
+	return nil
+}
+
+// checkOutput refuses an output folder inside src, the folder being sealed,
+// and an archive, sidecar or hand-over log already at the destination:
+// sealing never replaces evidence. Nothing is written.
+func checkOutput(opts SealOptions, src string) error {
+	name := ArchiveName(opts.Incident, opts.Compress)
+	out := resolvePath(opts.OutDir)
+	if dir := resolvePath(src); out == dir || strings.HasPrefix(out, dir+string(filepath.Separator)) {
+		return invalidf("pass --out with a folder outside the one being sealed",
+			"output folder %s is inside %s, the folder being sealed", opts.OutDir, src)
+	}
+	final := filepath.Join(opts.OutDir, name)
+	for _, p := range []string{final, final + ".sha256", final + ".custody.jsonl"} {
+		if _, err := os.Lstat(p); err == nil {
+			return invalidf("pass another --out folder, or move the old archive away first together with its .sha256 and .custody.jsonl (its hand-over records belong to it)",
+				"%s already exists; sealing never replaces an archive", p)
+		}
+	}
+	return nil
+}
+
+// resolvePath returns p absolute, with links resolved in the part of it
+// that exists.
+func resolvePath(p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return filepath.Clean(p)
+	}
+	var rest []string
+	for cur := abs; ; {
+		if r, err := filepath.EvalSymlinks(cur); err == nil {
+			for i := len(rest) - 1; i >= 0; i-- {
+				r = filepath.Join(r, rest[i])
+			}
+			return r
+		}
+		parent := filepath.Dir(cur)
+		if parent == cur {
+			return abs
+		}
+		rest = append(rest, filepath.Base(cur))
+		cur = parent
+	}
+}
+
+// checkCaseLog replays the case's custody log, signatures included, with
+// the keys verify will trust: refusing now a log that verify would reject.
+func checkCaseLog(c *Case, opts SealOptions) error {
+	data, err := os.ReadFile(c.Log().path)
+	if err != nil {
+		return fmt.Errorf("read custody log: %w", err)
+	}
+	keys := KeyRing{}
+	keys.Add(opts.Signer.Public())
+	for id, k := range opts.CustodyKeys {
+		keys[id] = k
+	}
+	var res ChainResult
+	if err := replayChain(bytes.NewReader(data), custodyJSONL, emptyHead(), "", keys, maxListTag, &res); err != nil {
+		return fmt.Errorf("read custody log: %w", err)
+	}
+	for _, rc := range res.Records {
+		if !rc.OK {
+			return &Error{Kind: ErrVerification, Msg: fmt.Sprintf("custody log %s: record %d: %s", c.Log().path, rc.Record.Seq, rc.Problem),
+				hint: "nothing was sealed; if another examiner signed records, pass their public key with --custodian-key, otherwise preserve the case folder and escalate"}
+		}
+	}
+	return nil
+}
+
+// checkUnrecorded stops the seal on anything in data/ that no custody
+// record acquired: links, devices and FIFOs always, regular files unless
+// opts.Adopt, in which case they are recorded as "recovered".
+func checkUnrecorded(ctx context.Context, c *Case, opts SealOptions, explicit bool) ([]Item, error) {
+	u, err := c.Unrecorded(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(u.Others) > 0 {
+		return nil, &Error{Kind: ErrVerification, Msg: fmt.Sprintf("the case holds what evidence never is, not followed or read: %s", strings.Join(u.Others, ", ")),
+			hint: "nothing was sealed; preserve the case folder and investigate who put it there (--adopt never takes links, devices or FIFOs)"}
+	}
+	if len(u.Files) == 0 {
+		return nil, nil
+	}
+	if !opts.Adopt {
+		return nil, &Error{Kind: ErrVerification, Msg: fmt.Sprintf("files in the case that no custody record acquired: %s", strings.Join(u.Files, ", ")),
+			hint: "nothing was sealed; if they are evidence left by an interrupted acquisition, seal again with --adopt to record each as recovered; otherwise remove them"}
+	}
+	if explicit && opts.SealTime.Before(c.opts.Now()) {
+		return nil, invalidf("leave --seal-time out when adopting files, or give a time after now",
+			"seal time %s precedes the adoption of %d files, which is recorded now", FormatTime(opts.SealTime), len(u.Files))
+	}
+	var out []Item
+	for _, p := range u.Files {
+		it, err := c.Adopt(ctx, p)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, it)
+	}
+	return out, nil
 }
 
 // listPayload walks dir and returns its regular files, sorted by bag path.
@@ -237,8 +420,10 @@ func listPayload(ctx context.Context, dir string) ([]payloadFile, error) {
 		case !d.Type().IsRegular():
 			return invalidf("remove it or copy its content into a regular file", "%s is not a regular file (%v)", rel, d.Type())
 		}
-		if !utf8.ValidString(rel) {
-			return invalidf("rename the file to a UTF-8 name; BagIt manifests are UTF-8", "file name %q is not valid UTF-8", rel)
+		// The same rule as acquire: one function decides which names a
+		// bag may hold.
+		if err := ValidItemPath(filepath.ToSlash(rel)); err != nil {
+			return err
 		}
 		// The size comes from fstat when the file is read: one syscall less
 		// per file, which matters with 100,000 of them.
@@ -326,7 +511,7 @@ func seal(ctx context.Context, files []payloadFile, items func(map[string]string
 	default:
 		return SealResult{}, nil, invalidf("use --compress zstd or --compress none", "unknown compression %q", opts.Compress)
 	}
-	opts.SealTime = defaultSealTime(opts.SealTime)
+	opts.SealTime = defaultSealTime(opts.SealTime, opts.Now)
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -364,11 +549,20 @@ func seal(ctx context.Context, files []payloadFile, items func(map[string]string
 	if err := out.Close(); err != nil {
 		return res, nil, fmt.Errorf("close archive: %w", err)
 	}
-	if err := os.Rename(out.Name(), final); err != nil {
-		return res, nil, fmt.Errorf("rename archive: %w", err)
+	// A hard link, unlike a rename, never replaces an archive that
+	// appeared at final while this one was written.
+	if err := os.Link(out.Name(), final); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return res, nil, invalidf("pass another --out folder, or move the old archive away first", "%s already exists; sealing never replaces an archive", final)
+		}
+		return res, nil, fmt.Errorf("link archive into place: %w", err)
 	}
 	committed = true
+	os.Remove(out.Name())
 	res.Archive, res.Sidecar = final, final+".sha256"
+	if err := syncDir(opts.OutDir); err != nil {
+		return res, nil, err
+	}
 	if err := writeFileSync(res.Sidecar, []byte(res.SHA256+"  "+name+"\n"), fileMode); err != nil {
 		return res, nil, err
 	}
@@ -470,6 +664,12 @@ func (aw *archiveWriter) writeBag(ctx context.Context, files []payloadFile, item
 	res := SealResult{KeyID: opts.Signer.ID(), PayloadFiles: len(files)}
 	if err := aw.writeSmall(bagitTxt, []byte(bagitContent)); err != nil {
 		return res, nil, err
+	}
+	if len(files) == 0 {
+		// An empty payload is still a data/ folder (RFC 8493 §2.1.2).
+		if err := aw.parents("data/"); err != nil {
+			return res, nil, err
+		}
 	}
 	sums, err := aw.writePayload(ctx, files, opts)
 	if err != nil {

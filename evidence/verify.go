@@ -690,9 +690,11 @@ func (bc *bagContent) checkBag(ctx context.Context, opts VerifyOptions) {
 	}
 
 	keys := bc.checkSignature(ctx, tagBytes, manifestBytes, info, opts)
-	// The records inside the bag are the sealer's: custodian keys are
-	// trusted for hand-overs only.
-	bc.checkCustody(keys, manifest, manifestBytes, info)
+	// Records inside the bag may be signed by the sealer or by another
+	// examiner named as a custodian (who acquired into the case); the seal
+	// itself only by a sealer, so a custodian's key alone never makes a
+	// bag verify.
+	bc.checkCustody(unionKeys(keys, opts.CustodyKeys), manifest, manifestBytes, info)
 }
 
 // checkSignature verifies the DSSE envelope and returns the keys to trust
@@ -837,12 +839,12 @@ func (bc *bagContent) checkCustody(keys KeyRing, manifest map[string]string, man
 		rep.Custody.OK = false
 		return
 	}
-	// Every acquisition in the chain must match what was sealed, and the
-	// last seal must name this manifest.
+	// Every acquisition (and every file adopted as recovered) in the chain
+	// must match what was sealed, and the last seal must name this manifest.
 	var lastSeal *Record
 	for i, rc := range rep.Custody.Records {
 		r := rc.Record
-		if r.Action == ActionAcquired {
+		if r.Action == ActionAcquired || r.Action == ActionRecovered {
 			for p, sum := range r.Items {
 				if manifest[p] != sum {
 					rep.add("custody-items", StatusFail, p, fmt.Sprintf("custody record %d says sha256 %s; the bag has %s", r.Seq, sum, manifest[p]))
@@ -879,7 +881,7 @@ func (bc *bagContent) sealRecordDisagrees(recs []RecordCheck) string {
 	}
 	p := st.Predicate
 	for _, rc := range recs {
-		if r := rc.Record; r.Action == ActionAcquired && r.Time > p.SealedAt {
+		if r := rc.Record; (r.Action == ActionAcquired || r.Action == ActionRecovered) && r.Time > p.SealedAt {
 			return fmt.Sprintf("record %d acquired evidence at %s, after the statement's seal time %s", r.Seq, r.Time, p.SealedAt)
 		}
 	}
@@ -984,4 +986,16 @@ func (bc *bagContent) handOverDisagrees(r Record) string {
 		return fmt.Sprintf("records archive_sha256 %s, but this archive's sha256 is %s: it was recorded for other bytes", h.ArchiveSHA256, bc.archiveSum)
 	}
 	return ""
+}
+
+// unionKeys returns a key ring holding the keys of both.
+func unionKeys(a, b KeyRing) KeyRing {
+	out := KeyRing{}
+	for id, k := range a {
+		out[id] = k
+	}
+	for id, k := range b {
+		out[id] = k
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -10,13 +11,16 @@ import (
 	"github.com/eksir/eksir/evidence"
 )
 
+// handOverWho says what each required hand-over flag names.
+var handOverWho = map[string]string{"from": "who releases the evidence", "to": "who receives it", "reason": "why it is handed over"}
+
 func custodyCommand() *cli.Command {
 	handOver := func(name, action, usage string) *cli.Command {
 		return &cli.Command{
 			Name:      name,
 			Usage:     usage,
-			UsageText: "eksir custody " + name + " ARCHIVE --from A --to B --reason R [--location L]",
-			Flags: []cli.Flag{keyFlag, evidencecli.PubKeyFlag, actFlag,
+			UsageText: "eksir custody " + name + " ARCHIVE --from A --to B --reason R [--location L] [--custodian-key FILE]...",
+			Flags: []cli.Flag{keyFlag, evidencecli.PubKeyFlag, custodianKeyFlag, actFlag,
 				&cli.StringFlag{Name: "from", Required: true, Usage: "who releases the evidence"},
 				&cli.StringFlag{Name: "to", Required: true, Usage: "who receives it"},
 				&cli.StringFlag{Name: "reason", Required: true, Usage: "why"},
@@ -31,12 +35,23 @@ func custodyCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
+				for _, f := range []string{"from", "to", "reason"} {
+					if strings.TrimSpace(c.String(f)) == "" {
+						return usagef(fmt.Sprintf("say %s, for example --from 'alice@ir-team' --to 'bob@forensics-lab' --reason 'analysis'", handOverWho[f]),
+							"--%s is empty", f)
+					}
+				}
 				keys, err := evidencecli.TrustedKeys(c)
 				if err != nil {
 					return err
 				}
+				custodians, err := custodianKeys(c)
+				if err != nil {
+					return err
+				}
 				h := evidence.HandOver{From: c.String("from"), To: c.String("to"), Reason: c.String("reason"), Location: c.String("location")}
-				rep, rec, err := evidence.RecordHandOver(c.Context, archive, action, h, signer, c.String(actFlag.Name), time.Now(), evidence.VerifyOptions{Keys: keys})
+				rep, rec, err := evidence.RecordHandOver(c.Context, archive, action, h, signer, c.String(actFlag.Name), time.Now(),
+					evidence.VerifyOptions{Keys: keys, CustodyKeys: custodians})
 				if rep != nil && !rep.OK && !jsonOutput(c) {
 					evidencecli.PrintChecks(c.App.ErrWriter, rep)
 				}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/eksir/eksir/cmd/internal/evidencecli"
 	"github.com/eksir/eksir/evidence"
 )
 
@@ -16,6 +17,13 @@ var (
 	keyFlag = &cli.StringFlag{Name: "key", EnvVars: []string{"EKSIR_SIGNING_KEY"}, Usage: "Ed25519 private key (PEM) that signs custody records and seals"}
 	incFlag = &cli.StringFlag{Name: "incident", Aliases: []string{"i"}, Usage: "incident ID (letters, digits, '.', '_', '-')"}
 	actFlag = &cli.StringFlag{Name: "examiner", EnvVars: []string{"EKSIR_EXAMINER"}, Usage: "who acts, as recorded in custody records (default: OS user@host)"}
+)
+
+// The --custodian-key flag and its keys are evidencecli's, shared with
+// verify and custody show.
+var (
+	custodianKeyFlag = evidencecli.CustodianKeyFlag
+	custodianKeys    = evidencecli.CustodianKeys
 )
 
 func loadSigner(c *cli.Context) (*evidence.Signer, error) {

@@ -33,12 +33,9 @@ var eksirBin, verifyBin string
 // sealTime is passed as --seal-time so that archives are reproducible.
 const sealTime = "2026-03-04T05:06:07.123456789Z"
 
-// caseSealTime is the seal time for a case acquired just now: a seal is
-// never before its acquisitions (verify refuses such a statement), and
-// acquire reads the real clock.
-func caseSealTime() string {
-	return time.Now().UTC().Format(time.RFC3339Nano)
-}
+// caseSealTime is the seal time for a case acquired just now: a seal may
+// not precede the case's last custody record, nor lie in the future.
+func caseSealTime() string { return time.Now().UTC().Format(time.RFC3339Nano) }
 
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))

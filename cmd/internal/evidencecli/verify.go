@@ -18,9 +18,10 @@ import (
 // sealers' keys, pinned.
 var PubKeyFlag = &cli.StringSliceFlag{Name: "pubkey", EnvVars: []string{"EKSIR_TRUSTED_KEYS"}, Usage: "trusted sealer's public key (repeatable); without it the key inside the bag is used and reported as not pinned"}
 
-// CustodianKeyFlag is the public keys trusted to sign hand-over records
-// only: never the seal nor the records inside the bag.
-var CustodianKeyFlag = &cli.StringSliceFlag{Name: "custodian-key", Usage: "public key trusted for hand-over records only, not for the seal (repeatable)"}
+// CustodianKeyFlag is the public keys trusted to sign custody records (an
+// examiner's who acquired into the case, or recorded a hand-over), never
+// the seal: a custodian's key alone cannot make a bag verify.
+var CustodianKeyFlag = &cli.StringSliceFlag{Name: "custodian-key", Usage: "public key trusted for custody records only (acquisitions and hand-overs by another examiner), never for the seal (repeatable)"}
 
 // CustodianKeys loads the --custodian-key keys.
 func CustodianKeys(c *cli.Context) (evidence.KeyRing, error) {
