@@ -100,14 +100,10 @@ type payloadFile struct {
 // the same time reuses it, so the archive is byte-identical.
 func SealCase(ctx context.Context, c *Case, opts SealOptions) (SealResult, error) {
 	opts.Incident = c.Incident()
-	if opts.Signer == nil {
-		return SealResult{}, errNoKey()
+	explicit, err := prepareSeal(&opts)
+	if err != nil {
+		return SealResult{}, err
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	explicit := !opts.SealTime.IsZero()
-	opts.SealTime = defaultSealTime(opts.SealTime, opts.Now)
 	if err := checkOutput(opts, c.Dir()); err != nil {
 		return SealResult{}, err
 	}
@@ -186,20 +182,30 @@ func SealCase(ctx context.Context, c *Case, opts SealOptions) (SealResult, error
 	return res, c.Log().appendLocked(sealedLine, rec)
 }
 
+// prepareSeal checks there is a signer and fills the clock and the seal
+// time; explicit says the caller chose the seal time.
+func prepareSeal(opts *SealOptions) (explicit bool, err error) {
+	if opts.Signer == nil {
+		return false, errNoKey()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	explicit = !opts.SealTime.IsZero()
+	opts.SealTime = defaultSealTime(opts.SealTime, opts.Now)
+	return explicit, nil
+}
+
 // SealDir seals any folder of files as a bag. Its custody chain starts with
 // one "acquired" record listing every file, followed by the "sealed" record.
 func SealDir(ctx context.Context, dir string, opts SealOptions) (SealResult, error) {
 	if err := ValidIncidentID(opts.Incident); err != nil {
 		return SealResult{}, err
 	}
-	if opts.Signer == nil {
-		return SealResult{}, errNoKey()
+	explicit, err := prepareSeal(&opts)
+	if err != nil {
+		return SealResult{}, err
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	explicit := !opts.SealTime.IsZero()
-	opts.SealTime = defaultSealTime(opts.SealTime, opts.Now)
 	if err := checkSealTime(opts, time.Time{}, explicit); err != nil {
 		return SealResult{}, err
 	}

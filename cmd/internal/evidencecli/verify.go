@@ -24,22 +24,14 @@ var PubKeyFlag = &cli.StringSliceFlag{Name: "pubkey", EnvVars: []string{"EKSIR_T
 var CustodianKeyFlag = &cli.StringSliceFlag{Name: "custodian-key", Usage: "public key trusted for custody records only (acquisitions and hand-overs by another examiner), never for the seal (repeatable)"}
 
 // CustodianKeys loads the --custodian-key keys.
-func CustodianKeys(c *cli.Context) (evidence.KeyRing, error) {
-	keys := evidence.KeyRing{}
-	for _, p := range c.StringSlice(CustodianKeyFlag.Name) {
-		pub, err := evidence.LoadPublicKey(p)
-		if err != nil {
-			return nil, err
-		}
-		keys.Add(pub)
-	}
-	return keys, nil
-}
+func CustodianKeys(c *cli.Context) (evidence.KeyRing, error) { return loadKeys(c, CustodianKeyFlag) }
 
 // TrustedKeys loads the --pubkey keys.
-func TrustedKeys(c *cli.Context) (evidence.KeyRing, error) {
+func TrustedKeys(c *cli.Context) (evidence.KeyRing, error) { return loadKeys(c, PubKeyFlag) }
+
+func loadKeys(c *cli.Context, f *cli.StringSliceFlag) (evidence.KeyRing, error) {
 	keys := evidence.KeyRing{}
-	for _, p := range c.StringSlice(PubKeyFlag.Name) {
+	for _, p := range c.StringSlice(f.Name) {
 		pub, err := evidence.LoadPublicKey(p)
 		if err != nil {
 			return nil, err
