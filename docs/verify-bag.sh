@@ -1,11 +1,13 @@
 #!/bin/sh
-# verify-bag.sh ARCHIVE [PUBKEY.pem]
+# verify-bag.sh ARCHIVE [PUBKEY.pem [CUSTODIAN.pem...]]
 #
 # Checks an eksir evidence archive (<ID>.tar.zst or <ID>.tar) without eksir,
 # with sha256sum, GNU tar, zstd, jq, openssl and POSIX tools. It reads
 # ARCHIVE.sha256 and, when present, ARCHIVE.custody.jsonl beside it.
 # PUBKEY.pem is the examiner's published key; without it the key inside the
-# bag is used and the signer is NOT pinned. The format and what each check
+# bag is used and the signer is NOT pinned. CUSTODIAN.pem are keys trusted
+# for custody records only (another examiner's acquisitions or hand-overs),
+# never for the seal. The format and what each check
 # proves: docs/evidence-format.md.
 #
 # Exit 0: every check passed. Exit 1: "FAIL: ..." names the first problem.
@@ -56,11 +58,12 @@ fail() {
 }
 ok() { printf 'ok    %s\n' "$*"; }
 
-[ $# -ge 1 ] && [ $# -le 2 ] || {
-	echo "usage: $0 ARCHIVE [PUBKEY.pem]" >&2
+[ $# -ge 1 ] || {
+	echo "usage: $0 ARCHIVE [PUBKEY.pem [CUSTODIAN.pem...]]" >&2
 	exit 2
 }
 archive=$1 pub=${2-}
+shift $(($# < 2 ? $# : 2))
 for t in sha256sum tar jq openssl awk sed find sort od cmp tail mktemp; do
 	command -v "$t" >/dev/null 2>&1 || {
 		echo "missing tool: $t (Debian/Ubuntu: apt-get install coreutils tar jq openssl mawk findutils)" >&2
@@ -83,6 +86,12 @@ case $archive in /*) ;; *) archive=$PWD/$archive ;; esac
 case $pub in /* | '') ;; *) pub=$PWD/$pub ;; esac
 case $0 in /*) self=$0 ;; *) self=$PWD/$0 ;; esac
 [ -z "$pub" ] || [ -f "$pub" ] || fail "$pub: no such file"
+for c in "$@"; do # the custodians' keys, made absolute in place
+	shift
+	case $c in /*) ;; *) c=$PWD/$c ;; esac
+	[ -f "$c" ] || fail "$c: no such file"
+	set -- "$@" "$c"
+done
 unpack() { if [ -n "$zst" ]; then zstd -dcq -- "$archive"; else cat -- "$archive"; fi; }
 sha() { s=$(sha256sum <"$1") && printf '%s\n' "${s%% *}"; }
 
@@ -205,12 +214,22 @@ ok "tag files: ${tags#*.} files match tagmanifest-sha256.txt"
 
 # 6. The seal: the DSSE signature over PAE(payloadType, statement), then the
 #    statement against the bag.
+# keyid FILE prints the key ID of an Ed25519 PEM public key (the first 32
+# hex digits of the sha256 of the raw key) and keeps it as keys/ID.pem, the
+# keys custody records may be signed with.
+mkdir "$tmp/keys"
+keyid() {
+	openssl pkey -pubin -in "$1" -outform DER >"$tmp/key.der" 2>/dev/null || fail "$1 is not a PEM public key"
+	# An Ed25519 SubjectPublicKeyInfo is this 12-byte prefix and the raw 32-byte key.
+	[ "$(od -An -tx1 -N12 "$tmp/key.der" | tr -d ' \n')" = 302a300506032b6570032100 ] &&
+		[ "$(wc -c <"$tmp/key.der")" -eq 44 ] || fail "$1 is not an Ed25519 public key"
+	k=$(tail -c 32 "$tmp/key.der" | sha256sum | cut -c 1-32)
+	cp -- "$1" "$tmp/keys/$k.pem"
+	printf '%s\n' "$k"
+}
+for c in "$@"; do keyid "$c" >/dev/null; done
 keyfile=${pub:-$PWD/signatures/seal.pub}
-openssl pkey -pubin -in "$keyfile" -outform DER >"$tmp/key.der" 2>/dev/null || fail "$keyfile is not a PEM public key"
-# An Ed25519 SubjectPublicKeyInfo is this 12-byte prefix and the raw 32-byte key.
-[ "$(od -An -tx1 -N12 "$tmp/key.der" | tr -d ' \n')" = 302a300506032b6570032100 ] &&
-	[ "$(wc -c <"$tmp/key.der")" -eq 44 ] || fail "$keyfile is not an Ed25519 public key"
-keyid=$(tail -c 32 "$tmp/key.der" | sha256sum | cut -c 1-32)
+keyid=$(keyid "$keyfile")
 if [ -n "$pub" ]; then trust="pinned: $(basename "$pub")"; else trust="NOT pinned: the key inside the bag; compare its ID with the examiner's published key"; fi
 
 dsse=signatures/seal.dsse.json
@@ -265,12 +284,11 @@ chain() {
 		printf '%s' "$sig" | openssl base64 -d -A >"$tmp/rec.sig"
 		f=$(printf '%s' "$line" | jq -r '"\(.seq) \(.prev) \(.key)"' 2>/dev/null) || fail "$at: not JSON"
 		case $f in
-		"$n $prev $keyid") ;;
-		"$n $prev "*) fail "$at: signed by key ${f##* }, not the trusted key $keyid" ;;
+		"$n $prev "*) [ -f "$tmp/keys/${f##* }.pem" ] || fail "$at: signed by key ${f##* }, neither the sealer's $keyid nor a custodian's given" ;;
 		"$n "*) fail "$at: prev is not the sha256 of the record before (the chain was altered)" ;;
 		*) fail "$at: seq ${f%% *} where $n was expected (a record was removed, inserted or reordered)" ;;
 		esac
-		openssl pkeyutl -verify -pubin -inkey "$keyfile" -rawin -in "$tmp/rec" -sigfile "$tmp/rec.sig" >/dev/null 2>&1 ||
+		openssl pkeyutl -verify -pubin -inkey "$tmp/keys/${f##* }.pem" -rawin -in "$tmp/rec" -sigfile "$tmp/rec.sig" >/dev/null 2>&1 ||
 			fail "$at: signature does not verify (the record was edited)"
 		prev=$(printf '%s' "$line" | sha256sum)
 		prev=${prev%% *}

@@ -178,6 +178,16 @@ func TestManualVerifyScript(t *testing.T) {
 	})
 
 	otherKey, otherPub := newKey(t)
+	t.Run("hand-over-by-a-named-custodian", func(t *testing.T) {
+		// Another examiner's key signs a hand-over: it passes when that key
+		// is given as a custodian's, and never stands in for the sealer's.
+		_, copied := fresh(t)
+		handOver(t, copied, otherKey, pub, "carol", "dave")
+		expectExit(t, verifyBag(t, "sh", copied, pub, otherPub), 0, "docs/verify-bag.sh with the custodian's key")
+		if res := verifyBag(t, "sh", copied, otherPub, otherPub); res.code == 0 {
+			t.Errorf("the custodian's key passed as the sealer's:\n%s", res.stdout)
+		}
+	})
 	for _, tc := range []struct {
 		name   string
 		change func(t *testing.T, dir, copied string) (pin string)
