@@ -474,11 +474,7 @@ func execute(ctx context.Context, c *Checked, in Inputs, st *journalState, o Opt
 
 // captureGap is a required capture step that did not capture everything:
 // it failed, or succeeded with items not collected.
-type captureGap struct {
-	Step    string
-	Status  string
-	Missing []string
-}
+type captureGap = ContainWithoutCaptureGap
 
 // incomplete reports whether a step's outputs say that it did not capture
 // everything (collection steps output "complete").
@@ -582,7 +578,7 @@ func (r *runner) override(id string, gaps []captureGap) error {
 	}
 	var names []string
 	for _, g := range gaps {
-		rec.Captures = append(rec.Captures, ContainWithoutCaptureGap{Step: g.Step, Status: g.Status, Missing: g.Missing})
+		rec.Captures = append(rec.Captures, g)
 		names = append(names, fmt.Sprintf("%s (missing %s)", g.Step, listSome(g.Missing, 5)))
 	}
 	if _, err := r.o.Journal.Record(RecContainWithoutCapture, rec, nil); err != nil {
