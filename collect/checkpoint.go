@@ -26,6 +26,7 @@ func (Checkpoint) Spec() action.Spec {
 		Doc: "Checkpoint each container through the kubelet checkpoint API (POST nodes/<node>:<port>/proxy/checkpoint/<ns>/<pod>/<container>) and fetch the archive " +
 			"through the node collector pod; when the kubelet answers 404 or 500 (feature gate off, runtime without CRIU) record not-collected with the reason and go on.",
 		Kind:     action.Collect,
+		Outputs:  captureOutputs(),
 		Needs:    []action.Cloud{action.Kubernetes},
 		Volatile: true,
 		Params:   append(targetParams(), collectorParams()...),
@@ -57,7 +58,7 @@ func (c Checkpoint) Run(ctx context.Context, env *action.Env, call action.Call) 
 	for _, p := range pods {
 		node, err := env.Kube.CoreV1().Nodes().Get(ctx, p.Spec.NodeName, metav1.GetOptions{})
 		if err != nil {
-			return action.Result{Items: s.res}, fmt.Errorf("get node %s: %w", p.Spec.NodeName, err)
+			return s.result(nil, nil), fmt.Errorf("get node %s: %w", p.Spec.NodeName, err)
 		}
 		port := node.Status.DaemonEndpoints.KubeletEndpoint.Port
 		if port == 0 {
@@ -73,12 +74,12 @@ func (c Checkpoint) Run(ctx context.Context, env *action.Env, call action.Call) 
 			raw, err := env.Kube.CoreV1().RESTClient().Post().AbsPath("/api/v1/nodes", node.Name+":"+strconv.Itoa(int(port)), "proxy", "checkpoint", p.Namespace, p.Name, ctr.Name).Do(ctx).Raw()
 			if err != nil {
 				if ctx.Err() != nil {
-					return action.Result{Items: s.res}, err
+					return s.result(nil, nil), err
 				}
 				reason := checkpointReason(err)
 				warnings = append(warnings, fmt.Sprintf("checkpoint of %s/%s/%s not collected: %s", p.Namespace, p.Name, ctr.Name, reason))
 				if err := s.notCollected(rel, info, reason); err != nil {
-					return action.Result{Items: s.res}, err
+					return s.result(nil, nil), err
 				}
 				continue
 			}
@@ -87,7 +88,7 @@ func (c Checkpoint) Run(ctx context.Context, env *action.Env, call action.Call) 
 			}
 			if err := json.Unmarshal(raw, &out); err != nil || len(out.Items) == 0 {
 				if err := s.notCollected(rel, info, fmt.Sprintf("kubelet answered without an archive path: %.200s", raw)); err != nil {
-					return action.Result{Items: s.res}, err
+					return s.result(nil, nil), err
 				}
 				continue
 			}
@@ -95,22 +96,22 @@ func (c Checkpoint) Run(ctx context.Context, env *action.Env, call action.Call) 
 			// through the host mount and it streams into the case.
 			want := collectorPod(env, call.String("collector-namespace"), node.Name, call.String("collector-image"))
 			if err := ensureCollector(ctx, env.Kube, want, call.Duration("start-timeout")); err != nil {
-				return action.Result{Items: s.res}, err
+				return s.result(nil, nil), err
 			}
 			info.Source.Path = out.Items[0]
 			if err := s.stream(ctx, rel, info, func(w io.Writer) error {
 				return ex.Exec(ctx, want.Namespace, want.Name, "collector", []string{"cat", "/host" + out.Items[0]}, w)
 			}); err != nil {
-				return action.Result{Items: s.res}, err
+				return s.result(nil, nil), err
 			}
 			if !call.Bool("keep-collector") {
 				if err := deleteCollector(ctx, env.Kube, want); err != nil {
-					return action.Result{Items: s.res}, err
+					return s.result(nil, nil), err
 				}
 			}
 		}
 	}
-	return action.Result{Items: s.res, Warnings: warnings}, nil
+	return s.result(nil, warnings), nil
 }
 
 func checkpointReason(err error) string {

@@ -40,12 +40,26 @@ func limit(call action.Call) int {
 	return defaultConcurrency
 }
 
-// store writes items, skipping those already in the case so that a resumed
-// run does not collect twice; it gathers the paths written.
+// CaptureOutputs are the outputs every collection step has, set by the
+// shared store: "collected" lists the bag paths this run acquired,
+// "missing" the items it could not acquire ("data/PATH: reason"), and
+// "complete" is true when nothing is missing. Items collected by an earlier
+// run are not acquired again and appear in neither list. The capture-first
+// rule (requires_capture) tests "complete".
+var CaptureOutputs = []string{"collected", "missing", "complete"}
+
+func captureOutputs(extra ...string) []string { return append(extra, CaptureOutputs...) }
+
+// store writes items, skipping those already collected in the case so that
+// a resumed run does not collect twice but retries what was not collected;
+// it gathers the paths written and recorded.
 type store struct {
 	env *action.Env
 	mu  chan struct{}
 	res []string
+	// collected and missing are what this run acquired and could not
+	// acquire ("data/PATH: reason").
+	collected, missing []string
 	// claimed holds the paths a goroutine of this run took: two pods
 	// sharing a node or a service account must not both write (or both
 	// record as not collected) the same item.
@@ -54,10 +68,33 @@ type store struct {
 
 func newStore(env *action.Env) *store { return &store{env: env, mu: make(chan struct{}, 1)} }
 
-func (s *store) add(p string) {
+// add notes an item this run wrote: acquired when reason is empty, else
+// recorded as not collected for that reason.
+func (s *store) add(p, reason string) {
 	s.mu <- struct{}{}
 	s.res = append(s.res, "data/"+p)
+	if reason == "" {
+		s.collected = append(s.collected, "data/"+p)
+	} else {
+		s.missing = append(s.missing, "data/"+p+": "+reason)
+	}
 	<-s.mu
+}
+
+// result is the step's result: the items written and the capture outputs,
+// merged with the action's own outputs.
+func (s *store) result(outputs map[string]any, warnings []string) action.Result {
+	s.mu <- struct{}{}
+	defer func() { <-s.mu }()
+	out := map[string]any{
+		"collected": append([]string{}, s.collected...),
+		"missing":   append([]string{}, s.missing...),
+		"complete":  len(s.missing) == 0,
+	}
+	for k, v := range outputs {
+		out[k] = v
+	}
+	return action.Result{Items: append([]string(nil), s.res...), Outputs: out, Warnings: warnings}
 }
 
 func (s *store) has(rel string) bool { return s.env.Evidence.Has(rel) }
@@ -92,7 +129,7 @@ func (s *store) reader(ctx context.Context, rel string, info evidence.ItemInfo, 
 		}
 		return fmt.Errorf("store %s: %w", rel, err)
 	}
-	s.add(rel)
+	s.add(rel, "")
 	return nil
 }
 
@@ -119,7 +156,7 @@ func (s *store) stream(ctx context.Context, rel string, info evidence.ItemInfo, 
 	if _, err := w.Commit(); err != nil {
 		return fmt.Errorf("commit %s: %w", rel, err)
 	}
-	s.add(rel)
+	s.add(rel, "")
 	return nil
 }
 
@@ -131,10 +168,13 @@ func (s *store) notCollected(rel string, info evidence.ItemInfo, reason string) 
 }
 
 func (s *store) recordNotCollected(rel string, info evidence.ItemInfo, reason string) error {
-	if _, err := s.env.Evidence.NotCollected(rel, info, reason); err != nil && !errors.Is(err, evidence.ErrExists) {
+	if _, err := s.env.Evidence.NotCollected(rel, info, reason); err != nil {
+		if errors.Is(err, evidence.ErrExists) {
+			return nil // collected meanwhile
+		}
 		return fmt.Errorf("record %s not collected: %w", rel, err)
 	}
-	s.add(rel)
+	s.add(rel, reason)
 	return nil
 }
 

@@ -135,11 +135,31 @@ func collectorPod(env *action.Env, ns, node, image string) *corev1.Pod {
 // until it runs.
 func ensureCollector(ctx context.Context, kc kubernetes.Interface, want *corev1.Pod, timeout time.Duration) error {
 	pods := kc.CoreV1().Pods(want.Namespace)
-	_, err := pods.Create(ctx, want, metav1.CreateOptions{FieldManager: "eksir"})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create collector pod %s/%s: %w", want.Namespace, want.Name, err)
+	// A collector of an earlier run (a resume) may still be terminating:
+	// wait until it is gone, create a new one and wait until it runs.
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		cur, err := pods.Get(ctx, want.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			if _, err := pods.Create(ctx, want, metav1.CreateOptions{FieldManager: "eksir"}); err != nil && !apierrors.IsAlreadyExists(err) {
+				return false, fmt.Errorf("create collector pod: %w", err)
+			}
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if cur.DeletionTimestamp != nil {
+			return false, nil
+		}
+		if cur.Status.Phase == corev1.PodFailed || cur.Status.Phase == corev1.PodSucceeded {
+			return false, fmt.Errorf("pod ended (%s)", cur.Status.Phase)
+		}
+		return cur.Status.Phase == corev1.PodRunning, nil
+	})
+	if err != nil {
+		return fmt.Errorf("start collector pod %s/%s: %w", want.Namespace, want.Name, err)
 	}
-	return waitRunning(ctx, kc, want.Namespace, want.Name, "", timeout)
+	return nil
 }
 
 // waitRunning polls until the pod (or its ephemeral container, when named)

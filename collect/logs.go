@@ -26,7 +26,7 @@ func (PodLogs) Spec() action.Spec {
 		Kind:    action.Collect,
 		Needs:   []action.Cloud{action.Kubernetes},
 		Params:  append(targetParams(), concurrencyParam()),
-		Outputs: []string{"pods"},
+		Outputs: captureOutputs("pods"),
 		Permissions: action.Permissions{Kube: []action.KubeRule{
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}},
 			{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
@@ -70,7 +70,7 @@ func (l PodLogs) Run(ctx context.Context, env *action.Env, call action.Call) (ac
 		g.Go(func() error { return l.pod(gctx, env, kc, s, p) })
 	}
 	err = g.Wait()
-	return action.Result{Items: s.res, Outputs: map[string]any{"pods": len(pods)}}, err
+	return s.result(map[string]any{"pods": len(pods)}, nil), err
 }
 
 // hasPrevious: a previous instance's log exists only after a restart.

@@ -22,6 +22,7 @@ func (NodeFiles) Spec() action.Spec {
 		Doc: "Through the node collector pod: kubelet and container runtime journals, the /var/log/containers files of the selected pods, and optionally a memory image " +
 			"(AVML in the privileged pod), each streamed over exec into the case and hashed as it streams: an image never sits in memory.",
 		Kind:     action.Collect,
+		Outputs:  captureOutputs(),
 		Needs:    []action.Cloud{action.Kubernetes},
 		Volatile: true,
 		Params: append(append(targetParams(), collectorParams()...),
@@ -56,7 +57,7 @@ func (NodeFiles) Run(ctx context.Context, env *action.Env, call action.Call) (ac
 	for _, node := range nodesOf(pods) {
 		want := collectorPod(env, call.String("collector-namespace"), node, call.String("collector-image"))
 		if err := ensureCollector(ctx, env.Kube, want, call.Duration("start-timeout")); err != nil {
-			return action.Result{Items: s.res}, err
+			return s.result(nil, nil), err
 		}
 		src := evidence.Source{Cluster: env.Cluster, Node: node}
 		run := func(rel, method string, cmd ...string) error {
@@ -67,7 +68,7 @@ func (NodeFiles) Run(ctx context.Context, env *action.Env, call action.Call) (ac
 		base := "node/" + node + "/"
 		for _, unit := range []string{"kubelet", "containerd"} {
 			if err := run(base+unit+".journal.txt", "journalctl -u "+unit, "journalctl", "--directory=/host/var/log/journal", "-u", unit, "--no-pager", "-o", "short-iso-precise"); err != nil {
-				return action.Result{Items: s.res}, err
+				return s.result(nil, nil), err
 			}
 		}
 		for _, p := range pods {
@@ -80,10 +81,10 @@ func (NodeFiles) Run(ctx context.Context, env *action.Env, call action.Call) (ac
 			err := ex.Exec(ctx, want.Namespace, want.Name, "collector", []string{"ls", "/host/var/log/containers/"}, &list)
 			if err != nil {
 				if ctx.Err() != nil {
-					return action.Result{Items: s.res}, err
+					return s.result(nil, nil), err
 				}
 				if err := s.notCollected(base+"containers/"+prefix+"logs", evidence.ItemInfo{Source: src, Method: "ls /var/log/containers"}, err.Error()); err != nil {
-					return action.Result{Items: s.res}, err
+					return s.result(nil, nil), err
 				}
 				continue
 			}
@@ -94,7 +95,7 @@ func (NodeFiles) Run(ctx context.Context, env *action.Env, call action.Call) (ac
 					continue
 				}
 				if err := run(base+"containers/"+f, "cat /var/log/containers/"+f, "cat", "/host/var/log/containers/"+f); err != nil {
-					return action.Result{Items: s.res}, err
+					return s.result(nil, nil), err
 				}
 			}
 		}
@@ -102,14 +103,14 @@ func (NodeFiles) Run(ctx context.Context, env *action.Env, call action.Call) (ac
 			// AVML writes the LiME image to stdout; it streams into the
 			// hashing writer as it arrives.
 			if err := run(base+"memory.lime", "avml /dev/stdout", "avml", "/dev/stdout"); err != nil {
-				return action.Result{Items: s.res}, err
+				return s.result(nil, nil), err
 			}
 		}
 		if !call.Bool("keep-collector") {
 			if err := deleteCollector(ctx, env.Kube, want); err != nil {
-				return action.Result{Items: s.res}, err
+				return s.result(nil, nil), err
 			}
 		}
 	}
-	return action.Result{Items: s.res}, nil
+	return s.result(nil, nil), nil
 }

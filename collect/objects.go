@@ -40,7 +40,7 @@ func (Objects) Spec() action.Spec {
 		Params: append(targetParams(),
 			action.Param{Name: "include-secret-values", Type: action.Bool, Default: false, Doc: "also collect the Secrets the pod uses, values included"},
 			concurrencyParam()),
-		Outputs: []string{"pods"},
+		Outputs: captureOutputs("pods"),
 		Permissions: action.Permissions{Kube: []action.KubeRule{
 			readRule("", "pods", "nodes", "serviceaccounts", "services", "events"),
 			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}},
@@ -110,9 +110,9 @@ func (o Objects) Run(ctx context.Context, env *action.Env, call action.Call) (ac
 		g.Go(func() error { return o.pod(gctx, env, s, c, p, call.Bool("include-secret-values")) })
 	}
 	if err := g.Wait(); err != nil {
-		return action.Result{Items: s.res}, err
+		return s.result(nil, nil), err
 	}
-	return action.Result{Items: s.res, Outputs: map[string]any{"pods": len(pods)}}, nil
+	return s.result(map[string]any{"pods": len(pods)}, nil), nil
 }
 
 // objCache holds what every pod of a namespace shares, fetched once per run:

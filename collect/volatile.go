@@ -71,7 +71,7 @@ func (Volatile) Spec() action.Spec {
 		Params: append(append(targetParams(), collectorParams()...),
 			action.Param{Name: "method", Type: action.String, Default: MethodNodePod, Enum: []string{MethodNodePod, MethodEphemeral}, Doc: "node-pod or ephemeral"},
 			action.Param{Name: "target-container", Type: action.String, Doc: "with ephemeral: the container whose process namespace to join (default: the first)"}),
-		Outputs: []string{"items"},
+		Outputs: captureOutputs(),
 		Permissions: action.Permissions{Kube: append(append([]action.KubeRule{}, collectorRules...),
 			action.KubeRule{APIGroups: []string{""}, Resources: []string{"pods/ephemeralcontainers"}, Verbs: []string{"update", "patch"}})},
 		Notes: volatileNotes,
@@ -126,28 +126,28 @@ func (v Volatile) Run(ctx context.Context, env *action.Env, call action.Call) (a
 	if call.String("method") == MethodEphemeral {
 		for _, p := range pods {
 			if err := v.ephemeral(ctx, env, call, s, ex, p); err != nil {
-				return action.Result{Items: s.res}, err
+				return s.result(nil, nil), err
 			}
 		}
-		return action.Result{Items: s.res}, nil
+		return s.result(nil, nil), nil
 	}
 	for _, node := range nodesOf(pods) {
 		want := collectorPod(env, call.String("collector-namespace"), node, call.String("collector-image"))
 		if err := ensureCollector(ctx, env.Kube, want, call.Duration("start-timeout")); err != nil {
-			return action.Result{Items: s.res}, err
+			return s.result(nil, nil), err
 		}
 		err := runCommands(ctx, env, s, ex, want.Namespace, want.Name, "collector", "volatile/nodes/"+node+"/",
 			evidence.Source{Cluster: env.Cluster, Node: node}, "exec in node collector pod "+want.Namespace+"/"+want.Name+" (hostPID): ")
 		if err != nil {
-			return action.Result{Items: s.res}, err
+			return s.result(nil, nil), err
 		}
 		if !call.Bool("keep-collector") {
 			if err := deleteCollector(ctx, env.Kube, want); err != nil {
-				return action.Result{Items: s.res}, err
+				return s.result(nil, nil), err
 			}
 		}
 	}
-	return action.Result{Items: s.res}, nil
+	return s.result(nil, nil), nil
 }
 
 func runCommands(ctx context.Context, env *action.Env, s *store, ex Executor, ns, pod, container, base string, src evidence.Source, method string) error {

@@ -164,9 +164,27 @@ func OpenCase(ctx context.Context, opts CaseOptions) (*Case, error) {
 		if it.Path == "" {
 			continue
 		}
-		c.items[it.Path] = it
+		c.index(it)
 	}
 	return c, nil
+}
+
+// index puts it in the items index. A later acquisition of an item once
+// recorded as not collected supersedes that record (a resume retried it);
+// a not-collected record never supersedes a collected item. Callers hold
+// c.mu or own c.
+func (c *Case) index(it Item) {
+	if old, ok := c.items[it.Path]; ok && old.Status == StatusCollected && it.Status != StatusCollected {
+		return
+	}
+	c.items[it.Path] = it
+}
+
+// collected reports whether bagPath is a collected (acquired or recovered)
+// item. Callers hold c.mu.
+func (c *Case) collected(bagPath string) bool {
+	it, ok := c.items[bagPath]
+	return ok && it.Status == StatusCollected
 }
 
 // Created reports whether OpenCase created the case folder.
@@ -208,7 +226,7 @@ func (c *Case) Unrecorded(ctx context.Context) (Unrecorded, error) {
 			return nil
 		}
 		c.mu.Lock()
-		_, known := c.items[bagPath]
+		known := c.collected(bagPath)
 		c.mu.Unlock()
 		if !known {
 			u.Files = append(u.Files, bagPath)
@@ -244,7 +262,7 @@ func (c *Case) Adopt(ctx context.Context, bagPath string) (Item, error) {
 		return Item{}, invalidf("rename or remove it", "cannot adopt %s: not a payload path a bag can hold", bagPath)
 	}
 	c.mu.Lock()
-	_, known := c.items[bagPath]
+	known := c.collected(bagPath)
 	c.mu.Unlock()
 	if known {
 		return Item{}, errExists(bagPath, "already acquired")
@@ -321,14 +339,15 @@ func (c *Case) Items() []Item {
 	return out
 }
 
-// Has reports whether the item at data/<rel> is already recorded, collected
-// or not collected; actions use it to stay idempotent across resumes. rel
-// is the payload-relative path that Create, Add and NotCollected take.
+// Has reports whether the item at data/<rel> is collected; actions use it to
+// stay idempotent across resumes. An item recorded as not collected is not
+// present: a resume retries it, and a successful acquisition supersedes the
+// not-collected record in the index (the custody log keeps both). rel is
+// the payload-relative path that Create, Add and NotCollected take.
 func (c *Case) Has(rel string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.items["data/"+rel]
-	return ok
+	return c.collected("data/" + rel)
 }
 
 // Record appends a custody record of any action (step records, releases),
@@ -380,8 +399,7 @@ func (c *Case) Create(rel string, info ItemInfo) (*ItemWriter, error) {
 	}
 	bagPath := "data/" + rel
 	c.mu.Lock()
-	_, exists := c.items[bagPath]
-	exists = exists || c.pending[bagPath]
+	exists := c.collected(bagPath) || c.pending[bagPath]
 	if !exists {
 		c.pending[bagPath] = true
 	}
@@ -446,10 +464,18 @@ func (c *Case) Add(ctx context.Context, rel string, info ItemInfo, r io.Reader) 
 	return w.Commit()
 }
 
-// NotCollected records that an item could not be acquired, and why.
+// NotCollected records that an item could not be acquired, and why. An
+// item already collected is refused (ErrExists); one already recorded as
+// not collected gets a further record (a retry failed again).
 func (c *Case) NotCollected(rel string, info ItemInfo, reason string) (Item, error) {
 	if err := ValidItemPath(rel); err != nil {
 		return Item{}, err
+	}
+	c.mu.Lock()
+	exists := c.collected("data/" + rel)
+	c.mu.Unlock()
+	if exists {
+		return Item{}, errExists("data/"+rel, "already acquired")
 	}
 	now := c.opts.Now()
 	it := c.newItem("data/"+rel, info, now)
@@ -466,7 +492,7 @@ func (c *Case) commit(it Item) error {
 		return err
 	}
 	c.mu.Lock()
-	c.items[it.Path] = it
+	c.index(it)
 	delete(c.pending, it.Path)
 	c.mu.Unlock()
 	return nil

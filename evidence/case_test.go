@@ -145,8 +145,12 @@ func TestCreateDuplicate(t *testing.T) {
 		t.Errorf("Has after Add: %v for k8s/pod.json, %v for data/k8s/pod.json, %v for k8s",
 			c.Has("k8s/pod.json"), c.Has("data/k8s/pod.json"), c.Has("k8s"))
 	}
-	if _, err := c.NotCollected("k8s/gone.json", evidence.ItemInfo{}, "not found"); err != nil || !c.Has("k8s/gone.json") {
-		t.Errorf("Has after NotCollected: %v (err %v)", c.Has("k8s/gone.json"), err)
+	// Only collected items are present: a not-collected one is retried.
+	if _, err := c.NotCollected("k8s/gone.json", evidence.ItemInfo{}, "not found"); err != nil || c.Has("k8s/gone.json") {
+		t.Errorf("Has after NotCollected: %v (err %v), want false", c.Has("k8s/gone.json"), err)
+	}
+	if _, err := c.NotCollected("k8s/pod.json", evidence.ItemInfo{}, "late failure"); !errors.Is(err, evidence.ErrExists) {
+		t.Errorf("NotCollected of a collected item: err %v, want ErrExists", err)
 	}
 	if _, err := c.Add(context.Background(), "k8s/pod.json", evidence.ItemInfo{}, stringReader("other")); !errors.Is(err, evidence.ErrExists) {
 		t.Errorf("second Add of the same path: err %v, want ErrExists", err)
@@ -176,8 +180,8 @@ func TestCreateDuplicate(t *testing.T) {
 	if _, n := c.Log().Head(); n != 3 {
 		t.Errorf("custody log has %d records, want 3", n)
 	}
-	if !c.Has("k8s/pod.json") || !c.Has("k8s/gone.json") {
-		t.Error("Has after reopen: an item recorded before is missing")
+	if !c.Has("k8s/pod.json") || c.Has("k8s/gone.json") {
+		t.Errorf("Has after reopen: %v for the collected item (want true), %v for the not-collected one (want false)", c.Has("k8s/pod.json"), c.Has("k8s/gone.json"))
 	}
 	if got := string(readFile(t, filepath.Join(c.Dir(), "data", "k8s", "pod.json"))); got != "{}\n" {
 		t.Errorf("original item overwritten: %q", got)
@@ -377,5 +381,78 @@ func TestOpenCaseRefusesAlteredLog(t *testing.T) {
 	_, err := evidence.OpenCase(context.Background(), evidence.CaseOptions{Dir: dir, Incident: "ALT-1", Signer: signer})
 	if !errors.Is(err, evidence.ErrVerification) {
 		t.Errorf("OpenCase on a reordered log: err %v, want ErrVerification", err)
+	}
+}
+
+// TestNotCollectedThenAcquired: an item recorded as not collected and
+// acquired later (a resume retried it) is collected in the index, before
+// and after reopening; the custody log keeps both records; the case seals
+// and the bag verifies.
+func TestNotCollectedThenAcquired(t *testing.T) {
+	signer, keys := newSigner(t)
+	dir := t.TempDir()
+	c := openCase(t, dir, "RETRY-1", signer)
+	add(t, c, "k8s/pod.json", "{}\n")
+	for _, reason := range []string{"exec refused", "exec refused again"} {
+		if _, err := c.NotCollected("volatile/ps.txt", evidence.ItemInfo{Method: "exec"}, reason); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.Has("volatile/ps.txt") {
+		t.Fatal("Has is true for a not-collected item")
+	}
+	it := add(t, c, "volatile/ps.txt", "PID CMD\n1 sh\n")
+	if !c.Has("volatile/ps.txt") {
+		t.Fatal("Has is false after the retry acquired the item")
+	}
+	// A late not-collected record never supersedes a collected item.
+	if _, err := c.NotCollected("volatile/ps.txt", evidence.ItemInfo{}, "late"); !errors.Is(err, evidence.ErrExists) {
+		t.Fatalf("NotCollected after acquisition: err %v, want ErrExists", err)
+	}
+	check := func(c *evidence.Case, when string) {
+		t.Helper()
+		var got *evidence.Item
+		for _, x := range c.Items() {
+			if x.Path == "data/volatile/ps.txt" {
+				got = &x
+			}
+		}
+		if got == nil || got.Status != evidence.StatusCollected || got.SHA256 != it.SHA256 || got.Reason != "" {
+			t.Errorf("%s: index entry %+v, want collected with sha256 %s", when, got, it.SHA256)
+		}
+		if len(c.Items()) != 2 {
+			t.Errorf("%s: %d items, want 2", when, len(c.Items()))
+		}
+	}
+	check(c, "before reopening")
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var ix evidence.Index
+	if err := json.Unmarshal(readFile(t, filepath.Join(dir, "RETRY-1", "metadata", "items.json")), &ix); err != nil {
+		t.Fatal(err)
+	}
+	if len(ix.Items) != 2 || ix.Items[1].Path != "data/volatile/ps.txt" || ix.Items[1].Status != evidence.StatusCollected {
+		t.Errorf("items.json: %+v, want the retried item collected", ix.Items)
+	}
+	c = openCase(t, dir, "RETRY-1", signer)
+	check(c, "after reopening")
+	counts := map[string]int{}
+	for _, r := range c.Log().Records() {
+		counts[r.Action]++
+	}
+	if counts[evidence.ActionNotCollected] != 2 || counts[evidence.ActionAcquired] != 2 {
+		t.Errorf("custody records by action %v, want 2 not-collected and 2 acquired", counts)
+	}
+	res, err := evidence.SealCase(context.Background(), c, sealOpts(signer, filepath.Join(t.TempDir(), "out"), evidence.CompressZstd))
+	if err != nil {
+		t.Fatalf("SealCase: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep := verifyOK(t, res.Archive, keys)
+	if len(rep.Custody.Records) != 5 {
+		t.Errorf("sealed chain has %d records, want 5", len(rep.Custody.Records))
 	}
 }

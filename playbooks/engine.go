@@ -68,7 +68,13 @@ type Options struct {
 	Drill    bool
 	// RestoreCredentials lets release undo credential revocations.
 	RestoreCredentials bool
-	Now                func() time.Time
+	// ContainWithoutCapture lets a step run although a capture step it
+	// requires (requires_capture) failed or is incomplete: the
+	// responder's decision, journaled as a RecContainWithoutCapture record
+	// naming the step, the missing items and who decided, and shown as a
+	// warning of the step.
+	ContainWithoutCapture bool
+	Now                   func() time.Time
 }
 
 func (o *Options) defaults() {
@@ -359,12 +365,16 @@ type runner struct {
 	mu  sync.Mutex
 	res map[string]StepResult // this run's and earlier final results
 	dur map[string]time.Duration
+	// warn holds warnings the engine adds to a step's result.
+	warn map[string][]string
 }
 
 func execute(ctx context.Context, c *Checked, in Inputs, st *journalState, o Options) (*Summary, error) {
-	r := &runner{c: c, in: in, o: o, st: st, res: map[string]StepResult{}, dur: map[string]time.Duration{}}
+	r := &runner{c: c, in: in, o: o, st: st, res: map[string]StepResult{}, dur: map[string]time.Duration{}, warn: map[string][]string{}}
 	for id, res := range st.results {
-		if res.Status == StatusSucceeded || res.Status == StatusConditionFalse {
+		// A step that ended without capturing everything runs again: its
+		// store collects only the missing items.
+		if (res.Status == StatusSucceeded && !incomplete(res)) || res.Status == StatusConditionFalse {
 			r.res[id] = res
 		}
 	}
@@ -384,11 +394,21 @@ func execute(ctx context.Context, c *Checked, in Inputs, st *journalState, o Opt
 				if started[id] || running >= o.Parallel {
 					continue
 				}
-				ready, blocked := r.depsState(id)
+				ready, blocked, gaps := r.depsState(id)
 				if !ready {
 					continue
 				}
 				started[id] = true
+				if blocked == "" && len(gaps) > 0 {
+					if o.ContainWithoutCapture {
+						if err := r.override(id, gaps); err != nil {
+							journalErr = err
+							blocked = err.Error()
+						}
+					} else {
+						blocked = gapMessage(gaps)
+					}
+				}
 				if blocked != "" {
 					if err := r.finish(id, StepResult{Status: StatusSkipped, Error: blocked}); err != nil {
 						journalErr = err
@@ -452,30 +472,137 @@ func execute(ctx context.Context, c *Checked, in Inputs, st *journalState, o Opt
 	return sum, nil
 }
 
+// captureGap is a required capture step that did not capture everything:
+// it failed, or succeeded with items not collected.
+type captureGap = ContainWithoutCaptureGap
+
+// incomplete reports whether a step's outputs say that it did not capture
+// everything (collection steps output "complete").
+func incomplete(res StepResult) bool {
+	c, ok := res.Outputs["complete"].(bool)
+	return ok && !c
+}
+
+// missingItems is a step's "missing" output, or why nothing was captured.
+func missingItems(res StepResult) []string {
+	var out []string
+	switch m := res.Outputs["missing"].(type) {
+	case []string:
+		out = append(out, m...)
+	case []any:
+		for _, x := range m {
+			out = append(out, fmt.Sprint(x))
+		}
+	}
+	if len(out) == 0 && res.Status != StatusSucceeded {
+		why := res.Status
+		if res.Error != "" {
+			why += ": " + res.Error
+		}
+		out = append(out, "the whole capture ("+why+")")
+	}
+	return out
+}
+
 // depsState says whether a step's dependencies have all ended and, if one
-// did not end well, why the step is skipped.
-func (r *runner) depsState(id string) (ready bool, blocked string) {
+// did not end well, why the step is skipped. The capture-first rule tests
+// outcomes: a required capture that failed or is incomplete is a gap, which
+// stops the step unless the responder overrides it.
+func (r *runner) depsState(id string) (ready bool, blocked string, gaps []captureGap) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cs := r.c.steps[id]
 	for _, d := range cs.deps {
 		res, ok := r.res[d]
 		if !ok {
-			return false, ""
+			return false, "", nil
 		}
-		if slices.Contains(cs.RequiresCapture, d) && res.Status != StatusSucceeded {
-			blocked = fmt.Sprintf("capture step %s did not succeed (%s): containment would destroy evidence", d, res.Status)
+		if slices.Contains(cs.RequiresCapture, d) {
+			if res.Status != StatusSucceeded || incomplete(res) {
+				gaps = append(gaps, captureGap{Step: d, Status: res.Status, Missing: missingItems(res)})
+			}
 		} else if res.Status != StatusSucceeded && res.Status != StatusConditionFalse && blocked == "" {
 			blocked = fmt.Sprintf("step %s %s", d, res.Status)
 		}
 	}
-	return true, blocked
+	return true, blocked, gaps
+}
+
+// gapMessage says why a step waits for its captures, naming the missing
+// items and the override.
+func gapMessage(gaps []captureGap) string {
+	var parts []string
+	for _, g := range gaps {
+		what := "is incomplete"
+		if g.Status != StatusSucceeded {
+			what = "did not succeed (" + g.Status + ")"
+		}
+		parts = append(parts, fmt.Sprintf("capture step %s %s: missing %s", g.Step, what, listSome(g.Missing, 5)))
+	}
+	return strings.Join(parts, "; ") + ". Containment would destroy evidence: fix the capture and resume (only the missing items are collected again), " +
+		"or pass --contain-without-capture to contain anyway (journaled as your decision)"
+}
+
+// listSome joins up to n items and counts the rest.
+func listSome(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, "; ")
+	}
+	return fmt.Sprintf("%s; and %d more", strings.Join(items[:n], "; "), len(items)-n)
+}
+
+// ContainWithoutCapture is the details of a RecContainWithoutCapture
+// record: the responder let a step run although captures it requires are
+// missing items.
+type ContainWithoutCapture struct {
+	Step     string                     `json:"step"`
+	Captures []ContainWithoutCaptureGap `json:"captures"`
+	// DecidedBy is the responder who passed --contain-without-capture.
+	DecidedBy string `json:"decided_by"`
+	Decision  string `json:"decision"`
+}
+
+// ContainWithoutCaptureGap is one required capture step and what it lacks.
+type ContainWithoutCaptureGap struct {
+	Step    string   `json:"step"`
+	Status  string   `json:"status"`
+	Missing []string `json:"missing"`
+}
+
+// override journals the responder's decision to run id despite gaps, and
+// notes the warning its result will carry.
+func (r *runner) override(id string, gaps []captureGap) error {
+	rec := ContainWithoutCapture{Step: id, Decision: "contain without complete capture (--contain-without-capture)"}
+	if r.o.Env != nil {
+		rec.DecidedBy = r.o.Env.Responder
+	}
+	var names []string
+	for _, g := range gaps {
+		rec.Captures = append(rec.Captures, g)
+		names = append(names, fmt.Sprintf("%s (missing %s)", g.Step, listSome(g.Missing, 5)))
+	}
+	if _, err := r.o.Journal.Record(RecContainWithoutCapture, rec, nil); err != nil {
+		return fmt.Errorf("journal the decision to contain step %s without capture: %w", id, err)
+	}
+	who := rec.DecidedBy
+	if who == "" {
+		who = "the responder"
+	}
+	r.mu.Lock()
+	r.warn[id] = append(r.warn[id], fmt.Sprintf("contained without complete capture, decided by %s (--contain-without-capture): %s", who, strings.Join(names, "; ")))
+	r.mu.Unlock()
+	return nil
 }
 
 // finish journals a step's result and makes it visible to dependents.
 func (r *runner) finish(id string, res StepResult) error {
 	cs := r.c.steps[id]
 	res.Step, res.Action = id, cs.Action
+	r.mu.Lock()
+	if w := r.warn[id]; len(w) > 0 {
+		res.Warnings = append(slices.Clone(w), res.Warnings...)
+	}
+	r.mu.Unlock()
 	if res.Finished == "" {
 		res.Finished = r.o.Now().UTC().Format(time.RFC3339Nano)
 	}

@@ -2,6 +2,7 @@ package playbooks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"strings"
@@ -521,5 +522,133 @@ steps:
 	}
 	if n := len(cs2.Log().Records()); n != 0 {
 		t.Fatalf("a run that could not connect journaled %d records", n)
+	}
+}
+
+// TestCaptureGate: the capture-first rule tests outcomes. A capture that
+// succeeded with items missing stops containment, naming the items and the
+// override; resume re-runs the incomplete capture; --contain-without-capture
+// lets containment run and journals the decision.
+func TestCaptureGate(t *testing.T) {
+	const item = "data/volatile/ps.txt: exec refused"
+	overrides := func(cs *evidence.Case) []ContainWithoutCapture {
+		var out []ContainWithoutCapture
+		for _, r := range cs.Log().Records() {
+			if r.Action == RecContainWithoutCapture {
+				var d ContainWithoutCapture
+				if err := json.Unmarshal(r.Details, &d); err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, d)
+			}
+		}
+		return out
+	}
+	step := func(s *Summary, id string) StepSummary {
+		for _, st := range s.Steps {
+			if st.ID == id {
+				return st
+			}
+		}
+		t.Fatalf("no step %s", id)
+		return StepSummary{}
+	}
+
+	t.Run("incomplete-stops-then-resume-retries", func(t *testing.T) {
+		w := newWorld()
+		w.missing["volatile"] = []string{item}
+		reg := testRegistry(w)
+		cs, _ := testCase(t)
+		j := CaseJournal(cs)
+		sum, err := Run(t.Context(), loadValid(t, reg), podIn, Options{Env: &action.Env{Responder: "alice"}, Journal: j, Yes: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := statuses(sum)
+		if got["volatile"] != StatusSucceeded || got["label"] != StatusSkipped || got["revoke"] != StatusSkipped || !sum.Partial() {
+			t.Fatalf("statuses %v, want label and revoke skipped", got)
+		}
+		if e := step(sum, "label").Error; !strings.Contains(e, item) || !strings.Contains(e, "--contain-without-capture") || !strings.Contains(e, "volatile") {
+			t.Errorf("label's reason %q names neither the missing item nor the override", e)
+		}
+		if w.labels["shop/web-1"] != "" || w.count("test.label/shop/web-1") != 0 {
+			t.Fatalf("containment ran without the capture: %v", w.labels)
+		}
+		if o := overrides(cs); len(o) != 0 {
+			t.Errorf("override journaled without the flag: %+v", o)
+		}
+		// Resume with the capture still failing: it runs again, and
+		// containment still waits.
+		if sum, err = Resume(t.Context(), reg, Options{Env: &action.Env{}, Journal: j, Yes: true}); err != nil {
+			t.Fatal(err)
+		}
+		if n := w.count("test.volatile/shop/web-1"); n != 2 || statuses(sum)["label"] != StatusSkipped {
+			t.Fatalf("resume: volatile ran %d times (want 2), statuses %v", n, statuses(sum))
+		}
+		// The capture works now: resume completes it and contains.
+		w.mu.Lock()
+		delete(w.missing, "volatile")
+		w.mu.Unlock()
+		if sum, err = Resume(t.Context(), reg, Options{Env: &action.Env{}, Journal: j, Yes: true}); err != nil {
+			t.Fatal(err)
+		}
+		if got := statuses(sum); got["label"] != StatusSucceeded || got["revoke"] != StatusSucceeded || sum.Partial() {
+			t.Fatalf("resume after the capture was fixed: %v", got)
+		}
+		if n := w.count("test.volatile/shop/web-1"); n != 3 || w.labels["shop/web-1"] != "quarantine" {
+			t.Fatalf("volatile ran %d times (want 3); labels %v", n, w.labels)
+		}
+		// Complete now: a further resume keeps it.
+		if _, err := Resume(t.Context(), reg, Options{Env: &action.Env{}, Journal: j, Yes: true}); err != nil {
+			t.Fatal(err)
+		}
+		if n := w.count("test.volatile/shop/web-1"); n != 3 {
+			t.Fatalf("a complete capture ran again: %d", n)
+		}
+	})
+
+	for _, tc := range []struct {
+		name, status string
+		fail         bool
+		wantMissing  string
+	}{
+		{name: "override-incomplete", status: StatusSucceeded, wantMissing: item},
+		{name: "override-failed", status: StatusFailed, fail: true, wantMissing: "injected failure"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld()
+			w.missing["volatile"] = []string{item}
+			w.fail["volatile"] = tc.fail
+			reg := testRegistry(w)
+			cs, _ := testCase(t)
+			c := mustCheck(t, reg, strings.Replace(string(loadValid(t, reg).source), "timeout: 30s", "timeout: 30s\n    on_error: continue", 1))
+			sum, err := Run(t.Context(), c, podIn, Options{Env: &action.Env{Responder: "alice"}, Journal: CaseJournal(cs), Yes: true, ContainWithoutCapture: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := statuses(sum); got["volatile"] != tc.status || got["label"] != StatusSucceeded {
+				t.Fatalf("statuses %v", got)
+			}
+			if w.labels["shop/web-1"] != "quarantine" {
+				t.Fatalf("containment did not run: %v", w.labels)
+			}
+			o := overrides(cs)
+			if len(o) != 1 || o[0].Step != "label" || o[0].DecidedBy != "alice" || len(o[0].Captures) != 1 ||
+				o[0].Captures[0].Step != "volatile" || len(o[0].Captures[0].Missing) != 1 || !strings.Contains(o[0].Captures[0].Missing[0], tc.wantMissing) {
+				t.Fatalf("custody records of the decision: %+v", o)
+			}
+			ws := step(sum, "label").Warnings
+			if len(ws) == 0 || !strings.Contains(ws[0], "without complete capture") || !strings.Contains(ws[0], "alice") || !strings.Contains(ws[0], tc.wantMissing) {
+				t.Errorf("label's warnings %q lack the decision", ws)
+			}
+			// The journaled result carries the warning too (status reads it).
+			st, err := Status(CaseJournal(cs), reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ws := step(st, "label").Warnings; len(ws) == 0 || !strings.Contains(ws[0], "without complete capture") {
+				t.Errorf("status warnings %q", ws)
+			}
+		})
 	}
 }

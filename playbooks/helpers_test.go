@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -21,11 +22,15 @@ type world struct {
 	labels  map[string]string // target -> label value
 	effects map[string]int    // action/target -> side effects
 	fail    map[string]bool   // step IDs whose action fails
-	block   chan struct{}     // when set, actions wait on it
+	// missing holds, per step ID, items a collection cannot acquire: the
+	// step succeeds with complete false, as a capture whose execs are
+	// refused does.
+	missing map[string][]string
+	block   chan struct{} // when set, actions wait on it
 }
 
 func newWorld() *world {
-	return &world{labels: map[string]string{}, effects: map[string]int{}, fail: map[string]bool{}}
+	return &world{labels: map[string]string{}, effects: map[string]int{}, fail: map[string]bool{}, missing: map[string][]string{}}
 }
 
 func (w *world) effect(k string) {
@@ -55,7 +60,7 @@ func (a collectAct) Spec() action.Spec {
 			{Name: "since", Type: action.Duration, Doc: "window"},
 			{Name: "containers", Type: action.StringList, Doc: "containers"},
 		},
-		Outputs:     []string{"count"},
+		Outputs:     []string{"count", "collected", "missing", "complete"},
 		Permissions: action.Permissions{Kube: []action.KubeRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}}}}}
 }
 
@@ -76,7 +81,10 @@ func (a collectAct) Run(ctx context.Context, _ *action.Env, c action.Call) (acti
 	if a.w.fail[c.Step] {
 		return action.Result{}, errors.New("injected failure")
 	}
-	return action.Result{Outputs: map[string]any{"count": 3}}, nil
+	a.w.mu.Lock()
+	missing := slices.Clone(a.w.missing[c.Step])
+	a.w.mu.Unlock()
+	return action.Result{Outputs: map[string]any{"count": 3, "collected": []string{}, "missing": missing, "complete": len(missing) == 0}}, nil
 }
 
 // labelAct is a test-only containment action: idempotent and reversible.

@@ -19,6 +19,9 @@ const (
 	RecResult    = "step.result"
 	RecUndoStart = "step.release-intent"
 	RecUndone    = "step.released"
+	// RecContainWithoutCapture journals the responder's decision to run a
+	// step whose required captures are incomplete (ContainWithoutCapture).
+	RecContainWithoutCapture = "step.contain-without-capture"
 )
 
 // Step statuses. Succeeded and ConditionFalse are final: resume keeps them.

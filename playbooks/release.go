@@ -137,7 +137,7 @@ func Status(j Journal, reg *action.Registry) (*Summary, error) {
 	sum := &Summary{Playbook: st.start.Playbook, Started: st.startAt}
 	for _, id := range order {
 		res := st.results[id]
-		line := StepSummary{ID: id, Action: res.Action, Status: st.status(id), Error: res.Error}
+		line := StepSummary{ID: id, Action: res.Action, Status: st.status(id), Error: res.Error, Warnings: res.Warnings}
 		if line.Action == "" {
 			line.Action = st.intents[id].Action
 		}

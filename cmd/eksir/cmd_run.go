@@ -29,13 +29,19 @@ func approvalFlags() []cli.Flag {
 	}
 }
 
+// containWithoutCaptureFlag is the responder's override of the
+// capture-first rule, journaled in the custody log as their decision.
+var containWithoutCaptureFlag = &cli.BoolFlag{Name: "contain-without-capture",
+	Usage: "let containment run although a capture it requires failed or missed items (journaled in the custody log as your decision)"}
+
 // runCommand declares `eksir run`.
 func runCommand() *cli.Command {
 	return &cli.Command{
 		Name: "run", Usage: "run a playbook, journaling every step into the incident's custody log",
-		UsageText: "eksir run PLAYBOOK [target flags] [--incident ID] [--yes | --approve STEP,...] [--parallel N] [--drill]",
-		Flags:     append(append(targetCLIFlags(), approvalFlags()...), &cli.BoolFlag{Name: "drill", Usage: "game day: release at the end and print a drill score"}),
-		Action:    runAction,
+		UsageText: "eksir run PLAYBOOK [target flags] [--incident ID] [--yes | --approve STEP,...] [--parallel N] [--contain-without-capture] [--drill]",
+		Flags: append(append(targetCLIFlags(), approvalFlags()...), containWithoutCaptureFlag,
+			&cli.BoolFlag{Name: "drill", Usage: "game day: release at the end and print a drill score"}),
+		Action: runAction,
 	}
 }
 
@@ -43,8 +49,8 @@ func runCommand() *cli.Command {
 func resumeCommand() *cli.Command {
 	return &cli.Command{
 		Name: "resume", Usage: "continue an interrupted run from its journal; no step's side effect happens twice",
-		UsageText: "eksir resume --incident ID [--yes | --approve STEP,...] [--parallel N]",
-		Flags:     append([]cli.Flag{incFlag, keyFlag, actFlag, kubeconfigFlag, kubeCtxFlag, regionFlag, clusterFlag}, approvalFlags()...),
+		UsageText: "eksir resume --incident ID [--yes | --approve STEP,...] [--parallel N] [--contain-without-capture]",
+		Flags:     append([]cli.Flag{incFlag, keyFlag, actFlag, kubeconfigFlag, kubeCtxFlag, regionFlag, clusterFlag, containWithoutCaptureFlag}, approvalFlags()...),
 		Action:    fromJournal(playbooks.Resume),
 	}
 }
@@ -83,7 +89,7 @@ func engineOptions(c *cli.Context, env *action.Env, cs *evidence.Case) (playbook
 		}
 	}
 	o := playbooks.Options{Env: env, Connector: connector{c}, Journal: playbooks.CaseJournal(cs), Yes: c.Bool("yes"), Approved: approved,
-		Parallel: c.Int("parallel"), RestoreCredentials: c.Bool("restore-credentials")}
+		Parallel: c.Int("parallel"), RestoreCredentials: c.Bool("restore-credentials"), ContainWithoutCapture: c.Bool(containWithoutCaptureFlag.Name)}
 	if !ui.Interactive() {
 		o.Observer = ui.Log{}
 		return o, func() {}

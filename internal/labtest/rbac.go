@@ -23,8 +23,15 @@ import (
 // an undeclared call fails with Forbidden.
 func (e *Env) AsServiceAccount(t testing.TB, role *rbacv1.ClusterRole) *kube.Clients {
 	t.Helper()
+	return e.AsServiceAccountNamed(t, "eksir", role)
+}
+
+// AsServiceAccountNamed is AsServiceAccount for a second identity in one
+// test: the ServiceAccount, role and binding are named after name.
+func (e *Env) AsServiceAccountNamed(t testing.TB, name string, role *rbacv1.ClusterRole) *kube.Clients {
+	t.Helper()
 	ctx, cs := t.Context(), e.Kube.Typed
-	name := e.Prefix + "eksir"
+	name = e.Prefix + name
 	sa, err := cs.CoreV1().ServiceAccounts(e.Namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("create service account: %v", err)
