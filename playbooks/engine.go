@@ -472,10 +472,6 @@ func execute(ctx context.Context, c *Checked, in Inputs, st *journalState, o Opt
 	return sum, nil
 }
 
-// captureGap is a required capture step that did not capture everything:
-// it failed, or succeeded with items not collected.
-type captureGap = ContainWithoutCaptureGap
-
 // incomplete reports whether a step's outputs say that it did not capture
 // everything (collection steps output "complete").
 func incomplete(res StepResult) bool {
@@ -508,7 +504,7 @@ func missingItems(res StepResult) []string {
 // did not end well, why the step is skipped. The capture-first rule tests
 // outcomes: a required capture that failed or is incomplete is a gap, which
 // stops the step unless the responder overrides it.
-func (r *runner) depsState(id string) (ready bool, blocked string, gaps []captureGap) {
+func (r *runner) depsState(id string) (ready bool, blocked string, gaps []ContainWithoutCaptureGap) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cs := r.c.steps[id]
@@ -519,7 +515,7 @@ func (r *runner) depsState(id string) (ready bool, blocked string, gaps []captur
 		}
 		if slices.Contains(cs.RequiresCapture, d) {
 			if res.Status != StatusSucceeded || incomplete(res) {
-				gaps = append(gaps, captureGap{Step: d, Status: res.Status, Missing: missingItems(res)})
+				gaps = append(gaps, ContainWithoutCaptureGap{Step: d, Status: res.Status, Missing: missingItems(res)})
 			}
 		} else if res.Status != StatusSucceeded && res.Status != StatusConditionFalse && blocked == "" {
 			blocked = fmt.Sprintf("step %s %s", d, res.Status)
@@ -530,7 +526,7 @@ func (r *runner) depsState(id string) (ready bool, blocked string, gaps []captur
 
 // gapMessage says why a step waits for its captures, naming the missing
 // items and the override.
-func gapMessage(gaps []captureGap) string {
+func gapMessage(gaps []ContainWithoutCaptureGap) string {
 	var parts []string
 	for _, g := range gaps {
 		what := "is incomplete"
@@ -562,7 +558,9 @@ type ContainWithoutCapture struct {
 	Decision  string `json:"decision"`
 }
 
-// ContainWithoutCaptureGap is one required capture step and what it lacks.
+// ContainWithoutCaptureGap is a required capture step that did not capture
+// everything (it failed, or succeeded with items not collected) and what it
+// lacks.
 type ContainWithoutCaptureGap struct {
 	Step    string   `json:"step"`
 	Status  string   `json:"status"`
@@ -571,7 +569,7 @@ type ContainWithoutCaptureGap struct {
 
 // override journals the responder's decision to run id despite gaps, and
 // notes the warning its result will carry.
-func (r *runner) override(id string, gaps []captureGap) error {
+func (r *runner) override(id string, gaps []ContainWithoutCaptureGap) error {
 	rec := ContainWithoutCapture{Step: id, Decision: "contain without complete capture (--contain-without-capture)"}
 	if r.o.Env != nil {
 		rec.DecidedBy = r.o.Env.Responder
