@@ -38,7 +38,7 @@ host-tools: ## install the host tools the tests need (Debian packages) when miss
 	fi
 
 test: build lab-check host-tools ## the whole suite: unit and integration tests (real lab), with -race, and a short parser fuzz
-	EKSIR_BIN=$(BIN) $(GO) test -race -count=1 ./...
+	EKSIR_BIN=$(BIN) EKSIR_COLLECTOR_DIR=$(CURDIR)/bin $(GO) test -race -count=1 ./...
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10s ./playbooks/
 
 lint: ## gofmt check, go vet (also of the -tags eksirtest test hooks), staticcheck
