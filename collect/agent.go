@@ -85,18 +85,20 @@ func nodeArch(n *corev1.Node) string {
 	return "amd64"
 }
 
-// installScript writes stdin to a content-addressed path under the
-// container's TMPDIR and prints that path: the image needs only sh, cat,
-// chmod and mv. The part file keeps a half-written binary from ever being
-// run.
-func installScript(sum string) string {
-	return `set -e
+// installScript writes the collector's size bytes from stdin to a
+// content-addressed path under the container's TMPDIR and prints that path:
+// the image needs only sh, head, chmod and mv. It reads exactly size bytes
+// rather than up to end of input, because not every runtime closes an
+// exec's stdin when the client does (kwok does not). The part file keeps a
+// half-written binary from ever being run.
+func installScript(sum string, size int) string {
+	return fmt.Sprintf(`set -e
 umask 077
-f="${TMPDIR:-/tmp}/eksir-collector-` + sum[:16] + `"
-cat > "$f.part"
+f="${TMPDIR:-/tmp}/eksir-collector-%s"
+head -c %d > "$f.part"
 chmod 700 "$f.part"
 mv -f "$f.part" "$f"
-printf '%s\n' "$f"`
+printf '%%s\n' "$f"`, sum[:16], size)
 }
 
 // agent is the static collector delivered into one container, ready to
@@ -113,7 +115,7 @@ type agent struct {
 // what was sent.
 func deliverAgent(ctx context.Context, ex Executor, ns, pod, container, where string, bin *collectorBinary) (*agent, error) {
 	var out bytes.Buffer
-	if err := ex.Exec(ctx, ns, pod, container, []string{"sh", "-c", installScript(bin.sha256)}, bytes.NewReader(bin.data), &out, nil); err != nil {
+	if err := ex.Exec(ctx, ns, pod, container, []string{"sh", "-c", installScript(bin.sha256, len(bin.data))}, bytes.NewReader(bin.data), &out, nil); err != nil {
 		return nil, fmt.Errorf("deliver the collector into %s/%s (%s) over exec stdin: %w", ns, pod, container, err)
 	}
 	path := strings.TrimSpace(out.String())

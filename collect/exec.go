@@ -241,7 +241,7 @@ func deleteCollector(ctx context.Context, kc kubernetes.Interface, p *corev1.Pod
 func collectorParams() []action.Param {
 	return []action.Param{
 		{Name: "collector-image", Type: action.String, Default: DefaultCollectorImage,
-			Doc: "the collector pod's image, pinned by digest; with delivery stdin it needs only sh, cat, chmod, mv and sleep (mirror it into ECR for private clusters)"},
+			Doc: "the collector pod's image, pinned by digest; with delivery stdin it needs only sh, head, chmod, mv and sleep (mirror it into ECR for private clusters)"},
 		{Name: "collector-delivery", Type: action.String, Default: DeliveryStdin, Enum: []string{DeliveryStdin, DeliveryImage},
 			Doc: "stdin: eksir writes its static collector into the pod over exec; image: the image (make collector-image) holds it at /eksir-collector"},
 		{Name: "collector-namespace", Type: action.Namespace, Default: "kube-system", Doc: "where node collector pods run"},
