@@ -482,17 +482,28 @@ func TestVolatileEphemeral(t *testing.T) {
 // returns its path. Every other request goes to the real API server. This
 // is the one hand-written answer in these tests.
 type kubeletCheckpoints struct {
-	next    http.RoundTripper
 	dir     string // the node view's checkpoints/
 	archive []byte
 	calls   atomic.Int32
 }
 
-func (k *kubeletCheckpoints) RoundTrip(r *http.Request) (*http.Response, error) {
-	_, rest, ok := strings.Cut(r.URL.Path, "/proxy/checkpoint/")
-	if !ok || r.Method != http.MethodPost {
-		return k.next.RoundTrip(r)
-	}
+// wrap is a rest.Config WrapTransport: client-go wraps each transport it
+// builds (the exec WebSocket's too), so each gets its own next.
+func (k *kubeletCheckpoints) wrap(next http.RoundTripper) http.RoundTripper {
+	return roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		if _, _, ok := strings.Cut(r.URL.Path, "/proxy/checkpoint/"); !ok || r.Method != http.MethodPost {
+			return next.RoundTrip(r)
+		}
+		return k.answer(r)
+	})
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func (k *kubeletCheckpoints) answer(r *http.Request) (*http.Response, error) {
+	_, rest, _ := strings.Cut(r.URL.Path, "/proxy/checkpoint/")
 	parts := strings.Split(rest, "/") // ns/pod/container
 	if len(parts) != 3 {
 		return nil, fmt.Errorf("checkpoint path %q", r.URL.Path)
@@ -519,7 +530,7 @@ func TestCheckpointCopiedThenRemoved(t *testing.T) {
 	rand.Read(archive)
 	kc := &kubeletCheckpoints{dir: filepath.Join(f.nodeView, "checkpoints"), archive: archive}
 	cfg := rest.CopyConfig(f.env.RESTConfig)
-	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { kc.next = rt; return kc }
+	cfg.WrapTransport = kc.wrap
 	typed, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -89,10 +89,11 @@ func StartPodProcess(t testing.TB, name, podUID, local, remote string) *PodProce
 	}
 	lip, _, _ := net.SplitHostPort(local)
 	rip, _, _ := net.SplitHostPort(remote)
-	script := fmt.Sprintf(`set -e
-echo $$ > %q
-exec unshare --net --pid --fork --kill-child sh -c 'ip link set lo up && ip addr add %s/32 dev lo && ip addr add %s/32 dev lo && exec %q'`,
-		filepath.Join(cg, "cgroup.procs"), lip, rip, exe)
+	// Only the "container's" process joins the cgroup: the shell inside the
+	// new namespaces moves itself ($$ is 1 there, which the kernel reads in
+	// the writer's PID namespace) and then becomes exe.
+	script := fmt.Sprintf(`exec unshare --net --pid --fork --kill-child sh -c 'set -e; ip link set lo up; ip addr add %s/32 dev lo; ip addr add %s/32 dev lo; echo $$ > %q; exec %q'`,
+		lip, rip, filepath.Join(cg, "cgroup.procs"), exe)
 	cmd := exec.Command("sh", "-c", script)
 	cmd.Env = append(os.Environ(), podProcessEnv+"="+local+" "+remote)
 	stdin, err := cmd.StdinPipe()
