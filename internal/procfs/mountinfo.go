@@ -41,7 +41,10 @@ func ParseMountinfo(r io.Reader) ([]Mount, error) {
 
 func parseMountLine(line string) (Mount, error) {
 	var m Mount
-	f := strings.Fields(line)
+	// Split on ' ' only: the kernel escapes space, tab, newline and
+	// backslash, but a name may hold '\r', '\v' or U+0085, which
+	// strings.Fields would also split on.
+	f := strings.FieldsFunc(line, func(r rune) bool { return r == ' ' })
 	sep := -1
 	for i := 6; i < len(f); i++ {
 		if f[i] == "-" {
