@@ -90,7 +90,7 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer) error {
 	var o options
 	global := newFlagSet("eksir-collector", &o)
 	if err := global.Parse(args); err != nil {
-		return err
+		return flagError(err)
 	}
 	if global.NArg() == 0 {
 		return usageError{"no command given"}
@@ -111,7 +111,7 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer) error {
 		return usageError{fmt.Sprintf("unknown command %q", cmd)}
 	}
 	if err := fs.Parse(rest); err != nil {
-		return err
+		return flagError(err)
 	}
 	c := &nodecollect.Collector{Proc: o.proc, Redact: !o.noRedact, Version: version}
 	sel, err := o.selector(cmd)
@@ -168,6 +168,15 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	return nodecollect.Write(stdout, doc)
+}
+
+// flagError turns a flag parsing error into a usage error; --help stays
+// flag.ErrHelp.
+func flagError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return usageError{err.Error()}
 }
 
 // selector checks that at most one selector flag is set, and exactly one

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// maxBinarySize is the ceiling for the collector binary: it is written into
+// the collector pod over exec stdin for every case.
+const maxBinarySize = 8 << 20
+
+func TestBinarySize(t *testing.T) {
+	fi, err := os.Stat(collectorBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("eksir-collector (CGO_ENABLED=0 -trimpath -ldflags '-s -w'): %d bytes (%.2f MiB)", fi.Size(), float64(fi.Size())/(1<<20))
+	if fi.Size() >= maxBinarySize {
+		t.Errorf("binary is %d bytes, want < %d", fi.Size(), maxBinarySize)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "f"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args     []string
+		code     int
+		inStderr string
+	}{
+		{nil, 2, "no command"},
+		{[]string{"bogus"}, 2, `unknown command "bogus"`},
+		{[]string{"--nope"}, 2, "flag provided but not defined"},
+		{[]string{"files"}, 2, "needs --pod-uid"},
+		{[]string{"sockets"}, 2, "--node"},
+		{[]string{"sockets", "--node", "--pod-uid", "x"}, 2, "exclude each other"},
+		{[]string{"processes", "--node"}, 2, "flag provided but not defined"},
+		{[]string{"modules", "extra"}, 2, "takes no arguments"},
+		{[]string{"read", "f"}, 2, "needs --root"},
+		{[]string{"read", "--root", root, "missing"}, 1, "eksir-collector: error:"},
+		{[]string{"read", "--root", root, "../etc/passwd"}, 1, "escapes"},
+		{[]string{"--proc", filepath.Join(root, "no-proc"), "processes"}, 1, "eksir-collector: error:"},
+		{[]string{"--help"}, 0, ""},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out, errOut, code := runCollector(t, tc.args...)
+			if code != tc.code || !strings.Contains(string(errOut), tc.inStderr) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, errOut, tc.code, tc.inStderr)
+			}
+			if code == 2 && !strings.Contains(string(errOut), "hint:") {
+				t.Errorf("usage error without hint: %q", errOut)
+			}
+			if code != 0 && len(out) != 0 {
+				t.Errorf("failed run wrote %d bytes to stdout", len(out))
+			}
+		})
+	}
+}
+
+func TestVersionHashesItself(t *testing.T) {
+	bin := collectorBinary(t)
+	raw, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(raw)
+	doc := collect(t, "version")
+	v := doc["version"].(map[string]any)
+	if v["sha256"] != hex.EncodeToString(sum[:]) || v["version"] != "test-build" {
+		t.Errorf("version = %v, want sha256 %x and version test-build", v, sum)
+	}
+	if doc["collector"].(map[string]any)["sha256"] != v["sha256"] {
+		t.Errorf("envelope collector %v", doc["collector"])
+	}
+}
+
+func TestReadAndRemoveThroughCLI(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "var/lib/kubelet/checkpoints"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(root, "var/lib/kubelet/checkpoints/checkpoint-pod_ns-app-2026.tar")
+	if err := os.WriteFile(archive, []byte("memory pages\x00\x01"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code := runCollector(t, "read", "--root", root, "/var/lib/kubelet/checkpoints/checkpoint-pod_ns-app-2026.tar")
+	if code != 0 || string(out) != "memory pages\x00\x01" {
+		t.Fatalf("read: exit %d, %q", code, out)
+	}
+	listing := collect(t, "list", "--root", root, "var/lib/kubelet")
+	if e := list(listing["entries"]); len(e) != 1 || e[0].(map[string]any)["path"] != "var/lib/kubelet/checkpoints/checkpoint-pod_ns-app-2026.tar" {
+		t.Errorf("list entries %v", e)
+	}
+	doc := collect(t, "remove", "--root", root, "var/lib/kubelet/checkpoints/checkpoint-pod_ns-app-2026.tar")
+	if doc["removed"] != true || num(doc["size"]) != 14 {
+		t.Errorf("remove = %v", doc)
+	}
+	if _, err := os.Stat(archive); !os.IsNotExist(err) {
+		t.Errorf("archive still there: %v", err)
+	}
+}
