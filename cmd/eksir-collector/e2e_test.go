@@ -187,7 +187,7 @@ func TestEndToEndPodInOwnNamespaces(t *testing.T) {
 		t.Errorf("namespace inode %d pids %v; want %d, [%d] or [%d %d]", uint64(num(ns["inode"])), members, podNS, cmd.Process.Pid, pid, pid)
 	}
 	want := map[string]bool{
-		"127.0.0.1:" + port + " - LISTEN":                     false,
+		"127.0.0.1:" + port + " - LISTEN":                       false,
 		"127.0.0.1:" + port + " " + clientAddr + " ESTABLISHED": false,
 		clientAddr + " 127.0.0.1:" + port + " ESTABLISHED":      false,
 	}
