@@ -106,3 +106,56 @@ func TestReadAndRemoveThroughCLI(t *testing.T) {
 		t.Errorf("archive still there: %v", err)
 	}
 }
+
+// TestDocumentsMatchSchema runs every JSON artefact on this machine as it
+// is (no root needed) and validates each against docs/collector.schema.json.
+func TestDocumentsMatchSchema(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "var/log"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "var/log/a.log"), []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("a.log", filepath.Join(root, "var/log/b.log")); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"version"}, {"processes"}, {"processes", "--all-except-self"}, {"sockets", "--node"},
+		{"sockets", "--all-except-self"}, {"files", "--all-except-self"}, {"maps", "--all-except-self"},
+		{"mounts", "--all-except-self"}, {"environ", "--all-except-self"}, {"modules"}, {"routes"},
+		{"neighbours"}, {"list", "--root", root, "/var/log"}, {"--no-redact", "processes", "--pod-uid", "0c4f2a6e-9d1b-4c8e-a3f7-5b2e1d9c8a70"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			doc := collect(t, args...)
+			if a := args[0]; a != "--no-redact" && doc["artefact"] != a {
+				t.Errorf("artefact %v, want %s", doc["artefact"], a)
+			}
+		})
+	}
+}
+
+// TestSchemaRejects makes sure the schema is not vacuous: documents with
+// an unknown key, a missing payload or a wrong type fail validation.
+func TestSchemaRejects(t *testing.T) {
+	out, _, code := runCollector(t, "modules")
+	if code != 0 {
+		t.Fatal("modules failed")
+	}
+	good := string(out)
+	for name, bad := range map[string]string{
+		"unknown top-level key": strings.Replace(good, `"modules":`, `"smuggled":1,"modules":`, 1),
+		"missing payload":       strings.Replace(good, `"loadable_modules":`, `"loadable_modulez":`, 1),
+		"wrong artefact":        strings.Replace(good, `"artefact":"modules"`, `"artefact":"routes"`, 1),
+		"bad schema url":        strings.Replace(good, `collector/v1`, `collector/v2`, 1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if bad == good {
+				t.Fatal("replacement did not apply")
+			}
+			if err := validateErr(t, []byte(bad)); err == nil {
+				t.Errorf("document validated: %s", bad)
+			}
+		})
+	}
+}

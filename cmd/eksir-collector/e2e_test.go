@@ -168,6 +168,18 @@ func TestEndToEndPodInOwnNamespaces(t *testing.T) {
 	if nspid := list(suspect["nspid"]); len(nspid) != 2 || num(nspid[1]) != 1 {
 		t.Errorf("nspid %v, want [%d 1]", nspid, pid)
 	}
+	if len(dirs) == 2 {
+		// The cgroupfs-shaped v1 line names the same pod and container.
+		want := "/kubepods/besteffort/pod" + uid + "/" + cid
+		found := false
+		for _, c := range list(suspect["cgroups"]) {
+			cm := c.(map[string]any)
+			found = found || (fmt.Sprint(cm["controllers"]) == "[pids]" && cm["path"] == want)
+		}
+		if !found {
+			t.Errorf("no pids line %s in %v", want, suspect["cgroups"])
+		}
+	}
 	podNS := uint64(num(suspect["namespaces"].(map[string]any)["net"]))
 
 	socks := collect(t, "sockets", "--pod-uid", strings.ToUpper(strings.ReplaceAll(uid, "-", "_")))

@@ -159,6 +159,13 @@ var (
 
 func validate(t *testing.T, raw []byte) {
 	t.Helper()
+	if err := validateErr(t, raw); err != nil {
+		t.Errorf("document does not validate against docs/collector.schema.json: %v\n%.2000s", err, raw)
+	}
+}
+
+func validateErr(t *testing.T, raw []byte) error {
+	t.Helper()
 	schemaOnce.Do(func() {
 		f, err := os.Open("../../docs/collector.schema.json")
 		if err != nil {
@@ -187,9 +194,7 @@ func validate(t *testing.T, raw []byte) {
 	if err != nil {
 		t.Fatalf("document is not JSON: %v", err)
 	}
-	if err := schema.Validate(inst); err != nil {
-		t.Errorf("document does not validate against docs/collector.schema.json: %v\n%.2000s", err, raw)
-	}
+	return schema.Validate(inst)
 }
 
 // skipOrFail skips a test that needs something this machine lacks, or

@@ -108,7 +108,11 @@ func (c *Collector) Processes(ctx context.Context, sel Selector) (*ProcessesDoc,
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		out = append(out, c.process(p, boot, s.selected[p.pid], hashes, &e))
+		proc := c.process(p, boot, s.selected[p.pid], hashes, &e)
+		if c.gone(p.pid) {
+			continue
+		}
+		out = append(out, proc)
 	}
 	finish(&env, &e)
 	doc := &ProcessesDoc{Envelope: env, ClockTicks: ClockTicks, Processes: out}

@@ -86,7 +86,14 @@ func (c *Collector) readProc(pid int, e *errs) (p proc, ok bool) {
 			e.add(lp, fmt.Errorf("unexpected link target %q", t))
 		}
 	}
-	return p, true
+	return p, !c.gone(pid)
+}
+
+// gone reports whether pid has exited since it was listed: a process that
+// vanishes while it is read is left out rather than reported half-read.
+func (c *Collector) gone(pid int) bool {
+	_, err := os.Stat(c.pidPath(pid, "stat"))
+	return err != nil && vanished(err)
 }
 
 // scan reads every process of Proc, in PID order.
