@@ -4,9 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // maxBinarySize is the ceiling for the collector binary: it is written into
@@ -157,5 +160,31 @@ func TestSchemaRejects(t *testing.T) {
 				t.Errorf("document validated: %s", bad)
 			}
 		})
+	}
+}
+
+func TestIdleEndsOnSIGTERM(t *testing.T) {
+	cmd := exec.Command(collectorBinary(t), "idle")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		t.Fatalf("idle returned before a signal: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("idle after SIGTERM: %v, want exit 0", err)
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("idle ignored SIGTERM")
 	}
 }

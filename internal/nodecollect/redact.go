@@ -44,9 +44,7 @@ func secretName(name string) bool {
 func RedactArgs(args []string) ([]string, bool) {
 	out := make([]string, len(args))
 	changed := false
-	for i := range args {
-		out[i] = args[i]
-	}
+	copy(out, args)
 	for i := 1; i < len(out); i++ {
 		a := out[i]
 		if name, ok := strings.CutPrefix(a, "-"); ok {
