@@ -61,10 +61,18 @@ func (c *Collector) List(ctx context.Context, dir, p string) (*ListDoc, error) {
 	var e errs
 	env := c.envelope("list", &e)
 	rel := hostPath(p)
-	if _, err := root.Lstat(rel); err != nil {
+	top, err := root.Lstat(rel)
+	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", rel, err)
 	}
 	doc := &ListDoc{Root: dir, Path: rel, Entries: []FileEntry{}}
+	if !top.IsDir() {
+		// fs.WalkDir would stat, and so follow, a symlink given as PATH.
+		doc.Entries = append(doc.Entries, c.fileEntry(root, rel, top, &e))
+		finish(&env, &e)
+		doc.Envelope = env
+		return doc, nil
+	}
 	fsys := root.FS()
 	err = fs.WalkDir(fsys, rel, func(name string, d fs.DirEntry, err error) error {
 		if cerr := ctx.Err(); cerr != nil {
@@ -85,14 +93,7 @@ func (c *Collector) List(ctx context.Context, dir, p string) (*ListDoc, error) {
 			e.list = append(e.list, ItemError{Path: name, Error: errText(err)})
 			return nil
 		}
-		ent := FileEntry{Path: name, Type: entryType(fi.Mode()), Size: fi.Size(), Mode: fi.Mode().String(),
-			MTime: fi.ModTime().UTC().Format(time.RFC3339Nano)}
-		if ent.Type == "symlink" {
-			if ent.Target, err = root.Readlink(name); err != nil {
-				e.list = append(e.list, ItemError{Path: name, Error: errText(err)})
-			}
-		}
-		doc.Entries = append(doc.Entries, ent)
+		doc.Entries = append(doc.Entries, c.fileEntry(root, name, fi, &e))
 		return nil
 	})
 	if err != nil {
@@ -101,6 +102,19 @@ func (c *Collector) List(ctx context.Context, dir, p string) (*ListDoc, error) {
 	finish(&env, &e)
 	doc.Envelope = env
 	return doc, nil
+}
+
+func (c *Collector) fileEntry(root *os.Root, name string, fi fs.FileInfo, e *errs) FileEntry {
+	ent := FileEntry{Path: name, Type: entryType(fi.Mode()), Size: fi.Size(), Mode: fi.Mode().String(),
+		MTime: fi.ModTime().UTC().Format(time.RFC3339Nano)}
+	if ent.Type == "symlink" {
+		t, err := root.Readlink(name)
+		if err != nil {
+			e.list = append(e.list, ItemError{Path: name, Error: errText(err)})
+		}
+		ent.Target = t
+	}
+	return ent
 }
 
 func entryType(m fs.FileMode) string {

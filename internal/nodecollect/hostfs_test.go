@@ -57,6 +57,10 @@ func TestListDoesNotFollowSymlinks(t *testing.T) {
 	if e := doc.Entries[3]; e.Size != 14 || e.Mode != "-rw-r-----" {
 		t.Errorf("file entry %+v", e)
 	}
+	one, err := c.List(context.Background(), root, "var/log/escape")
+	if err != nil || len(one.Entries) != 1 || one.Entries[0].Type != "symlink" || one.Entries[0].Target != "../../../../secret" {
+		t.Errorf("listing a symlink itself = %+v, %v; want the link, not its target", one, err)
+	}
 	if _, err := c.List(context.Background(), root, "../"); err == nil {
 		t.Error("listing above the root: want error")
 	}
