@@ -75,7 +75,7 @@ func (s Selector) IsZero() bool { return s.PodUID == "" && !s.AllExceptSelf && !
 
 // ErrNoSelector is returned by an artefact that needs processes selected
 // when the selector is empty.
-var ErrNoSelector = errors.New("a selector is required: --pod-uid UID or --all-except-self")
+var ErrNoSelector = errors.New("no processes selected: a pod UID or all-except-self is required")
 
 // Envelope is the part common to every document.
 type Envelope struct {

@@ -2,7 +2,7 @@ package nodecollect
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"os"
 	"strings"
 	"syscall"
@@ -83,7 +83,7 @@ type exeHash struct {
 // started still hashes.
 func (c *Collector) Processes(ctx context.Context, sel Selector) (*ProcessesDoc, error) {
 	if sel.Node {
-		return nil, fmt.Errorf("processes: --node applies to sockets only")
+		return nil, errors.New("processes: the node selector applies to sockets only")
 	}
 	var e errs
 	env := c.envelope("processes", &e)

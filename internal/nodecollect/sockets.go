@@ -63,7 +63,7 @@ var ipProtos = []string{"tcp", "tcp6", "udp", "udp6"}
 // are read through one of its own members, never through another's.
 func (c *Collector) Sockets(ctx context.Context, sel Selector) (*SocketsDoc, error) {
 	if sel.IsZero() {
-		return nil, fmt.Errorf("sockets: %w, or --node", ErrNoSelector)
+		return nil, fmt.Errorf("sockets: %w (or the node)", ErrNoSelector)
 	}
 	var e errs
 	env := c.envelope("sockets", &e)
