@@ -26,6 +26,8 @@ help: ## show this help
 build: ## build bin/eksir and bin/eksir-verify (the lab's verifier), version and commit stamped in
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/eksir
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)-verify ./cmd/eksir-verify
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '-s -w -X main.version=$(VERSION)' -o $(CURDIR)/bin/eksir-collector-linux-amd64 ./cmd/eksir-collector
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '-s -w -X main.version=$(VERSION)' -o $(CURDIR)/bin/eksir-collector-linux-arm64 ./cmd/eksir-collector
 
 unit: ## unit tests only (no lab), with -race
 	$(GO) test -race -count=1 -short ./...
