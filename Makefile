@@ -13,7 +13,7 @@ BENCH_OUT ?= $(CURDIR)/bench-results.txt
 
 -include lab/lab.mk
 
-.PHONY: help build test unit lint bench demo clean host-tools
+.PHONY: help build test unit lint bench demo clean host-tools collector-image
 
 # Host tools the tests run as a lab would (tar, sha256sum, zstd, jq, openssl
 # for the manual verification script; dash to run it as POSIX sh), as
@@ -21,13 +21,22 @@ BENCH_OUT ?= $(CURDIR)/bench-results.txt
 HOST_TOOLS := tar:tar sha256sum:coreutils zstd:zstd jq:jq openssl:openssl dash:dash
 
 help: ## show this help
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n", $$1, $$2}'
 
 build: ## build bin/eksir and bin/eksir-verify (the lab's verifier), version and commit stamped in
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/eksir
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)-verify ./cmd/eksir-verify
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '-s -w -X main.version=$(VERSION)' -o $(CURDIR)/bin/eksir-collector-linux-amd64 ./cmd/eksir-collector
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '-s -w -X main.version=$(VERSION)' -o $(CURDIR)/bin/eksir-collector-linux-arm64 ./cmd/eksir-collector
+
+# The collector image is built by a module of its own (tools/collector-image)
+# so that go-containerregistry stays out of eksir's go.mod. The commit time
+# stamps it, so a rebuild of the same commit gives the same index digest.
+collector-image: build ## build the collector image (OCI layout, both architectures) into bin/eksir-collector-image.tar; push it with skopeo or crane (docs/collector-image.md)
+	cd tools/collector-image && SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) $(GO) run . \
+	  --binary linux/amd64=$(CURDIR)/bin/eksir-collector-linux-amd64 \
+	  --binary linux/arm64=$(CURDIR)/bin/eksir-collector-linux-arm64 \
+	  --tag eksir-collector:$(VERSION) --out $(CURDIR)/bin/eksir-collector-image.tar
 
 unit: ## unit tests only (no lab), with -race
 	$(GO) test -race -count=1 -short ./...
@@ -42,6 +51,7 @@ host-tools: ## install the host tools the tests need (Debian packages) when miss
 test: build lab-check host-tools ## the whole suite: unit and integration tests (real lab), with -race, and a short parser fuzz
 	EKSIR_BIN=$(BIN) EKSIR_COLLECTOR_DIR=$(CURDIR)/bin $(GO) test -race -count=1 ./...
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10s ./playbooks/
+	cd tools/collector-image && $(GO) test ./...
 
 lint: ## gofmt check, go vet (also of the -tags eksirtest test hooks), staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -49,6 +59,7 @@ lint: ## gofmt check, go vet (also of the -tags eksirtest test hooks), staticche
 	$(GO) vet -tags eksirtest ./playbooks ./internal/kube
 	@test -x $(TOOLBIN)/staticcheck-$(STATICCHECK_VERSION) || (GOBIN=$(TOOLBIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) && mv $(TOOLBIN)/staticcheck $(TOOLBIN)/staticcheck-$(STATICCHECK_VERSION))
 	$(TOOLBIN)/staticcheck-$(STATICCHECK_VERSION) ./...
+	cd tools/collector-image && $(GO) vet ./... && $(TOOLBIN)/staticcheck-$(STATICCHECK_VERSION) ./...
 
 bench: build lab-check ## every benchmark, each beside its baseline; figures in docs/BENCHMARKS.md
 	{ EKSIR_BIN=$(BIN) ./evidence/bench/run.sh && \
