@@ -23,7 +23,7 @@ HOST_TOOLS := tar:tar sha256sum:coreutils zstd:zstd jq:jq openssl:openssl dash:d
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n", $$1, $$2}'
 
-build: ## build bin/eksir and bin/eksir-verify (the lab's verifier), version and commit stamped in
+build: ## build bin/eksir, bin/eksir-verify (the lab's verifier) and bin/eksir-collector-linux-{amd64,arm64} (the node collector), version stamped in
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/eksir
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)-verify ./cmd/eksir-verify
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '-s -w -X main.version=$(VERSION)' -o $(CURDIR)/bin/eksir-collector-linux-amd64 ./cmd/eksir-collector

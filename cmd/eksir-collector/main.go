@@ -33,7 +33,7 @@ artefacts (one JSON document on stdout):
   environ    --pod-uid UID | --all-except-self
   modules | routes | neighbours
   list   --root DIR PATH                    files under PATH (symlinks not followed)
-  remove --root DIR PATH                    delete one regular file under DIR
+  remove --root DIR [--sha256 HEX] PATH     delete one regular file under DIR (only if it hashes to HEX)
 other:
   read   --root DIR PATH                    raw bytes of one regular file under DIR
   idle                                      wait for SIGTERM or SIGINT
@@ -84,6 +84,7 @@ type options struct {
 	allExceptSelf bool
 	node          bool
 	root          string
+	sha256        string
 }
 
 func dispatch(ctx context.Context, args []string, stdout io.Writer) error {
@@ -106,6 +107,9 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	case "list", "read", "remove":
 		fs.StringVar(&o.root, "root", "", "host root directory that PATH is resolved under")
+		if cmd == "remove" {
+			fs.StringVar(&o.sha256, "sha256", "", "remove only if the file hashes to this SHA-256")
+		}
 	case "version", "modules", "routes", "neighbours", "idle":
 	default:
 		return usageError{fmt.Sprintf("unknown command %q", cmd)}
@@ -162,7 +166,7 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer) error {
 	case "list":
 		doc, err = c.List(ctx, o.root, hostPath)
 	case "remove":
-		doc, err = c.RemoveFile(ctx, o.root, hostPath)
+		doc, err = c.RemoveFile(ctx, o.root, hostPath, o.sha256)
 	}
 	if err != nil {
 		return err

@@ -49,7 +49,7 @@ func SeedScenario(t testing.TB, nodes, perNode int, register func(*action.Regist
 	ns, pod, _ := strings.Cut(res.Targets[lab.TargetPod], "/")
 	return &Scenario{Lab: le, Seed: res, Registry: r, Case: c, NS: ns, Pod: pod, Node: res.Targets[lab.TargetNode],
 		NodeView: lab.ExecView(le.State.Dir, le.Prefix, "node"),
-		Env: &action.Env{Kube: sa.Typed, RESTConfig: sa.Config, Evidence: c, Incident: incident, Responder: "tester", Cluster: "lab", Now: time.Now}}
+		Env:      &action.Env{Kube: sa.Typed, RESTConfig: sa.Config, Evidence: c, Incident: incident, Responder: "tester", Cluster: "lab", Now: time.Now}}
 }
 
 // NewCase opens an empty case for incident in a temporary folder, signed

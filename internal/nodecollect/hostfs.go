@@ -2,6 +2,8 @@ package nodecollect
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -198,15 +200,23 @@ type RemoveDoc struct {
 	Envelope
 	Path string `json:"path"`
 	Size int64  `json:"size"`
+	// SHA256 is the hash of the file as removed, when a hash was required.
+	SHA256 string `json:"sha256,omitempty"`
 	// Removed is false when the file was already gone, which is success:
 	// removing twice leaves the node as removing once does.
 	Removed bool `json:"removed"`
 }
 
+// ErrHashMismatch is returned by RemoveFile when the file does not hash
+// to the SHA-256 it must have; the file is left in place.
+var ErrHashMismatch = errors.New("file does not hash to the expected SHA-256")
+
 // RemoveFile deletes the regular file p under the host root dir. It exists
 // for checkpoint archives, which hold a container's memory and must not
-// stay on the node once copied.
-func (c *Collector) RemoveFile(ctx context.Context, dir, p string) (*RemoveDoc, error) {
+// stay on the node once copied. With wantSHA256 set, the file is removed
+// only if it hashes to it: eksir removes exactly the bytes it holds a copy
+// of, never a file swapped in meanwhile.
+func (c *Collector) RemoveFile(ctx context.Context, dir, p, wantSHA256 string) (*RemoveDoc, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("remove: open root: %w", err)
@@ -227,6 +237,16 @@ func (c *Collector) RemoveFile(ctx context.Context, dir, p string) (*RemoveDoc, 
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if wantSHA256 != "" {
+			sum, err := hashRegular(ctx, root, rel)
+			if err != nil {
+				return nil, fmt.Errorf("remove: %w", err)
+			}
+			if sum != wantSHA256 {
+				return nil, fmt.Errorf("remove %s: %w: it hashes to %s, not %s; left in place", rel, ErrHashMismatch, sum, wantSHA256)
+			}
+			doc.SHA256 = sum
+		}
 		if err := root.Remove(rel); err != nil {
 			return nil, fmt.Errorf("remove: %w", err)
 		}
@@ -235,4 +255,18 @@ func (c *Collector) RemoveFile(ctx context.Context, dir, p string) (*RemoveDoc, 
 	finish(&env, &e)
 	doc.Envelope = env
 	return doc, nil
+}
+
+// hashRegular returns the SHA-256 of the regular file rel under root.
+func hashRegular(ctx context.Context, root *os.Root, rel string) (string, error) {
+	f, _, err := openRegular(root, rel)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, ctxReader{ctx, f}); err != nil {
+		return "", fmt.Errorf("hash %s: %w", rel, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -3,10 +3,13 @@ package nodecollect
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -88,26 +91,35 @@ func TestRemoveFile(t *testing.T) {
 	root, outside := hostRoot(t)
 	c := &Collector{Proc: "/proc"}
 	ctx := context.Background()
-	if _, err := c.RemoveFile(ctx, root, "var/log/escape"); !errors.Is(err, ErrNotRegular) {
+	if _, err := c.RemoveFile(ctx, root, "var/log/escape", ""); !errors.Is(err, ErrNotRegular) {
 		t.Errorf("remove symlink: %v, want ErrNotRegular", err)
 	}
-	if _, err := c.RemoveFile(ctx, root, "../secret"); err == nil {
+	if _, err := c.RemoveFile(ctx, root, "../secret", ""); err == nil {
 		t.Error("remove outside root: want error")
 	}
 	if _, err := os.Stat(outside); err != nil {
 		t.Fatalf("outside file touched: %v", err)
 	}
-	if _, err := c.RemoveFile(ctx, root, "var/log/pods"); err == nil {
+	if _, err := c.RemoveFile(ctx, root, "var/log/pods", ""); err == nil {
 		t.Error("remove directory: want error")
 	}
-	doc, err := c.RemoveFile(ctx, root, "/var/log/pods/ns_pod_uid/app/0.log")
-	if err != nil || !doc.Removed || doc.Size != 14 || doc.Path != "var/log/pods/ns_pod_uid/app/0.log" {
+	// A hash that is not the file's leaves it in place.
+	if _, err := c.RemoveFile(ctx, root, "/var/log/pods/ns_pod_uid/app/0.log", strings.Repeat("0", 64)); !errors.Is(err, ErrHashMismatch) {
+		t.Errorf("remove with another hash: %v, want ErrHashMismatch", err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "var/log/pods/ns_pod_uid/app/0.log"))
+	if err != nil {
+		t.Fatalf("file removed despite the hash: %v", err)
+	}
+	sum := sha256.Sum256(b)
+	doc, err := c.RemoveFile(ctx, root, "/var/log/pods/ns_pod_uid/app/0.log", hex.EncodeToString(sum[:]))
+	if err != nil || !doc.Removed || doc.Size != 14 || doc.Path != "var/log/pods/ns_pod_uid/app/0.log" || doc.SHA256 != hex.EncodeToString(sum[:]) {
 		t.Fatalf("remove = %+v, %v", doc, err)
 	}
 	if _, err := os.Lstat(filepath.Join(root, "var/log/pods/ns_pod_uid/app/0.log")); !os.IsNotExist(err) {
 		t.Errorf("file still there: %v", err)
 	}
-	again, err := c.RemoveFile(ctx, root, "var/log/pods/ns_pod_uid/app/0.log")
+	again, err := c.RemoveFile(ctx, root, "var/log/pods/ns_pod_uid/app/0.log", "")
 	if err != nil || again.Removed {
 		t.Errorf("second remove = %+v, %v; want success with removed=false", again, err)
 	}
