@@ -385,7 +385,7 @@ func (k *kubeSeeder) seedKwokObjects(ctx context.Context) error {
 		// No selector: collector pods (created later, in any namespace) get
 		// the suspect node's view.
 		{gvrClusterExecs, map[string]any{"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterExec",
-			"metadata": map[string]any{"name": k.prefix + "node-view"},
+			"metadata": map[string]any{"name": "eksir-lab-node-view"},
 			"spec": map[string]any{"execs": []any{map[string]any{"local": map[string]any{
 				"workDir": k.execView("node"),
 				"envs": []any{map[string]any{"name": "EKSIR_LAB_VIEW", "value": "node"},
@@ -399,7 +399,9 @@ func (k *kubeSeeder) seedKwokObjects(ctx context.Context) error {
 		} else {
 			_, err = k.c.Dynamic.Resource(o.gvr).Create(ctx, u, metav1.CreateOptions{})
 		}
-		if err != nil {
+		// One node view serves every seed of a lab (collector pods of any
+		// namespace match it), so a second seed finds it.
+		if err != nil && !(apierrors.IsAlreadyExists(err) && o.gvr == gvrClusterExecs) {
 			return fmt.Errorf("create %s %s: %w", u.GetKind(), u.GetName(), err)
 		}
 	}
@@ -412,10 +414,16 @@ func (k *kubeSeeder) seedKwokObjects(ctx context.Context) error {
 func (k *kubeSeeder) execView(view string) string { return ExecView(k.dir, k.prefix, view) }
 
 // ExecView is the folder kwok runs a seeded view's exec requests in: "pod"
-// for the suspect pod, "node" for any other pod (collector pods), whose
-// host/ and checkpoints/ stand for the node's root filesystem and kubelet
-// checkpoint folder as a collector pod mounts them.
+// for the suspect pod of the seed with that prefix, "node" for any other
+// pod (collector pods), whose host/ and checkpoints/ stand for the node's
+// root filesystem and kubelet checkpoint folder as a collector pod mounts
+// them. kwok matches one cluster-wide exec rule for every collector pod,
+// so all seeds of a lab share the node view (their pods' log folders are
+// named by namespace, pod and UID, and do not collide).
 func ExecView(labDir, prefix, view string) string {
+	if view == "node" {
+		prefix = ""
+	}
 	return filepath.Join(labDir, "exec", prefix+view)
 }
 
