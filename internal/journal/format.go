@@ -93,7 +93,7 @@ type Header struct {
 
 // Compact reports whether the file uses compact mode (32-bit offsets in
 // entry items and entry arrays).
-func (h *Header) Compact() bool { return h.IncompatibleFlags&IncompatibleCompact != 0 }
+func (h Header) Compact() bool { return h.IncompatibleFlags&IncompatibleCompact != 0 }
 
 func parseHeader(b []byte, size int64) (Header, error) {
 	var h Header

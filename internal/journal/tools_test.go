@@ -370,3 +370,51 @@ func fixtureDir(t testing.TB, src, name string, data []byte) string {
 	}
 	return dir
 }
+
+// dropHashTables returns a copy of a journal file image without its two
+// hash tables, the objects after them moved down and the offsets the
+// reader follows (header, entry arrays, entry items) moved with them. The
+// tables take megabytes even in a tiny file and the reader never looks at
+// them; without them a real file is small enough to seed the fuzzer.
+func dropHashTables(b []byte) []byte {
+	le := binary.LittleEndian
+	hsize := int(le.Uint64(b[88:]))
+	start := objectsStart(b)
+	end := scanObjects(b, func(int, byte, byte, int) {})
+	delta := uint64(start - hsize)
+	out := append(bytes.Clone(b[:hsize]), b[start:end]...)
+	move := func(p []byte, wide bool) {
+		if wide {
+			if v := le.Uint64(p); v != 0 {
+				le.PutUint64(p, v-delta)
+			}
+		} else if v := le.Uint32(p); v != 0 {
+			le.PutUint32(p, v-uint32(delta))
+		}
+	}
+	for _, at := range []int{104, 120} { // the tables are gone
+		le.PutUint64(out[at:], 0)
+		le.PutUint64(out[at+8:], 0)
+	}
+	move(out[136:], true) // tail object
+	move(out[176:], true) // entry array
+	compact := le.Uint32(out[12:])&IncompatibleCompact != 0
+	arrayItem, entryItem := 8, 16
+	if compact {
+		arrayItem, entryItem = 4, 4
+	}
+	scanObjects(out, func(off int, typ, _ byte, size int) {
+		switch typ {
+		case objectEntryArray:
+			move(out[off+16:], true)
+			for p := off + arrayItemsOffset; p+arrayItem <= off+size; p += arrayItem {
+				move(out[p:], !compact)
+			}
+		case objectEntry:
+			for p := off + entryItemsOffset; p+entryItem <= off+size; p += entryItem {
+				move(out[p:], !compact)
+			}
+		}
+	})
+	return out
+}
