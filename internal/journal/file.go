@@ -15,15 +15,17 @@ type Limits struct {
 	// MaxDataSize is the largest payload of one data object, before and
 	// after decompression.
 	MaxDataSize int64
-	// MaxFileData is the total of decompressed bytes one File may produce
-	// over its life; reading stops with a CorruptError past it.
+	// MaxFileData is the total of payload bytes (decompressed, counted
+	// each time an entry lists them) one File may deliver over its life;
+	// reading stops with a CorruptError past it. It bounds the work a file
+	// whose entries all list the same large object can cause.
 	MaxFileData int64
 	// MaxItems is the largest number of fields one entry may have.
 	MaxItems int
 }
 
 // DefaultLimits are the limits Open uses: 64 MiB per data object, 4 GiB
-// decompressed per file and 65536 fields per entry, far above what journald
+// of payload per file and 65536 fields per entry, far above what journald
 // writes yet bounded for a collector pod.
 var DefaultLimits = Limits{MaxDataSize: 64 << 20, MaxFileData: 4 << 30, MaxItems: 1 << 16}
 
@@ -66,7 +68,7 @@ type File struct {
 	p      pager
 	cache  dataCache
 	dec    decoders
-	output int64 // decompressed bytes so far, against lim.MaxFileData
+	output int64 // payload bytes delivered so far, against lim.MaxFileData
 }
 
 // Open reads and checks the header of the journal file r of size bytes,
@@ -129,9 +131,10 @@ func (f *File) Walk(ctx context.Context, fn func(*Entry) error) error {
 		return &CorruptError{Offset: off, Reason: fmt.Sprintf(format, args...), Entries: int(seen)}
 	}
 	// Arrays and entries are appended, so the chain and the entries it
-	// lists move strictly forward through the file; insisting on that
-	// bounds the walk by the file size and rules out cycles.
-	var lastArray, lastEntry int64
+	// lists move forward through the file, each object past the end of
+	// the one before; insisting on that bounds the walk by the file size
+	// and rules out cycles and overlapping objects.
+	var lastArray, arrayEnd, lastEntry, entryEnd int64
 	arr := f.h.EntryArrayOffset
 	var items [512]byte
 	for arr != 0 && seen < want {
@@ -142,7 +145,7 @@ func (f *File) Walk(ctx context.Context, fn func(*Entry) error) error {
 		if err != nil {
 			return corrupt(int64(min(arr, 1<<62)), "entry array: %v", err)
 		}
-		if off <= lastArray {
+		if off < arrayEnd || off <= lastArray {
 			return corrupt(off, "entry array chain goes backwards (from %d)", lastArray)
 		}
 		var hdr [arrayItemsOffset]byte
@@ -174,10 +177,10 @@ func (f *File) Walk(ctx context.Context, fn func(*Entry) error) error {
 				if err != nil {
 					return corrupt(off, "entry array item %d: %v", i+j, err)
 				}
-				if eoff <= lastEntry {
+				if eoff < entryEnd || eoff <= lastEntry {
 					return corrupt(eoff, "entry array item %d goes backwards (from %d)", i+j, lastEntry)
 				}
-				e, err := f.readEntry(eoff)
+				e, esize, err := f.readEntry(eoff)
 				if err != nil {
 					var ce *CorruptError
 					if errors.As(err, &ce) {
@@ -186,7 +189,7 @@ func (f *File) Walk(ctx context.Context, fn func(*Entry) error) error {
 					}
 					return corrupt(eoff, "entry: %v", err)
 				}
-				lastEntry = eoff
+				lastEntry, entryEnd = eoff, eoff+esize
 				seen++
 				if err := fn(e); err != nil {
 					return err
@@ -199,7 +202,7 @@ func (f *File) Walk(ctx context.Context, fn func(*Entry) error) error {
 			}
 			i += chunk
 		}
-		lastArray = off
+		lastArray, arrayEnd = off, off+size
 		arr = next
 	}
 	if seen < want {
@@ -242,21 +245,22 @@ func (f *File) objectHeader(off int64, typ byte, buf []byte) (int64, error) {
 	return int64(size), nil
 }
 
-// readEntry reads the entry object at off and the data objects it lists.
-func (f *File) readEntry(off int64) (*Entry, error) {
+// readEntry reads the entry object at off and the data objects it lists;
+// it returns the entry and the size of its object.
+func (f *File) readEntry(off int64) (*Entry, int64, error) {
 	_, entryItem := f.itemSizes()
 	var hdr [entryItemsOffset]byte
 	size, err := f.objectHeader(off, objectEntry, hdr[:])
 	if err != nil {
-		return nil, &CorruptError{Offset: off, Reason: "entry: " + err.Error()}
+		return nil, 0, &CorruptError{Offset: off, Reason: "entry: " + err.Error()}
 	}
 	body := size - entryItemsOffset
 	if body%entryItem != 0 {
-		return nil, &CorruptError{Offset: off, Reason: fmt.Sprintf("entry size %d is not a whole number of items", size)}
+		return nil, 0, &CorruptError{Offset: off, Reason: fmt.Sprintf("entry size %d is not a whole number of items", size)}
 	}
 	n := body / entryItem
 	if n > int64(f.lim.MaxItems) {
-		return nil, &CorruptError{Offset: off, Reason: fmt.Sprintf("entry has %d items, more than %d", n, f.lim.MaxItems)}
+		return nil, 0, &CorruptError{Offset: off, Reason: fmt.Sprintf("entry has %d items, more than %d", n, f.lim.MaxItems)}
 	}
 	le := binary.LittleEndian
 	e := &Entry{
@@ -270,7 +274,7 @@ func (f *File) readEntry(off int64) (*Entry, error) {
 	copy(e.BootID[:], hdr[40:56])
 	items := make([]byte, body)
 	if err := f.p.read(off+entryItemsOffset, items); err != nil {
-		return nil, &CorruptError{Offset: off, Reason: "entry items: " + err.Error()}
+		return nil, 0, &CorruptError{Offset: off, Reason: "entry items: " + err.Error()}
 	}
 	var xor uint64
 	hashes := make([]uint64, 0, n)
@@ -283,11 +287,11 @@ func (f *File) readEntry(off int64) (*Entry, error) {
 		}
 		doff, err := f.checkOffset(p)
 		if err != nil {
-			return nil, &CorruptError{Offset: off, Reason: fmt.Sprintf("entry item %d: %v", i, err)}
+			return nil, 0, &CorruptError{Offset: off, Reason: fmt.Sprintf("entry item %d: %v", i, err)}
 		}
 		payload, err := f.readData(doff)
 		if err != nil {
-			return nil, &CorruptError{Offset: doff, Reason: fmt.Sprintf("data object of entry at %d: %v", off, err)}
+			return nil, 0, &CorruptError{Offset: doff, Reason: fmt.Sprintf("data object of entry at %d: %v", off, err)}
 		}
 		h := jenkins64(payload)
 		xor ^= h
@@ -301,14 +305,26 @@ func (f *File) readEntry(off int64) (*Entry, error) {
 		e.Fields = append(e.Fields, Field{Name: string(payload[:eq]), Value: bytes.Clone(payload[eq+1:])})
 	}
 	if xor != e.XorHash && !inSpan(xor^e.XorHash, hashes) {
-		return nil, &CorruptError{Offset: off, Reason: fmt.Sprintf("entry hash %#x does not match its data (%#x)", e.XorHash, xor)}
+		return nil, 0, &CorruptError{Offset: off, Reason: fmt.Sprintf("entry hash %#x does not match its data (%#x)", e.XorHash, xor)}
 	}
-	return e, nil
+	return e, size, nil
 }
 
 // readData returns the (decompressed) payload of the data object at off.
 // The result may be shared with the cache and must not be modified.
 func (f *File) readData(off int64) ([]byte, error) {
+	b, err := f.readPayload(off)
+	if err != nil {
+		return nil, err
+	}
+	f.output += int64(len(b))
+	if f.output > f.lim.MaxFileData {
+		return nil, fmt.Errorf("payloads of the file exceed the %d byte limit", f.lim.MaxFileData)
+	}
+	return b, nil
+}
+
+func (f *File) readPayload(off int64) ([]byte, error) {
 	if b, ok := f.cache.get(off); ok {
 		return b, nil
 	}
@@ -344,7 +360,7 @@ func (f *File) readData(off int64) ([]byte, error) {
 func (f *File) decompress(flags byte, src []byte) ([]byte, error) {
 	budget := min(f.lim.MaxDataSize, f.lim.MaxFileData-f.output)
 	if budget <= 0 {
-		return nil, fmt.Errorf("decompressed data of the file exceeds the %d byte limit", f.lim.MaxFileData)
+		return nil, fmt.Errorf("payloads of the file exceed the %d byte limit", f.lim.MaxFileData)
 	}
 	var out []byte
 	var err error
@@ -361,7 +377,6 @@ func (f *File) decompress(flags byte, src []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.output += int64(len(out))
 	return out, nil
 }
 
