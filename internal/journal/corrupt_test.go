@@ -64,7 +64,7 @@ func TestTruncated(t *testing.T) {
 			r := rand.New(rand.NewPCG(11, 12))
 			start := objectsStart(full)
 			cuts := []int{0, 7, 100, 207, 263, start, len(full) - 1, len(full) - 8, len(full) - 100}
-			for range 60 {
+			for range map[bool]int{false: 60, true: 15}[testing.Short()] {
 				cuts = append(cuts, start+r.IntN(len(full)-start))
 			}
 			partial := 0
@@ -126,7 +126,7 @@ func TestCorrupted(t *testing.T) {
 			}
 			r := rand.New(rand.NewPCG(21, uint64(c.algo)))
 			reported := 0
-			const rounds = 100
+			rounds := map[bool]int{false: 100, true: 25}[testing.Short()]
 			for round := range rounds {
 				b := bytes.Clone(full)
 				var at []int

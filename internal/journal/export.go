@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -84,12 +83,23 @@ func (q Query) Match(e *Entry) bool {
 	return false
 }
 
-// record is one matched entry, already rendered, waiting to be merged.
-type record struct {
+// match is one matched entry, remembered by place so that memory stays
+// small however many entries match; it is read again to be written.
+type match struct {
+	file     int32
+	offset   int64
 	realtime uint64
 	seqnum   uint64
+}
+
+// source is one journal file of an export, kept open between the pass
+// that selects entries and the one that writes them.
+type source struct {
+	path     string
+	fh       *os.File
+	size     int64
 	seqnumID ID128
-	json     []byte
+	reread   *File
 }
 
 // Export reads every journal file (*.journal and *.journal~) under dir
@@ -99,14 +109,15 @@ type record struct {
 // `journalctl -o json --all`. A file that cannot be opened, or that stops
 // making sense part way, is recorded in Stats.Problems and contributes the
 // entries read before; only ctx, a failure to list dir, or a write error
-// fail the export.
+// fail the export. Memory grows by some 32 bytes per matching entry; the
+// entries themselves are read again when written.
 func Export(ctx context.Context, root *os.Root, dir string, q Query, w io.Writer) (Stats, error) {
 	var st Stats
 	dir = path.Clean(strings.TrimPrefix(dir, "/"))
 	if dir == "" {
 		dir = "."
 	}
-	var files []string
+	var paths []string
 	err := fs.WalkDir(root.FS(), dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if p == dir {
@@ -116,30 +127,38 @@ func Export(ctx context.Context, root *os.Root, dir string, q Query, w io.Writer
 			return nil
 		}
 		if d.Type().IsRegular() && (strings.HasSuffix(p, ".journal") || strings.HasSuffix(p, ".journal~")) {
-			files = append(files, p)
+			paths = append(paths, p)
 		}
 		return nil
 	})
 	if err != nil {
 		return st, fmt.Errorf("list journal files in %s: %w", dir, err)
 	}
-	var recs []record
-	for _, p := range files {
+	var srcs []*source
+	defer func() {
+		for _, s := range srcs {
+			s.fh.Close()
+		}
+	}()
+	var matches []match
+	for _, p := range paths {
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
-		n, got, err := exportFile(ctx, root, p, q)
+		st.Files++
+		src, n, err := selectEntries(ctx, root, p, q, int32(len(srcs)), &matches)
 		st.Entries += n
-		recs = append(recs, got...)
+		if src != nil {
+			srcs = append(srcs, src)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return st, ctx.Err()
 			}
 			st.Problems = append(st.Problems, fmt.Sprintf("%s: %v", p, err))
 		}
-		st.Files++
 	}
-	slices.SortStableFunc(recs, func(a, b record) int {
+	slices.SortStableFunc(matches, func(a, b match) int {
 		if c := cmp.Compare(a.realtime, b.realtime); c != 0 {
 			return c
 		}
@@ -149,15 +168,30 @@ func Export(ctx context.Context, root *os.Root, dir string, q Query, w io.Writer
 		id  ID128
 		seq uint64
 	}
-	seen := make(map[key]bool, len(recs))
+	seen := make(map[key]struct{}, len(matches))
 	bw := bufio.NewWriterSize(w, 64<<10)
-	for _, r := range recs {
-		k := key{r.seqnumID, r.seqnum}
-		if seen[k] {
+	var line []byte
+	for i, m := range matches {
+		if i%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return st, err
+			}
+		}
+		src := srcs[m.file]
+		k := key{src.seqnumID, m.seqnum}
+		if _, dup := seen[k]; dup {
 			continue
 		}
-		seen[k] = true
-		if _, err := bw.Write(r.json); err != nil {
+		seen[k] = struct{}{}
+		e, err := src.entryAt(m.offset)
+		if err != nil {
+			// The file changed between the passes (journald still
+			// writing it) or a limit was reached.
+			st.Problems = append(st.Problems, fmt.Sprintf("%s: reading again the entry at %d: %v", src.path, m.offset, err))
+			continue
+		}
+		line = AppendJSON(line[:0], src.seqnumID, e)
+		if _, err := bw.Write(line); err != nil {
 			return st, fmt.Errorf("write journal export: %w", err)
 		}
 		st.Matched++
@@ -168,38 +202,48 @@ func Export(ctx context.Context, root *os.Root, dir string, q Query, w io.Writer
 	return st, nil
 }
 
-// exportFile reads one file; it returns the entries read, the matching
-// ones rendered, and why reading stopped early if it did.
-func exportFile(ctx context.Context, root *os.Root, p string, q Query) (int, []record, error) {
+// selectEntries reads one file and appends the place of each entry q
+// matches; it returns the open file (nil when it cannot be read), the
+// number of entries read, and why reading stopped early if it did.
+func selectEntries(ctx context.Context, root *os.Root, p string, q Query, idx int32, matches *[]match) (*source, int, error) {
 	fh, err := root.Open(p)
 	if err != nil {
-		return 0, nil, fmt.Errorf("open: %w", err)
+		return nil, 0, fmt.Errorf("open: %w", err)
 	}
-	defer fh.Close()
 	fi, err := fh.Stat()
 	if err != nil {
-		return 0, nil, fmt.Errorf("stat: %w", err)
+		fh.Close()
+		return nil, 0, fmt.Errorf("stat: %w", err)
 	}
 	f, err := Open(fh, fi.Size())
 	if err != nil {
-		return 0, nil, err
+		fh.Close()
+		return nil, 0, err
 	}
-	h := f.Header()
-	var recs []record
+	src := &source{path: p, fh: fh, size: fi.Size(), seqnumID: f.Header().SeqnumID}
 	n := 0
 	err = f.Walk(ctx, func(e *Entry) error {
 		n++
 		if q.Match(e) {
-			recs = append(recs, record{realtime: e.Realtime, seqnum: e.Seqnum, seqnumID: h.SeqnumID,
-				json: AppendJSON(nil, h.SeqnumID, e)})
+			*matches = append(*matches, match{file: idx, offset: e.Offset, realtime: e.Realtime, seqnum: e.Seqnum})
 		}
 		return nil
 	})
-	var ce *CorruptError
-	if errors.As(err, &ce) {
-		return n, recs, ce
+	return src, n, err
+}
+
+// entryAt reads again an entry the first pass selected, through a File of
+// its own so that the first pass's limits are not spent twice.
+func (s *source) entryAt(off int64) (*Entry, error) {
+	if s.reread == nil {
+		f, err := Open(s.fh, s.size)
+		if err != nil {
+			return nil, err
+		}
+		s.reread = f
 	}
-	return n, recs, err
+	e, _, err := s.reread.readEntry(off)
+	return e, err
 }
 
 // Cursor returns the cursor journalctl gives the entry e of a file whose
