@@ -15,15 +15,13 @@ import (
 // decoders holds the zstd decoder of a File, made on first use and kept
 // because making one per object is costly.
 type decoders struct {
-	z     *zstd.Decoder
-	limit int64
+	z *zstd.Decoder
 }
 
+// zstd decodes one frame of at most limit bytes; the limit must be the
+// same on every call.
 func (d *decoders) zstd(src []byte, limit int64) ([]byte, error) {
-	if d.z == nil || d.limit != limit {
-		if d.z != nil {
-			d.z.Close()
-		}
+	if d.z == nil {
 		// The decoder refuses frames that declare or grow past the
 		// limit before allocating for them.
 		z, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
@@ -31,7 +29,7 @@ func (d *decoders) zstd(src []byte, limit int64) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
-		d.z, d.limit = z, limit
+		d.z = z
 	}
 	out, err := d.z.DecodeAll(src, nil)
 	if err != nil {

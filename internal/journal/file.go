@@ -370,7 +370,10 @@ func (f *File) decompress(flags byte, src []byte) ([]byte, error) {
 	case objCompressedLZ4:
 		out, err = decompressLZ4(src, budget)
 	case objCompressedZSTD:
-		out, err = f.dec.zstd(src, budget)
+		out, err = f.dec.zstd(src, f.lim.MaxDataSize)
+		if err == nil && int64(len(out)) > budget {
+			err = fmt.Errorf("zstd: payload larger than %d bytes", budget)
+		}
 	default:
 		return nil, fmt.Errorf("object flags %#x name more than one compression", flags)
 	}
@@ -396,8 +399,8 @@ const (
 )
 
 type page struct {
-	off  int64 // -1 when unused
-	data []byte
+	off  int64
+	data []byte // nil when unused
 	used bool
 }
 
@@ -408,14 +411,15 @@ func (p *pager) read(off int64, buf []byte) error {
 	}
 	// Big reads bypass the cache: they would only evict useful pages.
 	if len(buf) > pageSize {
-		_, err := p.r.ReadAt(buf, off)
-		if err != nil && !(errors.Is(err, io.EOF)) {
+		n, err := p.r.ReadAt(buf, off)
+		switch {
+		case n == len(buf):
+			return nil
+		case err == nil || errors.Is(err, io.EOF):
+			return fmt.Errorf("read at %d: file shorter than its size", off)
+		default:
 			return fmt.Errorf("read at %d: %w", off, err)
 		}
-		if err != nil {
-			return fmt.Errorf("read at %d: file shorter than its size", off)
-		}
-		return nil
 	}
 	for len(buf) > 0 {
 		base := off - off%pageSize
@@ -455,7 +459,7 @@ func (p *pager) page(base int64) ([]byte, error) {
 		}
 		got, err := p.r.ReadAt(pg.data[:n], base)
 		if err != nil && !(errors.Is(err, io.EOF) && got == int(n)) {
-			pg.data, pg.off = nil, -1
+			pg.data = nil
 			if errors.Is(err, io.EOF) {
 				return nil, fmt.Errorf("read at %d: file shorter than its size", base)
 			}
