@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,5 +128,23 @@ func TestExportCancelled(t *testing.T) {
 	}
 	if _, err := Export(context.Background(), root, filepath.Join("no", "such"), Query{}, &bytes.Buffer{}); err == nil {
 		t.Error("Export of a missing directory: no error")
+	}
+}
+
+// TestOnlineFile: a file journald is still writing (state ONLINE, the
+// header already counting entries not yet linked) yields every linked
+// entry and a problem saying where the chain ended.
+func TestOnlineFile(t *testing.T) {
+	b := readLabFixture(t)
+	full, st, _ := exportJSON(t, fixtureDir(t, "", "system.journal", b), Query{})
+	if len(full) == 0 || len(st.Problems) != 0 {
+		t.Fatalf("intact file: %d entries, problems %v", len(full), st.Problems)
+	}
+	b[16] = StateOnline
+	n := binary.LittleEndian.Uint64(b[152:])
+	binary.LittleEndian.PutUint64(b[152:], n+3)
+	got, st, _ := exportJSON(t, fixtureDir(t, "", "system.journal", b), Query{})
+	if len(got) != len(full) || len(st.Problems) != 1 || !strings.Contains(st.Problems[0], fmt.Sprintf("ends after %d of the %d entries", n, n+3)) {
+		t.Errorf("online file: %d of %d entries, problems %v", len(got), len(full), st.Problems)
 	}
 }
