@@ -56,6 +56,7 @@ type CorruptError struct {
 	Entries int    // entries delivered before the inconsistency
 }
 
+// Error says where and why reading stopped.
 func (e *CorruptError) Error() string {
 	return fmt.Sprintf("inconsistent at offset %d: %s (reading stopped after %d entries)", e.Offset, e.Reason, e.Entries)
 }
