@@ -16,9 +16,11 @@ BENCH_OUT ?= $(CURDIR)/bench-results.txt
 .PHONY: help build test unit lint bench demo clean host-tools collector-image
 
 # Host tools the tests run as a lab would (tar, sha256sum, zstd, jq, openssl
-# for the manual verification script; dash to run it as POSIX sh), as
-# command:Debian package.
-HOST_TOOLS := tar:tar sha256sum:coreutils zstd:zstd jq:jq openssl:openssl dash:dash
+# for the manual verification script; dash to run it as POSIX sh; journalctl
+# and systemd-journal-remote to build and read journal fixtures), as
+# command:Debian package. A command not on PATH may sit in /usr/lib/systemd,
+# where Debian installs systemd-journal-remote.
+HOST_TOOLS := tar:tar sha256sum:coreutils zstd:zstd jq:jq openssl:openssl dash:dash journalctl:systemd systemd-journal-remote:systemd-journal-remote
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n", $$1, $$2}'
@@ -42,7 +44,7 @@ unit: ## unit tests only (no lab), with -race
 	$(GO) test -race -count=1 -short ./...
 
 host-tools: ## install the host tools the tests need (Debian packages) when missing
-	@missing=$$(for t in $(HOST_TOOLS); do command -v $${t%%:*} >/dev/null 2>&1 || echo $${t#*:}; done); \
+	@missing=$$(for t in $(HOST_TOOLS); do command -v $${t%%:*} >/dev/null 2>&1 || test -x /usr/lib/systemd/$${t%%:*} || echo $${t#*:}; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing $$missing"; \
 	  { apt-get update -qq && apt-get install -y -qq $$missing; } || { echo "error: install $$missing (apt-get install $$missing)" >&2; exit 1; }; \
