@@ -132,13 +132,18 @@ func deliverAgent(ctx context.Context, ex Executor, ns, pod, container, where st
 	return &agent{ex: ex, ns: ns, pod: pod, container: container, path: path, sha256: bin.sha256, where: where, version: v.Version}, nil
 }
 
-// artefact runs one collector command and streams its single JSON
-// document into the case at rel.
-func (a *agent) artefact(ctx context.Context, s *store, rel string, src evidence.Source, args ...string) error {
+// artefact runs one collector command and streams its output (one JSON
+// document, JSON lines for a journal, raw bytes for read) into the case at
+// rel. It returns what the collector said on stderr, trimmed: its notes
+// (what a journal export read, where a damaged file stopped).
+func (a *agent) artefact(ctx context.Context, s *store, rel string, src evidence.Source, args ...string) (string, error) {
 	info := evidence.ItemInfo{Source: src, Method: a.method(args)}
-	return s.stream(ctx, rel, info, func(w io.Writer) error {
-		return a.ex.Exec(ctx, a.ns, a.pod, a.container, append([]string{a.path}, args...), nil, w, nil)
+	notes := &limitedBuffer{max: 4096}
+	err := s.stream(ctx, rel, info, func(w io.Writer) error {
+		notes.Reset()
+		return a.ex.Exec(ctx, a.ns, a.pod, a.container, append([]string{a.path}, args...), nil, w, notes)
 	})
+	return strings.TrimSpace(notes.String()), err
 }
 
 // method is the custody description of one collector run.
@@ -151,6 +156,8 @@ type planned struct {
 	rel  string
 	src  evidence.Source
 	args []string
+	// notes, when set, receives what the collector said on stderr.
+	notes func(string)
 }
 
 // runPlanned delivers the collector (through deliver) and writes every
@@ -180,8 +187,12 @@ func runPlanned(ctx context.Context, s *store, items []planned, deliver func() (
 		return nil
 	}
 	for _, it := range todo {
-		if err := a.artefact(ctx, s, it.rel, it.src, it.args...); err != nil {
+		notes, err := a.artefact(ctx, s, it.rel, it.src, it.args...)
+		if err != nil {
 			return err
+		}
+		if it.notes != nil && notes != "" {
+			it.notes(notes)
 		}
 	}
 	return nil

@@ -145,7 +145,7 @@ func (c Checkpoint) Run(ctx context.Context, env *action.Env, call action.Call) 
 			}
 			info.Source.Path = out.Items[0]
 			root, name := checkpointLocation(out.Items[0])
-			if err := a.artefact(ctx, s, rel, info.Source, "read", "--root", root, name); err != nil {
+			if _, err := a.artefact(ctx, s, rel, info.Source, "read", "--root", root, name); err != nil {
 				return res, err
 			}
 			if w, err := removeCheckpoint(ctx, env, s, rel, agentOn, node); err != nil {
@@ -196,7 +196,7 @@ func removeCheckpoint(ctx context.Context, env *action.Env, s *store, rel string
 		return fmt.Sprintf("checkpoint archive %s left on node %s: %v", it.Source.Path, node.Name, err), nil
 	}
 	src := it.Source
-	if err := a.artefact(ctx, s, removed, src, "remove", "--root", checkpointRoot, "--sha256", it.SHA256, name); err != nil {
+	if _, err := a.artefact(ctx, s, removed, src, "remove", "--root", checkpointRoot, "--sha256", it.SHA256, name); err != nil {
 		return "", err
 	}
 	if !s.has(removed) {

@@ -72,19 +72,24 @@ func (NodeFiles) Run(ctx context.Context, env *action.Env, call action.Call) (ac
 	if err != nil {
 		return action.Result{}, err
 	}
+	var warnings []string
 	for _, name := range nodesOf(pods) {
 		node, err := env.Kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return s.result(nil, nil), fmt.Errorf("get node %s: %w", name, err)
+			return s.result(nil, warnings), fmt.Errorf("get node %s: %w", name, err)
 		}
-		if err := nodeFiles(ctx, env, call, s, ex, node, pods); err != nil {
-			return s.result(nil, nil), err
+		if err := nodeFiles(ctx, env, call, s, ex, node, pods, &warnings); err != nil {
+			return s.result(nil, warnings), err
 		}
 	}
-	return s.result(nil, nil), nil
+	return s.result(nil, warnings), nil
 }
 
-func nodeFiles(ctx context.Context, env *action.Env, call action.Call, s *store, ex Executor, node *corev1.Node, pods []corev1.Pod) error {
+// journalDir is where the journal files of an EKS node live (persistent
+// storage on Amazon Linux 2023), relative to the host root.
+const journalDir = "var/log/journal"
+
+func nodeFiles(ctx context.Context, env *action.Env, call action.Call, s *store, ex Executor, node *corev1.Node, pods []corev1.Pod, warnings *[]string) error {
 	base := "node/" + node.Name + "/"
 	src := evidence.Source{Cluster: env.Cluster, Node: node.Name}
 	// What is known before the collector runs; a pod's log files are
@@ -92,7 +97,15 @@ func nodeFiles(ctx context.Context, env *action.Env, call action.Call, s *store,
 	var items []planned
 	for _, u := range call.Strings("units") {
 		items = append(items, planned{rel: base + "journal/" + u + ".jsonl", src: src,
-			args: []string{"journal", "--root", hostRoot, "--dir", "var/log/journal", "--unit", u}})
+			args: []string{"journal", "--root", hostRoot, "--unit", u, journalDir},
+			notes: func(n string) {
+				// What was read is noise; a damaged file is worth a warning.
+				for _, l := range strings.Split(n, "\n") {
+					if !strings.Contains(l, " matched") {
+						*warnings = append(*warnings, "journal of "+u+" on "+node.Name+": "+strings.TrimPrefix(l, "eksir-collector: journal: "))
+					}
+				}
+			}})
 	}
 	var mine []corev1.Pod
 	for _, p := range pods {
@@ -174,7 +187,7 @@ func podLogFiles(ctx context.Context, s *store, a *agent, base string, src evide
 		if parts := strings.Split(strings.TrimPrefix(f.Path, dir+"/"), "/"); len(parts) == 2 {
 			fsrc.Container = parts[0]
 		}
-		if err := a.artefact(ctx, s, base+rel, fsrc, "read", "--root", hostRoot, f.Path); err != nil {
+		if _, err := a.artefact(ctx, s, base+rel, fsrc, "read", "--root", hostRoot, f.Path); err != nil {
 			return err
 		}
 	}

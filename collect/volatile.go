@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 
 	authzv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -226,9 +227,10 @@ func (v Volatile) Run(ctx context.Context, env *action.Env, call action.Call) (a
 		return s.result(nil, nil), err
 	}
 	outputs := map[string]any{"method": m.method}
+	warn := func(w string) { m.warnings = append(m.warnings, w) }
 	if m.method == MethodEphemeral {
 		for _, p := range pods {
-			if err := v.ephemeral(ctx, env, call, s, ex, p); err != nil {
+			if err := v.ephemeral(ctx, env, call, s, ex, p, warn); err != nil {
 				return s.result(outputs, m.warnings), err
 			}
 		}
@@ -241,7 +243,7 @@ func (v Volatile) Run(ctx context.Context, env *action.Env, call action.Call) (a
 				continue
 			}
 			src := evidence.Source{Cluster: env.Cluster, Namespace: p.Namespace, Pod: p.Name, Node: node.Name}
-			items = append(items, podItems(call, "volatile/"+p.Namespace+"/"+p.Name+"/", src, "--pod-uid", string(p.UID))...)
+			items = append(items, podItems(call, "volatile/"+p.Namespace+"/"+p.Name+"/", src, warn, "--pod-uid", string(p.UID))...)
 		}
 		for _, a := range nodeArtefacts {
 			items = append(items, planned{rel: "volatile/nodes/" + node.Name + "/" + a[0] + ".json", src: evidence.Source{Cluster: env.Cluster, Node: node.Name}, args: a})
@@ -264,15 +266,26 @@ func (v Volatile) Run(ctx context.Context, env *action.Env, call action.Call) (a
 }
 
 // podItems are the per-pod documents, each written by the collector with
-// the given process selector.
-func podItems(call action.Call, base string, src evidence.Source, selector ...string) []planned {
+// the given process selector. When the collector finds no process of the
+// pod, warn adds a warning: the documents then hold nothing of the suspect
+// (a container that is not running, or a cgroup layout the collector does
+// not know), and the responder must know before containing.
+func podItems(call action.Call, base string, src evidence.Source, warn func(string), selector ...string) []planned {
 	var out []planned
 	for _, a := range podArtefacts {
 		args := append([]string{a}, selector...)
-		if a == "processes" && !call.Bool("redact-arguments") {
-			args = append(args, "--no-redact")
+		it := planned{rel: base + a + ".json", src: src, args: args}
+		if a == "processes" {
+			if !call.Bool("redact-arguments") {
+				it.args = append(it.args, "--no-redact")
+			}
+			it.notes = func(n string) {
+				if strings.Contains(n, "processes: 0 selected") {
+					warn(fmt.Sprintf("no process of pod %s/%s found on node %s: its volatile documents hold nothing of it (container not running, or an unknown cgroup layout)", src.Namespace, src.Pod, src.Node))
+				}
+			}
 		}
-		out = append(out, planned{rel: base + a + ".json", src: src, args: args})
+		out = append(out, it)
 	}
 	return out
 }
@@ -310,10 +323,10 @@ func hasEphemeral(p *corev1.Pod, name string) bool {
 
 // ephemeral adds (once) a debug container targeting the suspect's process
 // namespace and runs the collector in it.
-func (v Volatile) ephemeral(ctx context.Context, env *action.Env, call action.Call, s *store, ex Executor, p corev1.Pod) error {
+func (v Volatile) ephemeral(ctx context.Context, env *action.Env, call action.Call, s *store, ex Executor, p corev1.Pod, warn func(string)) error {
 	target := debugTarget(call, p)
 	src := evidence.Source{Cluster: env.Cluster, Namespace: p.Namespace, Pod: p.Name, Container: target, Node: p.Spec.NodeName}
-	items := podItems(call, "volatile/"+p.Namespace+"/"+p.Name+"/", src, "--all-except-self")
+	items := podItems(call, "volatile/"+p.Namespace+"/"+p.Name+"/", src, warn, "--all-except-self")
 	return runPlanned(ctx, s, items, func() (*agent, error) {
 		name := debugName(env)
 		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {

@@ -5,7 +5,9 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	_ "embed"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -472,6 +475,43 @@ func (k *kubeSeeder) writePodLogs(p *corev1.Pod, lines []string) error {
 	return nil
 }
 
+// The node's journal: a real journal file built by systemd-journal-remote
+// (assets/journal/generate.sh) with kubelet and containerd entries, and
+// the machine ID its header names.
+//
+//go:embed assets/journal/system.journal.zst
+var nodeJournal []byte
+
+const nodeMachineID = "ec2b3c1d9a8f4e6b8c7d6e5f4a3b2c1d"
+
+// writeNodeJournal puts the journal where an Amazon Linux 2023 node keeps
+// it: /var/log/journal/<machine-id>/system.journal under the node view's
+// host/.
+func (k *kubeSeeder) writeNodeJournal() error {
+	d := filepath.Join(k.execView("node"), "host", "var/log/journal", nodeMachineID)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return err
+	}
+	zr, err := zstd.NewReader(bytes.NewReader(nodeJournal))
+	if err != nil {
+		return err
+	}
+	defer zr.Close()
+	f, err := os.CreateTemp(d, ".system.journal-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := io.Copy(f, zr); err != nil {
+		f.Close()
+		return fmt.Errorf("write the node journal: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), filepath.Join(d, "system.journal"))
+}
+
 // writeNodeFiles writes the CRI-format log files and the exec views
 // (process list, sockets, memory image) the kwok objects point at.
 func (k *kubeSeeder) writeNodeFiles() error {
@@ -480,6 +520,9 @@ func (k *kubeSeeder) writeNodeFiles() error {
 	files := map[string]string{
 		filepath.Join(logDir, "suspect.log"): criLines(k.sc.SuspectLog, now),
 		filepath.Join(logDir, "benign.log"):  criLines(k.sc.BenignLog, now),
+	}
+	if err := k.writeNodeJournal(); err != nil {
+		return err
 	}
 	suspectNode := k.nodes[0]
 	for view, ps := range map[string][2]string{"node": {k.sc.NodePS, k.sc.NodeSS}, "pod": {k.sc.PodPS, k.sc.PodSS}} {

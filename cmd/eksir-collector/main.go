@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/eksir/eksir/internal/journal"
 	"github.com/eksir/eksir/internal/nodecollect"
 )
 
@@ -32,6 +33,7 @@ artefacts (one JSON document on stdout):
   mounts     --pod-uid UID | --all-except-self
   environ    --pod-uid UID | --all-except-self
   modules | routes | neighbours
+  journal --root DIR [--unit U]... PATH     journal entries of the files under PATH, as journalctl -o json lines
   list   --root DIR PATH                    files under PATH (symlinks not followed)
   remove --root DIR [--sha256 HEX] PATH     delete one regular file under DIR (only if it hashes to HEX)
 other:
@@ -59,7 +61,7 @@ func main() {
 // the artefact was written (even with per-item errors inside it), 1 when it
 // could not be produced, 2 on bad usage.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	err := dispatch(ctx, args, stdout)
+	err := dispatch(ctx, args, stdout, stderr)
 	var ue usageError
 	switch {
 	case err == nil:
@@ -85,9 +87,16 @@ type options struct {
 	node          bool
 	root          string
 	sha256        string
+	units         stringList
 }
 
-func dispatch(ctx context.Context, args []string, stdout io.Writer) error {
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o options
 	global := newFlagSet("eksir-collector", &o)
 	if err := global.Parse(args); err != nil {
@@ -105,8 +114,11 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer) error {
 		if cmd == "sockets" {
 			fs.BoolVar(&o.node, "node", false, "the node's network namespace (PID 1's)")
 		}
-	case "list", "read", "remove":
+	case "list", "read", "remove", "journal":
 		fs.StringVar(&o.root, "root", "", "host root directory that PATH is resolved under")
+		if cmd == "journal" {
+			fs.Var(&o.units, "unit", "a systemd unit whose entries to export (repeatable; none: every entry)")
+		}
 		if cmd == "remove" {
 			fs.StringVar(&o.sha256, "sha256", "", "remove only if the file hashes to this SHA-256")
 		}
@@ -124,7 +136,7 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	var hostPath string
 	switch cmd {
-	case "list", "read", "remove":
+	case "list", "read", "remove", "journal":
 		if o.root == "" || fs.NArg() != 1 {
 			return usageError{cmd + " needs --root DIR and one PATH"}
 		}
@@ -143,10 +155,23 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer) error {
 	case "read":
 		_, err := nodecollect.ReadFile(ctx, stdout, o.root, hostPath)
 		return err
+	case "journal":
+		return exportJournal(ctx, stdout, stderr, o.root, hostPath, o.units)
 	case "version":
 		doc, err = c.VersionDocument()
 	case "processes":
-		doc, err = c.Processes(ctx, sel)
+		var pd *nodecollect.ProcessesDoc
+		if pd, err = c.Processes(ctx, sel); err == nil {
+			n := 0
+			for _, p := range pd.Processes {
+				if p.Selected {
+					n++
+				}
+			}
+			// eksir warns when a pod's processes are not found.
+			fmt.Fprintf(stderr, "eksir-collector: processes: %d selected\n", n)
+		}
+		doc = pd
 	case "sockets":
 		doc, err = c.Sockets(ctx, sel)
 	case "files":
@@ -172,6 +197,26 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	return nodecollect.Write(stdout, doc)
+}
+
+// exportJournal writes the entries of the units from the journal files
+// under p (inside the host root dir) as JSON lines, and says on stderr what
+// it read and where a damaged file stopped being read.
+func exportJournal(ctx context.Context, stdout, stderr io.Writer, dir, p string, units []string) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("journal: open root: %w", err)
+	}
+	defer root.Close()
+	st, err := journal.Export(ctx, root, p, journal.Query{Units: units}, stdout)
+	if err != nil {
+		return fmt.Errorf("journal %s: %w", p, err)
+	}
+	fmt.Fprintf(stderr, "eksir-collector: journal: %d files, %d entries, %d matched\n", st.Files, st.Entries, st.Matched)
+	for _, pr := range st.Problems {
+		fmt.Fprintf(stderr, "eksir-collector: journal: %s\n", pr)
+	}
+	return nil
 }
 
 // flagError turns a flag parsing error into a usage error; --help stays
