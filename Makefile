@@ -53,6 +53,8 @@ host-tools: ## install the host tools the tests need (Debian packages) when miss
 test: build lab-check host-tools ## the whole suite: unit and integration tests (real lab), with -race, and a short parser fuzz
 	EKSIR_BIN=$(BIN) EKSIR_COLLECTOR_DIR=$(CURDIR)/bin $(GO) test -race -count=1 ./...
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10s ./playbooks/
+	$(GO) test -run '^$$' -fuzz FuzzMountinfo -fuzztime 5s ./internal/procfs/
+	$(GO) test -run '^$$' -fuzz FuzzOpen -fuzztime 5s -fuzzminimizetime 1s ./internal/journal/
 	cd tools/collector-image && $(GO) test ./...
 
 lint: ## gofmt check, go vet (also of the -tags eksirtest test hooks), staticcheck
@@ -66,7 +68,8 @@ lint: ## gofmt check, go vet (also of the -tags eksirtest test hooks), staticche
 bench: build lab-check ## every benchmark, each beside its baseline; figures in docs/BENCHMARKS.md
 	{ EKSIR_BIN=$(BIN) ./evidence/bench/run.sh && \
 	  $(GO) test -run '^$$' -bench 'BenchmarkLab' -benchtime 3x -count 1 ./lab/ && \
-	  ./collect/bench/run.sh; } 2>&1 | tee $(BENCH_OUT)
+	  ./collect/bench/run.sh && \
+	  $(GO) test -run '^$$' -bench 'BenchmarkVolatileCapture' -benchtime 3x -count 1 ./internal/nodecollect/; } 2>&1 | tee $(BENCH_OUT)
 
 demo: build lab-check ## end to end on the local lab: up, seed, collect, seal, verify, down
 	./lab/demo.sh $(BIN)
