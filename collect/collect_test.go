@@ -521,9 +521,22 @@ func (k *kubeletCheckpoints) answer(r *http.Request) (*http.Response, error) {
 		Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: r}, nil
 }
 
+// failingCreate refuses to create items whose path ends with suffix.
+type failingCreate struct {
+	action.Evidence
+	suffix string
+}
+
+func (e *failingCreate) Create(rel string, info evidence.ItemInfo) (*evidence.ItemWriter, error) {
+	if strings.HasSuffix(rel, e.suffix) {
+		return nil, fmt.Errorf("disk full (test) writing %s", rel)
+	}
+	return e.Evidence.Create(rel, info)
+}
+
 // A checkpoint the kubelet wrote is copied into the case, then removed
-// from the node, and the case holds both facts; a second run (a resume)
-// checkpoints nothing again.
+// from the node, and the case holds both facts; a run interrupted between
+// the two removes it on resume, and never checkpoints again.
 func TestCheckpointCopiedThenRemoved(t *testing.T) {
 	f := setup(t, 1, 2)
 	archive := make([]byte, 256<<10)
@@ -543,6 +556,17 @@ func TestCheckpointCopiedThenRemoved(t *testing.T) {
 			call.Params[p.Name] = p.Default
 		}
 	}
+	// The first run stops between the copy and the removal, as a crash
+	// would: the archive is in the case and still on the node.
+	crashed := env
+	crashed.Evidence = &failingCreate{Evidence: f.env.Evidence, suffix: ".removed.json"}
+	if _, err := (collect.Checkpoint{}).Run(t.Context(), &crashed, call); err == nil {
+		t.Fatal("a run that could not record the removal succeeded")
+	}
+	if left, _ := os.ReadDir(kc.dir); len(left) != 1 {
+		t.Fatalf("after the interrupted run: %d archives on the node, want 1", len(left))
+	}
+	// The resumed run removes it, without a second checkpoint.
 	res, err := (collect.Checkpoint{}).Run(t.Context(), &env, call)
 	if err != nil {
 		t.Fatal(err)
