@@ -13,33 +13,49 @@ BENCH_OUT ?= $(CURDIR)/bench-results.txt
 
 -include lab/lab.mk
 
-.PHONY: help build test unit lint bench demo clean host-tools
+.PHONY: help build test unit lint bench demo clean host-tools collector-image
 
 # Host tools the tests run as a lab would (tar, sha256sum, zstd, jq, openssl
-# for the manual verification script; dash to run it as POSIX sh), as
-# command:Debian package.
-HOST_TOOLS := tar:tar sha256sum:coreutils zstd:zstd jq:jq openssl:openssl dash:dash
+# for the manual verification script; dash to run it as POSIX sh; journalctl
+# and systemd-journal-remote to build and read journal fixtures), as
+# command:Debian package. A command not on PATH may sit in /usr/lib/systemd,
+# where Debian installs systemd-journal-remote.
+HOST_TOOLS := tar:tar sha256sum:coreutils zstd:zstd jq:jq openssl:openssl dash:dash journalctl:systemd systemd-journal-remote:systemd-journal-remote
 
 help: ## show this help
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n", $$1, $$2}'
 
-build: ## build bin/eksir and bin/eksir-verify (the lab's verifier), version and commit stamped in
+build: ## build bin/eksir, bin/eksir-verify (the lab's verifier) and bin/eksir-collector-linux-{amd64,arm64} (the node collector), version stamped in
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/eksir
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)-verify ./cmd/eksir-verify
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '-s -w -X main.version=$(VERSION)' -o $(CURDIR)/bin/eksir-collector-linux-amd64 ./cmd/eksir-collector
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '-s -w -X main.version=$(VERSION)' -o $(CURDIR)/bin/eksir-collector-linux-arm64 ./cmd/eksir-collector
+
+# The collector image is built by a module of its own (tools/collector-image)
+# so that go-containerregistry stays out of eksir's go.mod. The commit time
+# stamps it, so a rebuild of the same commit gives the same index digest.
+collector-image: build ## build the collector image (OCI layout, both architectures) into bin/eksir-collector-image.tar; push it with skopeo or crane (docs/collector-image.md)
+	cd tools/collector-image && SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) $(GO) run . \
+	  --binary linux/amd64=$(CURDIR)/bin/eksir-collector-linux-amd64 \
+	  --binary linux/arm64=$(CURDIR)/bin/eksir-collector-linux-arm64 \
+	  --tag eksir-collector:$(VERSION) --out $(CURDIR)/bin/eksir-collector-image.tar
 
 unit: ## unit tests only (no lab), with -race
 	$(GO) test -race -count=1 -short ./...
 
 host-tools: ## install the host tools the tests need (Debian packages) when missing
-	@missing=$$(for t in $(HOST_TOOLS); do command -v $${t%%:*} >/dev/null 2>&1 || echo $${t#*:}; done); \
+	@missing=$$(for t in $(HOST_TOOLS); do command -v $${t%%:*} >/dev/null 2>&1 || test -x /usr/lib/systemd/$${t%%:*} || echo $${t#*:}; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing $$missing"; \
 	  { apt-get update -qq && apt-get install -y -qq $$missing; } || { echo "error: install $$missing (apt-get install $$missing)" >&2; exit 1; }; \
 	fi
 
 test: build lab-check host-tools ## the whole suite: unit and integration tests (real lab), with -race, and a short parser fuzz
-	EKSIR_BIN=$(BIN) $(GO) test -race -count=1 ./...
+	EKSIR_BIN=$(BIN) EKSIR_COLLECTOR_DIR=$(CURDIR)/bin $(GO) test -race -count=1 ./...
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10s ./playbooks/
+	$(GO) test -run '^$$' -fuzz FuzzMountinfo -fuzztime 5s ./internal/procfs/
+	$(GO) test -run '^$$' -fuzz FuzzOpen -fuzztime 5s -fuzzminimizetime 1s ./internal/journal/
+	cd tools/collector-image && $(GO) test ./...
 
 lint: ## gofmt check, go vet (also of the -tags eksirtest test hooks), staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -47,11 +63,13 @@ lint: ## gofmt check, go vet (also of the -tags eksirtest test hooks), staticche
 	$(GO) vet -tags eksirtest ./playbooks ./internal/kube
 	@test -x $(TOOLBIN)/staticcheck-$(STATICCHECK_VERSION) || (GOBIN=$(TOOLBIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) && mv $(TOOLBIN)/staticcheck $(TOOLBIN)/staticcheck-$(STATICCHECK_VERSION))
 	$(TOOLBIN)/staticcheck-$(STATICCHECK_VERSION) ./...
+	cd tools/collector-image && $(GO) vet ./... && $(TOOLBIN)/staticcheck-$(STATICCHECK_VERSION) ./...
 
 bench: build lab-check ## every benchmark, each beside its baseline; figures in docs/BENCHMARKS.md
 	{ EKSIR_BIN=$(BIN) ./evidence/bench/run.sh && \
 	  $(GO) test -run '^$$' -bench 'BenchmarkLab' -benchtime 3x -count 1 ./lab/ && \
-	  ./collect/bench/run.sh; } 2>&1 | tee $(BENCH_OUT)
+	  ./collect/bench/run.sh && \
+	  $(GO) test -run '^$$' -bench 'BenchmarkVolatileCapture' -benchtime 3x -count 1 ./internal/nodecollect/; } 2>&1 | tee $(BENCH_OUT)
 
 demo: build lab-check ## end to end on the local lab: up, seed, collect, seal, verify, down
 	./lab/demo.sh $(BIN)

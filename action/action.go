@@ -117,6 +117,8 @@ type Evidence interface {
 	Add(ctx context.Context, rel string, info evidence.ItemInfo, r io.Reader) (evidence.Item, error)
 	NotCollected(rel string, info evidence.ItemInfo, reason string) (evidence.Item, error)
 	Has(rel string) bool
+	// Lookup returns the index entry of an item, collected or not.
+	Lookup(rel string) (evidence.Item, bool)
 }
 
 // Env carries what an action may touch. Fields an action does not need may

@@ -38,10 +38,11 @@ func streaming(env *action.Env) (kubernetes.Interface, *rest.Config, error) {
 	return kc, cfg, nil
 }
 
-// Executor runs a command in a container and streams its output; the
-// collector pods' commands go through it.
+// Executor runs a command in a container, feeding it stdin (nil: none) and
+// streaming its output; the collector pods' commands go through it. stderr
+// (nil: discarded) receives the command's diagnostics, never evidence.
 type Executor interface {
-	Exec(ctx context.Context, ns, pod, container string, cmd []string, stdout io.Writer) error
+	Exec(ctx context.Context, ns, pod, container string, cmd []string, stdin io.Reader, stdout, stderr io.Writer) error
 }
 
 // execRun is what the exec-based collectors (volatile, checkpoint,
@@ -66,9 +67,9 @@ type remoteExec struct {
 	cfg *rest.Config
 }
 
-func (r remoteExec) Exec(ctx context.Context, ns, pod, container string, cmd []string, stdout io.Writer) error {
+func (r remoteExec) Exec(ctx context.Context, ns, pod, container string, cmd []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	req := r.kc.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(pod).SubResource("exec").
-		VersionedParams(&corev1.PodExecOptions{Container: container, Command: cmd, Stdout: true, Stderr: true}, scheme.ParameterCodec)
+		VersionedParams(&corev1.PodExecOptions{Container: container, Command: cmd, Stdin: stdin != nil, Stdout: true, Stderr: true}, scheme.ParameterCodec)
 	ws, err := remotecommand.NewWebSocketExecutor(r.cfg, "GET", req.URL().String())
 	if err != nil {
 		return fmt.Errorf("websocket executor: %w", err)
@@ -84,9 +85,13 @@ func (r remoteExec) Exec(ctx context.Context, ns, pod, container string, cmd []s
 		return err
 	}
 	// stderr is kept (bounded) for the reason of a failure, never stored.
-	stderr := &limitedBuffer{max: 4096}
-	if err := ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: stdout, Stderr: stderr}); err != nil {
-		if msg := strings.TrimSpace(stderr.String()); msg != "" {
+	diag := &limitedBuffer{max: 4096}
+	var errOut io.Writer = diag
+	if stderr != nil {
+		errOut = io.MultiWriter(diag, stderr)
+	}
+	if err := ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdin, Stdout: stdout, Stderr: errOut}); err != nil {
+		if msg := strings.TrimSpace(diag.String()); msg != "" {
 			return fmt.Errorf("exec %s in %s/%s: %w (stderr: %s)", cmd[0], ns, pod, err, msg)
 		}
 		return fmt.Errorf("exec %s in %s/%s: %w", cmd[0], ns, pod, err)
@@ -108,10 +113,14 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 
 // collectorPod is the trusted node pod: hostPID and hostNetwork to see the
 // node's processes and sockets, the host filesystem read-only at /host,
+// the kubelet's checkpoint folder read-write at /checkpoints (a checkpoint
+// archive holds the container's memory and is removed once in the case),
 // pinned to the node and tolerating every taint (the quarantine taint
-// included). Its name derives from the incident and node, so a resumed run
-// finds it.
-func collectorPod(env *action.Env, ns, node, image string) *corev1.Pod {
+// included). Its working directory is /, so the collector's relative roots
+// ("host", "checkpoints") name those mounts. Its name derives from the
+// incident and node, so a resumed run finds it.
+func collectorPod(env *action.Env, call action.Call, node string) *corev1.Pod {
+	ns := call.String("collector-namespace")
 	t := true
 	name := "eksir-collector-" + naming.ShortHash(env.Incident+"/"+node, 12)
 	deadline := int64(2 * 3600)
@@ -123,12 +132,44 @@ func collectorPod(env *action.Env, ns, node, image string) *corev1.Pod {
 			NodeName: node, HostPID: true, HostNetwork: true, RestartPolicy: corev1.RestartPolicyNever,
 			ActiveDeadlineSeconds: &deadline, AutomountServiceAccountToken: new(bool),
 			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
-			Containers: []corev1.Container{{Name: "collector", Image: image, Command: []string{"sleep", "7200"},
+			Containers: []corev1.Container{{Name: "collector", Image: call.String("collector-image"), Command: idleCommand(call), WorkingDir: "/",
 				SecurityContext: &corev1.SecurityContext{Privileged: &t},
-				VolumeMounts:    []corev1.VolumeMount{{Name: "host", MountPath: "/host", ReadOnly: true}}}},
-			Volumes: []corev1.Volume{{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}},
+				VolumeMounts: []corev1.VolumeMount{{Name: "host", MountPath: "/" + hostRoot, ReadOnly: true},
+					{Name: "checkpoints", MountPath: "/" + checkpointRoot}}}},
+			Volumes: []corev1.Volume{{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}},
+				{Name: "checkpoints", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: kubeletCheckpoints, Type: ptr(corev1.HostPathDirectoryOrCreate)}}}},
 		},
 	}
+}
+
+// The collector's roots, relative to the collector pod's working
+// directory (/): on a node they are the pod's mounts; on the lab, whose
+// exec runs in a per-node folder, they are that folder's copies of a
+// node's layout.
+const (
+	hostRoot       = "host"
+	checkpointRoot = "checkpoints"
+	// kubeletCheckpoints is where the kubelet writes checkpoint archives.
+	kubeletCheckpoints = "/var/lib/kubelet/checkpoints"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// Collector delivery: over exec stdin into an image that has sh (the
+// default), or baked into an image built with `make collector-image`.
+const (
+	DeliveryStdin = "stdin"
+	DeliveryImage = "image"
+	// bakedCollector is where the collector image holds the binary.
+	bakedCollector = "/eksir-collector"
+)
+
+// idleCommand keeps the collector container running until the step ends.
+func idleCommand(call action.Call) []string {
+	if call.String("collector-delivery") == DeliveryImage {
+		return []string{bakedCollector, "idle"}
+	}
+	return []string{"sleep", "7200"}
 }
 
 // ensureCollector creates (or finds) the node's collector pod and waits
@@ -199,15 +240,20 @@ func deleteCollector(ctx context.Context, kc kubernetes.Interface, p *corev1.Pod
 
 func collectorParams() []action.Param {
 	return []action.Param{
-		{Name: "collector-image", Type: action.String, Default: DefaultCollectorImage, Doc: "the trusted collector image (pin it by digest); it needs sh, ps, ss, sha256sum, journalctl, avml"},
+		{Name: "collector-image", Type: action.String, Default: DefaultCollectorImage,
+			Doc: "the collector pod's image, pinned by digest; with delivery stdin it needs only sh, head, chmod, mv and sleep (mirror it into ECR for private clusters)"},
+		{Name: "collector-delivery", Type: action.String, Default: DeliveryStdin, Enum: []string{DeliveryStdin, DeliveryImage},
+			Doc: "stdin: eksir writes its static collector into the pod over exec; image: the image (make collector-image) holds it at /eksir-collector"},
 		{Name: "collector-namespace", Type: action.Namespace, Default: "kube-system", Doc: "where node collector pods run"},
 		{Name: "keep-collector", Type: action.Bool, Default: false, Doc: "leave the collector pod running after the step"},
 		{Name: "start-timeout", Type: action.Duration, Default: 2 * time.Minute, Doc: "how long to wait for the collector to run"},
 	}
 }
 
-// DefaultCollectorImage is the collector image when the playbook names none.
-const DefaultCollectorImage = "public.ecr.aws/amazonlinux/amazonlinux:2023"
+// DefaultCollectorImage is the collector pod's image when the playbook names
+// none: busybox, which has the shell the stdin delivery needs and nothing
+// else, pinned by the digest of its multi-architecture index.
+const DefaultCollectorImage = "public.ecr.aws/docker/library/busybox:1.36@sha256:73aaf090f3d85aa34ee199857f03fa3a95c8ede2ffd4cc2cdb5b94e566b11662"
 
 var collectorRules = []action.KubeRule{
 	{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "create", "delete"}},

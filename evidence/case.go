@@ -350,6 +350,16 @@ func (c *Case) Has(rel string) bool {
 	return c.collected("data/" + rel)
 }
 
+// Lookup returns the index entry of the item at data/<rel>, collected or
+// not: an action resuming after a crash reads where an item came from and
+// its hash.
+func (c *Case) Lookup(rel string) (Item, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	it, ok := c.items["data/"+rel]
+	return it, ok
+}
+
 // Record appends a custody record of any action (step records, releases),
 // dated by the case's clock. A clock behind the last record is refused
 // (ErrClockBackwards).

@@ -1,14 +1,21 @@
 package lab
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	_ "embed"
 	"fmt"
+	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -293,8 +300,16 @@ func (k *kubeSeeder) createDeployment(ctx context.Context, d deployment) error {
 		spec.NodeName = k.nodes[d.Nodes[i]]
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: podLabels,
 			OwnerReferences: []metav1.OwnerReference{owner("apps/v1", "ReplicaSet", rs.Name, rs.UID)}}, Spec: spec}
-		if _, err := k.c.Typed.CoreV1().Pods(d.Namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		created, err := k.c.Typed.CoreV1().Pods(d.Namespace).Create(ctx, p, metav1.CreateOptions{})
+		if err != nil {
 			return fmt.Errorf("create pod %s/%s: %w", d.Namespace, name, err)
+		}
+		lines := k.sc.BenignLog
+		if d.Suspect && i == 0 {
+			lines = k.sc.SuspectLog
+		}
+		if err := k.writePodLogs(created, lines); err != nil {
+			return err
 		}
 	}
 	// Status as the controllers would report it once kwok marks pods ready.
@@ -367,15 +382,17 @@ func (k *kubeSeeder) seedKwokObjects(ctx context.Context) error {
 		{gvrExecs, map[string]any{"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Exec",
 			"metadata": map[string]any{"name": suspect, "namespace": d.Namespace},
 			"spec": map[string]any{"execs": []any{map[string]any{"local": map[string]any{
-				"workDir": filepath.Join(k.dir, "exec", k.prefix+"pod"),
-				"envs":    []any{map[string]any{"name": "EKSIR_LAB_VIEW", "value": "pod"}}}}}}}},
+				"workDir": k.execView("pod"),
+				"envs": []any{map[string]any{"name": "EKSIR_LAB_VIEW", "value": "pod"},
+					map[string]any{"name": "TMPDIR", "value": filepath.Join(k.execView("pod"), "tmp")}}}}}}}},
 		// No selector: collector pods (created later, in any namespace) get
 		// the suspect node's view.
 		{gvrClusterExecs, map[string]any{"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterExec",
-			"metadata": map[string]any{"name": k.prefix + "node-view"},
+			"metadata": map[string]any{"name": "eksir-lab-node-view"},
 			"spec": map[string]any{"execs": []any{map[string]any{"local": map[string]any{
-				"workDir": filepath.Join(k.dir, "exec", k.prefix+"node"),
-				"envs":    []any{map[string]any{"name": "EKSIR_LAB_VIEW", "value": "node"}}}}}}}},
+				"workDir": k.execView("node"),
+				"envs": []any{map[string]any{"name": "EKSIR_LAB_VIEW", "value": "node"},
+					map[string]any{"name": "TMPDIR", "value": filepath.Join(k.execView("node"), "tmp")}}}}}}}},
 	}
 	for _, o := range objs {
 		u := &unstructured.Unstructured{Object: o.obj}
@@ -385,11 +402,114 @@ func (k *kubeSeeder) seedKwokObjects(ctx context.Context) error {
 		} else {
 			_, err = k.c.Dynamic.Resource(o.gvr).Create(ctx, u, metav1.CreateOptions{})
 		}
-		if err != nil {
+		// One node view serves every seed of a lab (collector pods of any
+		// namespace match it), so a second seed finds it.
+		if err != nil && !(apierrors.IsAlreadyExists(err) && o.gvr == gvrClusterExecs) {
 			return fmt.Errorf("create %s %s: %w", u.GetKind(), u.GetName(), err)
 		}
 	}
 	return nil
+}
+
+// execView is the folder kwok runs a view's exec requests in: the suspect
+// pod's ("pod") or a node's as a collector pod sees it ("node", where host/
+// stands for the node's root filesystem mounted at /host).
+func (k *kubeSeeder) execView(view string) string { return ExecView(k.dir, k.prefix, view) }
+
+// ExecView is the folder kwok runs a seeded view's exec requests in: "pod"
+// for the suspect pod of the seed with that prefix, "node" for any other
+// pod (collector pods), whose host/ and checkpoints/ stand for the node's
+// root filesystem and kubelet checkpoint folder as a collector pod mounts
+// them. kwok matches one cluster-wide exec rule for every collector pod,
+// so all seeds of a lab share the node view (their pods' log folders are
+// named by namespace, pod and UID, and do not collide).
+func ExecView(labDir, prefix, view string) string {
+	if view == "node" {
+		prefix = ""
+	}
+	return filepath.Join(labDir, "exec", prefix+view)
+}
+
+// writePodLogs lays out a pod's container logs as the kubelet does on an
+// EKS node, under the node view's host/: /var/log/pods/<ns>_<pod>_<uid>/
+// <container>/0.log, the last rotation uncompressed, older ones gzipped,
+// and /var/log/containers/<pod>_<ns>_<container>-<id>.log as an absolute
+// symlink to the current file, which resolves only on the node itself.
+func (k *kubeSeeder) writePodLogs(p *corev1.Pod, lines []string) error {
+	host := filepath.Join(k.execView("node"), "host")
+	now := timeNow()
+	for _, c := range p.Spec.Containers {
+		dir := path.Join("/var/log/pods", p.Namespace+"_"+p.Name+"_"+string(p.UID), c.Name)
+		rotated := now.Add(-time.Hour).UTC()
+		older := now.Add(-2 * time.Hour).UTC()
+		files := map[string][]byte{
+			"0.log": []byte(criLines(lines, now)),
+			"0.log." + rotated.Format("20060102-150405"): []byte(criLines(lines, rotated)),
+		}
+		var gz bytes.Buffer
+		zw := gzip.NewWriter(&gz)
+		if _, err := zw.Write([]byte(criLines(lines, older))); err != nil {
+			return err
+		}
+		if err := zw.Close(); err != nil {
+			return err
+		}
+		files["0.log."+older.Format("20060102-150405")+".gz"] = gz.Bytes()
+		if err := os.MkdirAll(filepath.Join(host, dir), 0o755); err != nil {
+			return err
+		}
+		for name, body := range files {
+			if err := os.WriteFile(filepath.Join(host, dir, name), body, 0o644); err != nil {
+				return fmt.Errorf("write pod log %s: %w", name, err)
+			}
+		}
+		links := filepath.Join(host, "var/log/containers")
+		if err := os.MkdirAll(links, 0o755); err != nil {
+			return err
+		}
+		link := filepath.Join(links, fmt.Sprintf("%s_%s_%s-%x.log", p.Name, p.Namespace, c.Name, sha256.Sum256([]byte(string(p.UID)+c.Name))))
+		if err := os.Symlink(path.Join(dir, "0.log"), link); err != nil && !os.IsExist(err) {
+			return fmt.Errorf("link %s: %w", link, err)
+		}
+	}
+	return nil
+}
+
+// The node's journal: a real journal file built by systemd-journal-remote
+// (assets/journal/generate.sh) with kubelet and containerd entries, and
+// the machine ID its header names.
+//
+//go:embed assets/journal/system.journal.zst
+var nodeJournal []byte
+
+const nodeMachineID = "ec2b3c1d9a8f4e6b8c7d6e5f4a3b2c1d"
+
+// writeNodeJournal puts the journal where an Amazon Linux 2023 node keeps
+// it: /var/log/journal/<machine-id>/system.journal under the node view's
+// host/.
+func (k *kubeSeeder) writeNodeJournal() error {
+	d := filepath.Join(k.execView("node"), "host", "var/log/journal", nodeMachineID)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return err
+	}
+	zr, err := zstd.NewReader(bytes.NewReader(nodeJournal))
+	if err != nil {
+		return err
+	}
+	defer zr.Close()
+	f, err := os.CreateTemp(d, ".system.journal-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := io.Copy(f, zr); err != nil {
+		f.Close()
+		return fmt.Errorf("write the node journal: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), filepath.Join(d, "system.journal"))
 }
 
 // writeNodeFiles writes the CRI-format log files and the exec views
@@ -401,9 +521,15 @@ func (k *kubeSeeder) writeNodeFiles() error {
 		filepath.Join(logDir, "suspect.log"): criLines(k.sc.SuspectLog, now),
 		filepath.Join(logDir, "benign.log"):  criLines(k.sc.BenignLog, now),
 	}
+	if err := k.writeNodeJournal(); err != nil {
+		return err
+	}
 	suspectNode := k.nodes[0]
 	for view, ps := range map[string][2]string{"node": {k.sc.NodePS, k.sc.NodeSS}, "pod": {k.sc.PodPS, k.sc.PodSS}} {
-		d := filepath.Join(k.dir, "exec", k.prefix+view)
+		d := k.execView(view)
+		if err := os.MkdirAll(filepath.Join(d, "tmp"), 0o700); err != nil {
+			return err
+		}
 		// The scenario texts use 10.0.1.10 for the suspect node's address.
 		ip := k.aws.Instances[0].PrivateIP
 		files[filepath.Join(d, "ps.txt")] = ps[0]

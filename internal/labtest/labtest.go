@@ -20,7 +20,10 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,6 +68,9 @@ var (
 // Main runs the tests and stops the lab if one was started. It also stops
 // the lab on SIGINT/SIGTERM so an interrupted `go test` leaves no processes.
 func Main(m *testing.M) int {
+	if spec := os.Getenv(podProcessEnv); spec != "" {
+		runPodProcess(spec) // a PodProcess re-executing this binary
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -73,6 +79,12 @@ func Main(m *testing.M) int {
 			os.Exit(130)
 		}
 	}()
+	cleanup, err := buildCollector()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "labtest:", err)
+		return 1
+	}
+	defer cleanup()
 	code := m.Run()
 	signal.Stop(sig)
 	close(sig)
@@ -83,6 +95,32 @@ func Main(m *testing.M) int {
 		}
 	}
 	return code
+}
+
+// collectorDirEnv is collect.CollectorDirEnv: where eksir finds its static
+// collector binaries.
+const collectorDirEnv = "EKSIR_COLLECTOR_DIR"
+
+// buildCollector builds the static collector for this machine's
+// architecture into a temporary folder named by EKSIR_COLLECTOR_DIR, unless
+// the variable already names one (make test points it at bin/): the
+// collect actions deliver it into collector pods, and kwok runs it here.
+func buildCollector() (func(), error) {
+	if os.Getenv(collectorDirEnv) != "" {
+		return func() {}, nil
+	}
+	d, err := os.MkdirTemp("", "eksir-collector-")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(d, "eksir-collector-linux-"+runtime.GOARCH), "github.com/eksir/eksir/cmd/eksir-collector")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(d)
+		return nil, fmt.Errorf("build the static collector: %v\n%s", err, out)
+	}
+	os.Setenv(collectorDirEnv, d)
+	return func() { os.RemoveAll(d) }, nil
 }
 
 var teardownMu sync.Mutex

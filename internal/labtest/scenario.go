@@ -24,6 +24,9 @@ type Scenario struct {
 	Case     *evidence.Case // Env's evidence
 	// The suspect pod and its node.
 	NS, Pod, Node string
+	// NodeView is the folder kwok runs collector pods' exec requests in:
+	// the node as a collector pod sees it (lab.ExecView).
+	NodeView string
 }
 
 // SeedScenario starts the lab, seeds crypto-miner with nodes × perNode pods
@@ -45,7 +48,8 @@ func SeedScenario(t testing.TB, nodes, perNode int, register func(*action.Regist
 	c := NewCase(t, incident)
 	ns, pod, _ := strings.Cut(res.Targets[lab.TargetPod], "/")
 	return &Scenario{Lab: le, Seed: res, Registry: r, Case: c, NS: ns, Pod: pod, Node: res.Targets[lab.TargetNode],
-		Env: &action.Env{Kube: sa.Typed, RESTConfig: sa.Config, Evidence: c, Incident: incident, Responder: "tester", Cluster: "lab", Now: time.Now}}
+		NodeView: lab.ExecView(le.State.Dir, le.Prefix, "node"),
+		Env:      &action.Env{Kube: sa.Typed, RESTConfig: sa.Config, Evidence: c, Incident: incident, Responder: "tester", Cluster: "lab", Now: time.Now}}
 }
 
 // NewCase opens an empty case for incident in a temporary folder, signed
