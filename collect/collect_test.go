@@ -243,13 +243,13 @@ func TestVolatileNodePod(t *testing.T) {
 	for _, p := range procs.Processes {
 		if p.Selected {
 			selected = append(selected, p.PID)
-			if p.PID != miner.PID || p.Comm != "xmrig" || p.PodUID != string(pod.UID) || p.ContainerID != miner.ContainerID || !p.ExeDeleted || p.ExeSHA256 == "" {
-				t.Errorf("suspect process: %+v, want pid %d, pod %s, container %s, deleted exe", p, miner.PID, pod.UID, miner.ContainerID)
+			if p.PID != miner.PodPID || p.Comm != "xmrig" || p.PodUID != string(pod.UID) || p.ContainerID != miner.ContainerID || !p.ExeDeleted || p.ExeSHA256 == "" {
+				t.Errorf("suspect process: %+v, want pid %d, pod %s, container %s, deleted exe", p, miner.PodPID, pod.UID, miner.ContainerID)
 			}
 		}
 	}
 	if len(selected) != 1 || len(procs.Processes) < 10 {
-		t.Errorf("selected %v of %d processes, want only the miner (pid %d)", selected, len(procs.Processes), miner.PID)
+		t.Errorf("selected %v of %d processes, want only the miner (pid %d)", selected, len(procs.Processes), miner.PodPID)
 	}
 	socks := f.doc(t, base+"sockets.json")
 	if len(socks.NetNamespaces) != 1 {
@@ -260,7 +260,7 @@ func TestVolatileNodePod(t *testing.T) {
 		if strings.HasSuffix(s.Local, fmt.Sprint(host.Addr().(*net.TCPAddr).Port)) {
 			t.Errorf("the node's socket %s is in the pod's document", s.Local)
 		}
-		owned := len(s.Owners) == 1 && s.Owners[0].PID == miner.PID
+		owned := len(s.Owners) == 1 && s.Owners[0].PID == miner.PodPID
 		if s.Proto == "tcp" && s.State == "ESTABLISHED" && s.Local == miner.Local && s.Remote == miner.Remote {
 			toPool = owned
 		}
@@ -269,7 +269,7 @@ func TestVolatileNodePod(t *testing.T) {
 		}
 	}
 	if !toPool || !fromPool {
-		t.Errorf("connection %s -> %s under pid %d: out %v, in %v; sockets %+v", miner.Local, miner.Remote, miner.PID, toPool, fromPool, socks.NetNamespaces[0].Sockets)
+		t.Errorf("connection %s -> %s under pid %d: out %v, in %v; sockets %+v", miner.Local, miner.Remote, miner.PodPID, toPool, fromPool, socks.NetNamespaces[0].Sockets)
 	}
 	node := f.doc(t, "volatile/nodes/"+f.node+"/sockets.json")
 	found := false

@@ -41,6 +41,13 @@ step "plan pod-compromise for $pod (changes nothing)"
 step "run pod-compromise (incident $incident)"
 "$eksir" run pod-compromise --pod "$pod" --incident "$incident" --yes
 
+step "what the static collector saw of the suspect (volatile/$pod/)"
+vol="$EKSIR_CASE_DIR/$incident/data/volatile/$pod"
+if [ -f "$vol/processes.json" ]; then
+  jq -r '.processes[] | select(.selected) | "process \(.pid) \(.comm) exe \(.exe) deleted=\(.exe_deleted) container \(.container_id[:12])"' "$vol/processes.json"
+  jq -r '.network_namespaces[].sockets[] | select(.state == "ESTABLISHED") | "  \(.proto) \(.local) -> \(.remote) owner \([.owners[].comm] | join(","))"' "$vol/sockets.json"
+fi
+
 step "seal"
 "$eksir" seal --incident "$incident"
 step "verify"

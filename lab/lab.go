@@ -70,6 +70,8 @@ type State struct {
 	StartedAt   time.Time `json:"startedAt"`
 	ReadyAfter  string    `json:"readyAfter"`
 	Procs       []Proc    `json:"processes"`
+	// PodProcesses are the real processes seeds started for suspect pods.
+	PodProcesses []PodProcess `json:"podProcesses,omitempty"`
 }
 
 // Env returns the variables the env file exports, as KEY=VALUE.
@@ -297,6 +299,11 @@ func Up(ctx context.Context, o Options) (st *State, err error) {
 func cleanDirty(ctx context.Context, dir string, progress func(string)) error {
 	if old, err := Load(dir); err == nil {
 		progress("stopping the previous lab in " + dir)
+		for _, p := range old.PodProcesses {
+			if err := p.Stop(ctx); err != nil {
+				return fmt.Errorf("clean previous lab: %w", err)
+			}
+		}
 		if err := stopAll(ctx, old.Procs); err != nil {
 			return fmt.Errorf("clean previous lab: %w", err)
 		}
@@ -336,6 +343,12 @@ func Down(ctx context.Context, dir string) (*DownResult, error) {
 		return nil, err
 	}
 	res := &DownResult{Dir: st.Dir}
+	for _, p := range st.PodProcesses {
+		if err := p.Stop(ctx); err != nil {
+			return res, fmt.Errorf("stop the pod process %d: %w", p.PodPID, err)
+		}
+		res.Stopped = append(res.Stopped, p.Proc)
+	}
 	var g errgroup.Group
 	// Stop kwok and the API server before etcd (clean shutdown), moto in
 	// parallel.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	eaws "github.com/eksir/eksir/internal/aws"
+	"github.com/eksir/eksir/internal/kube"
 	"github.com/eksir/eksir/internal/labtest"
 	"github.com/eksir/eksir/lab"
 )
@@ -277,5 +279,60 @@ func TestUpDownOwnLab(t *testing.T) {
 	}
 	if _, err := lab.Status(ctx, dir); err == nil {
 		t.Error("status after down: want ErrNotRunning")
+	}
+}
+
+// A seed with the suspect process runs the scenario's process for real in
+// the suspect pod's cgroup, with its connection to the scenario's remote
+// host; lab down stops it and removes its cgroup.
+func TestSeedSuspectProcessUntilDown(t *testing.T) {
+	if msg := labtest.Unavailable(); msg != "" {
+		labtest.SkipOrFail(t, msg)
+	}
+	if err := lab.PodProcessSupported(); err != nil {
+		labtest.SkipOrFail(t, err.Error())
+	}
+	dir := t.TempDir()
+	ctx := t.Context()
+	st, err := lab.Up(ctx, lab.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Down(context.WithoutCancel(ctx), dir)
+	res, err := lab.Seed(ctx, st, lab.SeedOptions{Scenario: "crypto-miner", Nodes: 1, PodsPerNode: 2, SuspectProcess: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(res.SuspectProcess, "xmrig pid ") || !strings.Contains(res.SuspectProcess, "203.0.113.50:3333") {
+		t.Fatalf("suspect process: %q", res.SuspectProcess)
+	}
+	saved, err := lab.Load(dir)
+	if err != nil || len(saved.PodProcesses) != 1 {
+		t.Fatalf("state: %v, %d pod processes", err, len(saved.PodProcesses))
+	}
+	p := saved.PodProcesses[0]
+	comm, _ := os.ReadFile("/proc/" + strconv.Itoa(p.PodPID) + "/comm")
+	cgroup, _ := os.ReadFile("/proc/" + strconv.Itoa(p.PodPID) + "/cgroup")
+	ns, name, _ := strings.Cut(res.Targets[lab.TargetPod], "/")
+	kc, err := kube.New(kube.Options{Kubeconfig: st.Kubeconfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod, err := kc.Typed.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(comm)) != "xmrig" || !strings.Contains(string(cgroup), p.Cgroup) ||
+		!strings.Contains(p.Cgroup, "pod"+strings.ReplaceAll(string(pod.UID), "-", "_")) {
+		t.Errorf("pod process %d: comm %q, cgroup %q, want xmrig in %s of pod %s", p.PodPID, comm, cgroup, p.Cgroup, pod.UID)
+	}
+	if _, err := lab.Down(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	if processRuns(p.PodPID) {
+		t.Errorf("pod process %d still runs after down", p.PodPID)
+	}
+	if _, err := os.Stat(p.CgroupRoot + p.Cgroup); !os.IsNotExist(err) {
+		t.Errorf("cgroup %s left after down: %v", p.Cgroup, err)
 	}
 }

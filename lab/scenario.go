@@ -26,6 +26,9 @@ type Scenario struct {
 	RolePolicy string
 	// LeakedUser owns the access key the scenario names as suspect.
 	LeakedUser string
+	// Process is the suspect container's process the lab can run for real
+	// (StartPodProcess): its executable's name and where it connects.
+	Process, ProcessRemote string
 }
 
 // Scenarios lists the scenarios by name.
@@ -96,6 +99,7 @@ tcp   ESTAB  0      0        10.0.1.10:42916  ` + minerPool + `:3333
 `,
 	RolePolicy: `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["dynamodb:GetItem","dynamodb:PutItem","s3:GetObject"],"Resource":"*"}]}`,
 	LeakedUser: "payments-ci",
+	Process:    "xmrig", ProcessRemote: minerPool + ":3333",
 }
 
 var stolenCredentials = Scenario{
@@ -135,6 +139,7 @@ tcp   ESTAB  0      0        10.0.1.10:8080   ` + exfilHost + `:50114
 `,
 	RolePolicy: `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:ListBucket","s3:PutObject"],"Resource":"*"}]}`,
 	LeakedUser: "ci-deployer",
+	Process:    "report-builder", ProcessRemote: exfilHost + ":443",
 }
 
 // criLines renders lines in the CRI log format kubelets write

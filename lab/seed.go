@@ -8,7 +8,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	eaws "github.com/eksir/eksir/internal/aws"
 	"github.com/eksir/eksir/internal/kube"
@@ -38,6 +41,10 @@ type SeedOptions struct {
 	Account string
 	// Progress, if set, receives one line per phase.
 	Progress func(string)
+	// SuspectProcess starts the scenario's process for real, in the
+	// suspect pod's cgroup (StartPodProcess); lab down stops it. It needs
+	// root; without it the seed says why and goes on.
+	SuspectProcess bool
 }
 
 // SeedResult describes what Seed created. Targets maps pod (namespace/name),
@@ -61,6 +68,9 @@ type SeedResult struct {
 	PVC              string            `json:"persistentVolumeClaim"`
 	DataVolume       string            `json:"dataVolume"`
 	Duration         string            `json:"duration"`
+	// SuspectProcess says which real process stands in for the suspect's
+	// container, or why none does.
+	SuspectProcess string `json:"suspectProcess,omitempty"`
 }
 
 // Target keys of SeedResult.Targets.
@@ -149,10 +159,35 @@ func Seed(ctx context.Context, st *State, o SeedOptions) (*SeedResult, error) {
 		PersistentVolume: kw.PV, PVC: kw.PVC, DataVolume: aw.DataVolume,
 		Duration: time.Since(began).Round(time.Millisecond).String(),
 	}
+	if o.SuspectProcess {
+		progress("starting the suspect's process (" + sc.Process + ", connected to " + sc.ProcessRemote + ")")
+		res.SuspectProcess = startSuspectProcess(ctx, st, c, sc, res.Targets[TargetPod])
+	}
 	if b, err := json.MarshalIndent(res, "", "  "); err == nil {
 		_ = os.WriteFile(marker, b, 0o644)
 	}
 	return res, nil
+}
+
+// startSuspectProcess starts the scenario's process in the suspect pod's
+// cgroup and records it in the lab state, so lab down stops it; it returns
+// what it started, or why it could not (the seed goes on without it).
+func startSuspectProcess(ctx context.Context, st *State, c *kube.Clients, sc Scenario, pod string) string {
+	ns, name, _ := strings.Cut(pod, "/")
+	p, err := c.Typed.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return "not started: " + err.Error()
+	}
+	pp, err := StartPodProcess(filepath.Join(st.Dir, "run"), sc.Process, string(p.UID), "10.0.1.23:0", sc.ProcessRemote)
+	if err != nil {
+		return "not started: " + err.Error()
+	}
+	st.PodProcesses = append(st.PodProcesses, *pp)
+	if err := st.save(); err != nil {
+		pp.Stop(ctx)
+		return "not started: " + err.Error()
+	}
+	return fmt.Sprintf("%s pid %d in pod %s (container %s), connected %s -> %s", sc.Process, pp.PodPID, pod, pp.ContainerID[:12], pp.Local, pp.Remote)
 }
 
 // memoryImage is the "memory" a collector reads: a deterministic blob with

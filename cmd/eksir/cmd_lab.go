@@ -52,6 +52,7 @@ func labCommand() *cli.Command {
 					&cli.StringFlag{Name: "scenario", Required: true, Usage: "one of: " + strings.Join(lab.ScenarioNames(), ", ")},
 					&cli.IntFlag{Name: "nodes", Value: 3, Usage: "number of nodes (EC2 instances)"},
 					&cli.IntFlag{Name: "pods-per-node", Value: 4, Usage: "pods on each node"},
+					&cli.BoolFlag{Name: "suspect-process", Value: true, Usage: "run the suspect's process for real (own namespaces, the pod's cgroup, a connection to the scenario's remote host); needs root"},
 				},
 				Action: labSeed,
 			},
@@ -134,7 +135,7 @@ func labSeed(c *cli.Context) error {
 	}
 	progress := func(s string) { fmt.Fprintln(c.App.ErrWriter, "lab:", s) }
 	res, err := lab.Seed(c.Context, st, lab.SeedOptions{Scenario: c.String("scenario"),
-		Nodes: c.Int("nodes"), PodsPerNode: c.Int("pods-per-node"), Progress: progress})
+		Nodes: c.Int("nodes"), PodsPerNode: c.Int("pods-per-node"), Progress: progress, SuspectProcess: c.Bool("suspect-process")})
 	if err != nil {
 		return labErr(err)
 	}
@@ -156,6 +157,9 @@ func labSeed(c *cli.Context) error {
 	tw.Flush()
 	fmt.Fprintf(w, "\nalso: PV %s (EBS %s, PVC %s), evidence bucket %s, ASG %s, OIDC %s\n",
 		res.PersistentVolume, res.DataVolume, res.PVC, res.EvidenceBucket, res.AutoScalingGroup, res.OIDCIssuer)
+	if res.SuspectProcess != "" {
+		fmt.Fprintf(w, "suspect process: %s\n", res.SuspectProcess)
+	}
 	return nil
 }
 

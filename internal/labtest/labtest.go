@@ -68,9 +68,7 @@ var (
 // Main runs the tests and stops the lab if one was started. It also stops
 // the lab on SIGINT/SIGTERM so an interrupted `go test` leaves no processes.
 func Main(m *testing.M) int {
-	if spec := os.Getenv(podProcessEnv); spec != "" {
-		runPodProcess(spec) // a PodProcess re-executing this binary
-	}
+	lab.RunPodProcessIfAsked() // a PodProcess is a copy of this test binary
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	go func() {
