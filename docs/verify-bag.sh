@@ -257,7 +257,7 @@ ok "seal signature verifies with key $keyid ($trust)"
 [ "$ptype" = application/vnd.in-toto+json ] || fail "$dsse: payloadType is $ptype"
 head=$(label Custody-Log-Head) count=$(label Custody-Log-Records)
 jq -e --arg tm "$(sha tagmanifest-sha256.txt)" '._type == "https://in-toto.io/Statement/v1"
-	and (.predicateType == "https://eksir.io/attestations/seal/v1" or .predicateType == "https://eksir.dev/attestations/seal/v1")
+	and .predicateType == "https://eksir.dev/attestations/seal/v1"
 	and (.subject | length) == 1 and .subject[0].name == "tagmanifest-sha256.txt"
 	and .subject[0].digest.sha256 == $tm' "$tmp/statement.json" >/dev/null ||
 	fail "the signed statement's subject is not this tagmanifest-sha256.txt"

@@ -496,11 +496,11 @@ type Subject struct {
 // In-toto and DSSE identifiers.
 const (
 	StatementType     = "https://in-toto.io/Statement/v1"
-	SealPredicateType = "https://eksir.io/attestations/seal/v1"
-	// LegacySealPredicateType is the predicate of archives sealed before
-	// eksir's names moved to eksir.io; verify accepts both.
-	LegacySealPredicateType = "https://eksir.dev/attestations/seal/v1"
-	InTotoPayloadType       = "application/vnd.in-toto+json"
+	// The predicate URI is an identifier of the archive format, frozen since
+	// archives were first sealed with it: it keeps eksir.dev while labels,
+	// annotations and the playbook apiVersion moved to eksir.io.
+	SealPredicateType = "https://eksir.dev/attestations/seal/v1"
+	InTotoPayloadType = "application/vnd.in-toto+json"
 )
 
 type custodyFunc func(sums map[string]string, d sealDetails) (jsonl []byte, head chainHead, newLine []byte, err error)

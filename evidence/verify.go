@@ -752,7 +752,7 @@ func (bc *bagContent) checkSignature(ctx context.Context, tagManifest, manifest 
 		return keys
 	}
 	var st Statement
-	if err := json.Unmarshal(payload, &st); err != nil || env.PayloadType != InTotoPayloadType || st.Type != StatementType || (st.PredicateType != SealPredicateType && st.PredicateType != LegacySealPredicateType) {
+	if err := json.Unmarshal(payload, &st); err != nil || env.PayloadType != InTotoPayloadType || st.Type != StatementType || st.PredicateType != SealPredicateType {
 		rep.add("signature", StatusFail, sealDSSE, "signed payload is not an eksir seal statement")
 		return keys
 	}
