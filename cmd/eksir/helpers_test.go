@@ -92,7 +92,9 @@ func (r result) String() string {
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "EKSIR_") {
+		// The collector folder is not a setting: labtest.Main built the
+		// static collector there for the binary under test to deliver.
+		if !strings.HasPrefix(kv, "EKSIR_") || strings.HasPrefix(kv, "EKSIR_COLLECTOR_DIR=") {
 			env = append(env, kv)
 		}
 	}
