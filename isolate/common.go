@@ -19,16 +19,37 @@ import (
 	"github.com/eksir/eksir/internal/naming"
 )
 
+// Every key an incident writes is its own: two incidents on one pod, node
+// or policy never share a label, taint or annotation, so releasing one
+// leaves the other's containment in place. The key carries a hash of the
+// incident ID (label names are limited to 63 characters); the value, where
+// there is one, is the incident's label value.
+
+// QuarantineKey is the incident's quarantine label (pods, nodes) and
+// taint key.
+func QuarantineKey(incident string) string {
+	return naming.Domain + "/quarantine-" + naming.ShortHash(incident, 10)
+}
+
+// IncidentKey labels (and annotates) every object eksir touched for the
+// incident.
+func IncidentKey(incident string) string {
+	return naming.Domain + "/incident-" + naming.ShortHash(incident, 10)
+}
+
+// Keys written before each incident had its own (eksir.dev/...): a release
+// removes them from objects an older eksir contained.
 const (
-	// QuarantineKey is the label (pods, nodes) and taint key marking an
-	// object quarantined; its value is the incident's label value.
-	QuarantineKey = "eksir.dev/quarantine"
-	// IncidentKey labels every object eksir touched for an incident.
-	IncidentKey = "eksir.dev/incident"
-	// originalPrefix + hash(incident) is the annotation holding what an
-	// action changed, as JSON, so release restores it exactly.
-	originalPrefix = "eksir.dev/original-"
-	managedBy      = "app.kubernetes.io/managed-by"
+	LegacyQuarantineKey = naming.LegacyDomain + "/quarantine"
+	LegacyIncidentKey   = naming.LegacyDomain + "/incident"
+)
+
+const (
+	// originalPrefix + action + hash(incident) is the annotation holding
+	// what an action changed, as JSON, so release restores it exactly.
+	originalPrefix       = naming.Domain + "/original-"
+	legacyOriginalPrefix = naming.LegacyDomain + "/original-"
+	managedBy            = "app.kubernetes.io/managed-by"
 )
 
 // Register adds the containment actions to r.
@@ -77,6 +98,11 @@ func originalKey(act, incident string) string {
 	return originalPrefix + act + "-" + naming.ShortHash(incident, 10)
 }
 
+// legacyOriginalKey is originalKey as eksir wrote it under eksir.dev.
+func legacyOriginalKey(act, incident string) string {
+	return legacyOriginalPrefix + act + "-" + naming.ShortHash(incident, 10)
+}
+
 // restoreKeys sets each key of m back to its value in orig, or removes it.
 func restoreKeys(m, orig map[string]string, keys ...string) map[string]string {
 	if m == nil {
@@ -101,13 +127,18 @@ func isAlnum(c byte) bool {
 
 // readOriginal decodes the original-state annotation into v; ok is false
 // when the object carries none for this incident.
+// An annotation an older eksir wrote (eksir.dev) is read too.
 func readOriginal(m metav1.Object, act, incident string, v any) (bool, error) {
-	s, ok := m.GetAnnotations()[originalKey(act, incident)]
+	key := originalKey(act, incident)
+	s, ok := m.GetAnnotations()[key]
 	if !ok {
-		return false, nil
+		key = legacyOriginalKey(act, incident)
+		if s, ok = m.GetAnnotations()[key]; !ok {
+			return false, nil
+		}
 	}
 	if err := json.Unmarshal([]byte(s), v); err != nil {
-		return true, fmt.Errorf("%s %s: bad %s annotation: %w", m.GetNamespace(), m.GetName(), originalKey(act, incident), err)
+		return true, fmt.Errorf("%s %s: bad %s annotation: %w", m.GetNamespace(), m.GetName(), key, err)
 	}
 	return true, nil
 }
@@ -129,6 +160,7 @@ func writeOriginal(m metav1.Object, act, incident string, v any) error {
 func dropOriginal(m metav1.Object, act, incident string) {
 	a := m.GetAnnotations()
 	delete(a, originalKey(act, incident))
+	delete(a, legacyOriginalKey(act, incident))
 	if len(a) == 0 {
 		a = nil
 	}
@@ -139,13 +171,16 @@ func dropOriginal(m metav1.Object, act, incident string) {
 // gets the object, decodes the original-state annotation act wrote for
 // incident, lets restore put back what the action changed, drops the
 // annotation and updates the object. A missing object or annotation leaves
-// nothing to restore, which keeps Undo idempotent. what names the object in
-// errors ("node n1", "pod ns/name").
+// nothing to restore (already clean), which keeps Undo idempotent. what
+// names the object in errors and in the report ("node n1", "pod ns/name").
 func restoreOriginal[T metav1.Object, O any](ctx context.Context, what, act, incident string,
-	get func(context.Context) (T, error), update func(context.Context, T, metav1.UpdateOptions) error, restore func(T, O)) error {
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	get func(context.Context) (T, error), update func(context.Context, T, metav1.UpdateOptions) error, restore func(T, O)) (action.Restored, error) {
+	out := action.Restored{Object: what, Outcome: action.OutcomeClean}
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		out.Outcome = action.OutcomeClean
 		o, err := get(ctx)
 		if apierrors.IsNotFound(err) {
+			out.Detail = "gone"
 			return nil
 		}
 		if err != nil {
@@ -160,8 +195,10 @@ func restoreOriginal[T metav1.Object, O any](ctx context.Context, what, act, inc
 		if err := update(ctx, o, updateOpts(false)); err != nil {
 			return fmt.Errorf("restore %s: %w", what, err)
 		}
+		out.Outcome = action.OutcomeRestored
 		return nil
 	})
+	return out, err
 }
 
 // typedClient is the Get and Update of a client-go typed client

@@ -82,7 +82,7 @@ func (a CordonNode) desired(env *action.Env, n *corev1.Node) (*corev1.Node, bool
 			return nil, false, err
 		}
 	}
-	taint := corev1.Taint{Key: QuarantineKey, Value: val, Effect: corev1.TaintEffectNoSchedule}
+	taint := corev1.Taint{Key: QuarantineKey(env.Incident), Value: val, Effect: corev1.TaintEffectNoSchedule}
 	hasTaint := false
 	for _, t := range out.Spec.Taints {
 		if t.Key == taint.Key && t.Effect == taint.Effect && t.Value == taint.Value {
@@ -95,7 +95,7 @@ func (a CordonNode) desired(env *action.Env, n *corev1.Node) (*corev1.Node, bool
 	if out.Labels == nil {
 		out.Labels = map[string]string{}
 	}
-	out.Labels[QuarantineKey], out.Labels[IncidentKey] = val, val
+	out.Labels[QuarantineKey(env.Incident)], out.Labels[IncidentKey(env.Incident)] = val, val
 	out.Annotations[DoNotDisrupt] = "true"
 	changed := !had || !hasTaint || !maps.Equal(out.Labels, n.Labels) || !maps.Equal(out.Annotations, n.Annotations)
 	return out, changed, nil
@@ -123,7 +123,7 @@ func (a CordonNode) Plan(ctx context.Context, env *action.Env, call action.Call)
 		if _, err := env.Kube.CoreV1().Nodes().Update(ctx, want, updateOpts(true)); err != nil {
 			return p, fmt.Errorf("dry-run taint node %s: %w", node, err)
 		}
-		p.Changes = append(p.Changes, action.Change{Verb: "taint", Object: "node " + node, Detail: QuarantineKey + ":NoSchedule, label, " + DoNotDisrupt})
+		p.Changes = append(p.Changes, action.Change{Verb: "taint", Object: "node " + node, Detail: QuarantineKey(env.Incident) + ":NoSchedule, label, " + DoNotDisrupt})
 	}
 	if !n.Spec.Unschedulable {
 		p.Changes = append(p.Changes, action.Change{Verb: "cordon", Object: "node " + node})
@@ -214,22 +214,24 @@ func (a CordonNode) Run(ctx context.Context, env *action.Env, call action.Call) 
 
 // Undo implements action.Reverser: schedulability, taints, labels and
 // annotations come back from the node's annotation. Evicted pods do not.
-func (CordonNode) Undo(ctx context.Context, env *action.Env, call action.Call, raw json.RawMessage) error {
+func (CordonNode) Undo(ctx context.Context, env *action.Env, call action.Call, raw json.RawMessage) ([]action.Restored, error) {
 	var u CordonUndo
 	if err := json.Unmarshal(raw, &u); err != nil {
-		return fmt.Errorf("isolate.cordon-node undo record: %w", err)
+		return nil, fmt.Errorf("isolate.cordon-node undo record: %w", err)
 	}
 	nodes := env.Kube.CoreV1().Nodes()
-	return restoreOriginal(ctx, "node "+u.Node, "cordon", env.Incident, getter(nodes, u.Node), updater(nodes), func(n *corev1.Node, orig nodeOriginal) {
+	r, err := restoreOriginal(ctx, "node "+u.Node, "cordon", env.Incident, getter(nodes, u.Node), updater(nodes), func(n *corev1.Node, orig nodeOriginal) {
 		n.Spec.Unschedulable = orig.Unschedulable
 		var taints []corev1.Taint
 		for _, t := range n.Spec.Taints {
-			if t.Key != QuarantineKey || slices.ContainsFunc(orig.Taints, func(o corev1.Taint) bool { return o.MatchTaint(&t) }) {
+			ours := t.Key == QuarantineKey(env.Incident) || t.Key == LegacyQuarantineKey
+			if !ours || slices.ContainsFunc(orig.Taints, func(o corev1.Taint) bool { return o.MatchTaint(&t) }) {
 				taints = append(taints, t)
 			}
 		}
 		n.Spec.Taints = taints
-		n.Labels = restoreKeys(n.Labels, orig.Labels, QuarantineKey, IncidentKey)
+		n.Labels = restoreKeys(n.Labels, orig.Labels, QuarantineKey(env.Incident), IncidentKey(env.Incident), LegacyQuarantineKey, LegacyIncidentKey)
 		n.Annotations = restoreKeys(n.Annotations, orig.Annotations, DoNotDisrupt)
 	})
+	return []action.Restored{r}, err
 }

@@ -13,6 +13,7 @@ import (
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/eksir/eksir/action"
+	"github.com/eksir/eksir/internal/naming"
 )
 
 // hookedKube wraps a real client: before (or after) the n-th pod Update it
@@ -86,7 +87,7 @@ func TestPodNetworkRetriesConflict(t *testing.T) {
 		t.Errorf("pod updates: %d, want 2 (one 409, one retry)", got)
 	}
 	p, _ := admin.CoreV1().Pods(f.ns).Get(ctx, f.suspect, metav1.GetOptions{})
-	if p.Annotations["responder/note"] != "concurrent" || p.Labels["eksir.dev/quarantine"] == "" {
+	if p.Annotations["responder/note"] != "concurrent" || p.Labels["eksir.io/quarantine-"+naming.ShortHash(env.Incident, 10)] == "" {
 		t.Errorf("after retry: labels %v annotations %v", p.Labels, p.Annotations)
 	}
 }
@@ -145,7 +146,7 @@ func TestPodNetworkAPIServerPauseMidStep(t *testing.T) {
 	if allowed(after.policies, frontend, suspect, after.nsLabels) {
 		t.Error("suspect still reachable after the resumed run")
 	}
-	if err := a.(action.Reverser).Undo(ctx, f.env, call, res.Undo); err != nil {
+	if _, err := a.(action.Reverser).Undo(ctx, f.env, call, res.Undo); err != nil {
 		t.Fatalf("undo: %v", err)
 	}
 	diff(t, "pods and policies after undo", podsAndPolicies(before), podsAndPolicies(f.world(t)))

@@ -206,7 +206,7 @@ func TestPodNetwork(t *testing.T) {
 
 	undoer := a.(action.Reverser)
 	for i := 0; i < 2; i++ { // Undo is idempotent too
-		if err := undoer.Undo(ctx, f.env, call, res.Undo); err != nil {
+		if _, err := undoer.Undo(ctx, f.env, call, res.Undo); err != nil {
 			t.Fatalf("undo %d: %v", i, err)
 		}
 	}
@@ -233,7 +233,7 @@ func TestPodNetworkRemoveFromEndpoints(t *testing.T) {
 	if _, ok := p.Labels["pod-template-hash"]; ok {
 		t.Errorf("pod-template-hash still on the pod: %v", p.Labels)
 	}
-	if p.Labels[isolate.QuarantineKey] == "" {
+	if p.Labels[isolate.QuarantineKey(f.env.Incident)] == "" {
 		t.Errorf("no quarantine label: %v", p.Labels)
 	}
 	// The allow-list admits the forensics namespace.
@@ -241,7 +241,7 @@ func TestPodNetworkRemoveFromEndpoints(t *testing.T) {
 	if !allowed(after.policies, forensic, p, map[string]map[string]string{"forensics": {corev1.LabelMetadataName: "forensics"}}) {
 		t.Error("allow-list namespace cannot reach the suspect")
 	}
-	if err := a.(action.Reverser).Undo(ctx, f.env, call, res.Undo); err != nil {
+	if _, err := a.(action.Reverser).Undo(ctx, f.env, call, res.Undo); err != nil {
 		t.Fatalf("undo: %v", err)
 	}
 	diff(t, "pods and policies after undo", podsAndPolicies(before), podsAndPolicies(f.world(t)))
@@ -274,7 +274,7 @@ func TestCordonNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !n.Spec.Unschedulable || n.Annotations[isolate.DoNotDisrupt] != "true" || n.Labels[isolate.QuarantineKey] == "" {
+	if !n.Spec.Unschedulable || n.Annotations[isolate.DoNotDisrupt] != "true" || n.Labels[isolate.QuarantineKey(f.env.Incident)] == "" {
 		t.Errorf("node not cordoned/annotated/labelled: %+v %v %v", n.Spec, n.Annotations, n.Labels)
 	}
 	for _, tt := range n.Spec.Taints {
@@ -309,7 +309,7 @@ func TestCordonNode(t *testing.T) {
 	n2, _ := admin.CoreV1().Nodes().Get(ctx, f.node, metav1.GetOptions{})
 	diff(t, "node after second run", nodeView(n), nodeView(n2))
 	_ = rv
-	if err := a.(action.Reverser).Undo(ctx, f.env, call, res.Undo); err != nil {
+	if _, err := a.(action.Reverser).Undo(ctx, f.env, call, res.Undo); err != nil {
 		t.Fatalf("undo: %v", err)
 	}
 	n3, _ := admin.CoreV1().Nodes().Get(ctx, f.node, metav1.GetOptions{})
@@ -328,7 +328,7 @@ func TestLabel(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 	p := f.world(t).pods[f.suspect]
-	if p.Labels[isolate.IncidentKey] != f.env.Incident || p.Annotations[isolate.ReasonKey] != "crypto-miner alert" || p.Annotations[isolate.ResponderKey] != "tester" || p.Annotations[isolate.TimeKey] == "" {
+	if p.Labels[isolate.IncidentKey(f.env.Incident)] != f.env.Incident || p.Annotations[isolate.ReasonKey] != "crypto-miner alert" || p.Annotations[isolate.ResponderKey] != "tester" || p.Annotations[isolate.TimeKey] == "" {
 		t.Errorf("pod labels %v annotations %v", p.Labels, p.Annotations)
 	}
 	mid := f.world(t)
@@ -339,7 +339,7 @@ func TestLabel(t *testing.T) {
 		t.Fatal(err)
 	}
 	diff(t, "resourceVersions after second run", versions(mid), versions(f.world(t)))
-	if err := a.(action.Reverser).Undo(ctx, f.env, call, res.Undo); err != nil {
+	if _, err := a.(action.Reverser).Undo(ctx, f.env, call, res.Undo); err != nil {
 		t.Fatalf("undo: %v", err)
 	}
 	diff(t, "pods after undo", podsAndPolicies(before), podsAndPolicies(f.world(t)))
@@ -411,7 +411,7 @@ func TestRevokeServiceAccount(t *testing.T) {
 	if _, err := a.Run(ctx, f.env, call); err != nil {
 		t.Fatalf("second run: %v", err)
 	}
-	if err := a.(action.Reverser).Undo(ctx, f.env, call, res.Undo); err != nil {
+	if _, err := a.(action.Reverser).Undo(ctx, f.env, call, res.Undo); err != nil {
 		t.Fatalf("undo: %v", err)
 	}
 	diff(t, "bindings after undo", before, rbs())

@@ -19,9 +19,9 @@ import (
 
 // Annotations isolate.label writes.
 const (
-	ReasonKey    = "eksir.dev/reason"
-	TimeKey      = "eksir.dev/time"
-	ResponderKey = "eksir.dev/responder"
+	ReasonKey    = naming.Domain + "/reason"
+	TimeKey      = naming.Domain + "/time"
+	ResponderKey = naming.Domain + "/responder"
 )
 
 // Label is isolate.label: incident labels and annotations on pods and nodes.
@@ -147,8 +147,8 @@ func (Label) apply(ctx context.Context, env *action.Env, t target, reason string
 			}
 			ann[originalKey("label", env.Incident)] = string(b)
 		}
-		lbl[IncidentKey] = val
-		ann[IncidentKey] = env.Incident
+		lbl[IncidentKey(env.Incident)] = val
+		ann[IncidentKey(env.Incident)] = env.Incident
 		ann[ReasonKey] = reason
 		if env.Responder != "" {
 			ann[ResponderKey] = env.Responder
@@ -194,7 +194,7 @@ func (l Label) Plan(ctx context.Context, env *action.Env, call action.Call) (act
 			return p, err
 		}
 		if changed {
-			p.Changes = append(p.Changes, action.Change{Verb: "label", Object: t.String(), Detail: IncidentKey + "=" + LabelValue(env.Incident)})
+			p.Changes = append(p.Changes, action.Change{Verb: "label", Object: t.String(), Detail: IncidentKey(env.Incident) + "=" + LabelValue(env.Incident)})
 		}
 	}
 	p.Done = len(p.Changes) == 0
@@ -218,23 +218,25 @@ func (l Label) Run(ctx context.Context, env *action.Env, call action.Call) (acti
 }
 
 // Undo implements action.Reverser.
-func (l Label) Undo(ctx context.Context, env *action.Env, call action.Call, raw json.RawMessage) error {
+func (l Label) Undo(ctx context.Context, env *action.Env, call action.Call, raw json.RawMessage) ([]action.Restored, error) {
 	var u LabelUndo
 	if err := json.Unmarshal(raw, &u); err != nil {
-		return fmt.Errorf("isolate.label undo record: %w", err)
+		return nil, fmt.Errorf("isolate.label undo record: %w", err)
 	}
 	ts, err := l.targets(env, u)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var report []action.Restored
 	for _, t := range ts {
-		err := restoreOriginal(ctx, t.String(), "label", env.Incident, t.get, t.update, func(o object, orig metaOriginal) {
-			o.SetLabels(restoreKeys(o.GetLabels(), orig.Labels, IncidentKey))
-			o.SetAnnotations(restoreKeys(o.GetAnnotations(), orig.Annotations, IncidentKey, ReasonKey, TimeKey, ResponderKey))
+		r, err := restoreOriginal(ctx, t.String(), "label", env.Incident, t.get, t.update, func(o object, orig metaOriginal) {
+			o.SetLabels(restoreKeys(o.GetLabels(), orig.Labels, IncidentKey(env.Incident), LegacyIncidentKey))
+			o.SetAnnotations(restoreKeys(o.GetAnnotations(), orig.Annotations, IncidentKey(env.Incident), LegacyIncidentKey, ReasonKey, TimeKey, ResponderKey))
 		})
 		if err != nil {
-			return err
+			return report, err
 		}
+		report = append(report, r)
 	}
-	return nil
+	return report, nil
 }

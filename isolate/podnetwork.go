@@ -170,7 +170,7 @@ func (PodNetwork) apply(ctx context.Context, env *action.Env, call action.Call, 
 		for _, k := range orig.Removed {
 			delete(want, k)
 		}
-		want[QuarantineKey], want[IncidentKey] = val, val
+		want[QuarantineKey(env.Incident)], want[IncidentKey(env.Incident)] = val, val
 		if had && maps.Equal(pod.Labels, want) {
 			return nil
 		}
@@ -191,14 +191,14 @@ func (PodNetwork) apply(ctx context.Context, env *action.Env, call action.Call, 
 	}
 
 	// 2. The deny-all policy, named from the incident so a resumed run finds it.
-	desired := quarantinePolicy(ns, st.undo.Policy, val, call.Strings("allow-namespaces"), call.Strings("allow-cidrs"))
+	desired := quarantinePolicy(ns, st.undo.Policy, env.Incident, call.Strings("allow-namespaces"), call.Strings("allow-cidrs"))
 	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := kc.NetworkingV1().NetworkPolicies(ns).Get(ctx, desired.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			if _, err := kc.NetworkingV1().NetworkPolicies(ns).Create(ctx, desired, createOpts(dry)); err != nil {
 				return fmt.Errorf("create networkpolicy %s/%s: %w", ns, desired.Name, err)
 			}
-			st.changes = append(st.changes, action.Change{Verb: "create", Object: "networkpolicy " + ns + "/" + desired.Name, Detail: "deny all ingress and egress for " + QuarantineKey + "=" + val})
+			st.changes = append(st.changes, action.Change{Verb: "create", Object: "networkpolicy " + ns + "/" + desired.Name, Detail: "deny all ingress and egress for " + QuarantineKey(env.Incident) + "=" + val})
 			return nil
 		}
 		if err != nil {
@@ -252,7 +252,7 @@ func (PodNetwork) apply(ctx context.Context, env *action.Env, call action.Call, 
 			return st, err
 		}
 		st.changes = append(st.changes, action.Change{Verb: "patch", Object: "networkpolicy " + ns + "/" + np.Name,
-			Detail: "podSelector gains " + QuarantineKey + " DoesNotExist (original kept)"})
+			Detail: "podSelector gains " + QuarantineKey(env.Incident) + " DoesNotExist (original kept)"})
 	}
 	return st, nil
 }
@@ -271,7 +271,7 @@ func neutralise(ctx context.Context, kc kubernetes.Interface, ns, name, incident
 			return err
 		}
 		np.Spec.PodSelector.MatchExpressions = append(np.Spec.PodSelector.MatchExpressions,
-			metav1.LabelSelectorRequirement{Key: QuarantineKey, Operator: metav1.LabelSelectorOpDoesNotExist})
+			metav1.LabelSelectorRequirement{Key: QuarantineKey(incident), Operator: metav1.LabelSelectorOpDoesNotExist})
 		if _, err := kc.NetworkingV1().NetworkPolicies(ns).Update(ctx, np, updateOpts(dry)); err != nil {
 			return fmt.Errorf("neutralise networkpolicy %s/%s: %w", ns, name, err)
 		}
@@ -281,7 +281,8 @@ func neutralise(ctx context.Context, kc kubernetes.Interface, ns, name, incident
 
 // quarantinePolicy denies all ingress and egress to pods carrying the
 // incident's quarantine label, except from and to the allow-list.
-func quarantinePolicy(ns, name, val string, allowNS, allowCIDR []string) *networkingv1.NetworkPolicy {
+func quarantinePolicy(ns, name, incident string, allowNS, allowCIDR []string) *networkingv1.NetworkPolicy {
+	val := LabelValue(incident)
 	var peers []networkingv1.NetworkPolicyPeer
 	if len(allowNS) > 0 {
 		peers = append(peers, networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
@@ -291,9 +292,9 @@ func quarantinePolicy(ns, name, val string, allowNS, allowCIDR []string) *networ
 		peers = append(peers, networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: c}})
 	}
 	np := &networkingv1.NetworkPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{managedBy: "eksir", IncidentKey: val}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{managedBy: "eksir", IncidentKey(incident): val}},
 		Spec: networkingv1.NetworkPolicySpec{
-			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{QuarantineKey: val}},
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{QuarantineKey(incident): val}},
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
 		},
 	}
@@ -379,37 +380,47 @@ func vpcCNIEnforces(ds *appsv1.DaemonSet) bool {
 // Undo implements action.Reverser: the pod's labels and every neutralised
 // policy's selector come back from their annotations; the quarantine
 // policy goes.
-func (PodNetwork) Undo(ctx context.Context, env *action.Env, call action.Call, raw json.RawMessage) error {
+func (PodNetwork) Undo(ctx context.Context, env *action.Env, call action.Call, raw json.RawMessage) ([]action.Restored, error) {
 	var u PodNetworkUndo
 	if err := json.Unmarshal(raw, &u); err != nil {
-		return fmt.Errorf("isolate.pod-network undo record: %w", err)
+		return nil, fmt.Errorf("isolate.pod-network undo record: %w", err)
 	}
+	var report []action.Restored
 	kc := env.Kube
 	policies := kc.NetworkingV1().NetworkPolicies(u.Namespace)
 	list, err := policies.List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return fmt.Errorf("list networkpolicies in %s: %w", u.Namespace, err)
+		return nil, fmt.Errorf("list networkpolicies in %s: %w", u.Namespace, err)
 	}
 	for _, item := range list.Items {
 		if _, ok := item.Annotations[originalKey("net", env.Incident)]; !ok {
-			continue
+			if _, ok := item.Annotations[legacyOriginalKey("net", env.Incident)]; !ok {
+				continue
+			}
 		}
-		err := restoreOriginal(ctx, "networkpolicy "+u.Namespace+"/"+item.Name, "net", env.Incident, getter(policies, item.Name), updater(policies),
+		r, err := restoreOriginal(ctx, "networkpolicy "+u.Namespace+"/"+item.Name, "net", env.Incident, getter(policies, item.Name), updater(policies),
 			func(np *networkingv1.NetworkPolicy, orig policyOriginal) { np.Spec.PodSelector = orig.PodSelector })
 		if err != nil {
-			return err
+			return report, err
 		}
+		report = append(report, r)
 	}
+	deleted := action.Restored{Object: "networkpolicy " + u.Namespace + "/" + u.Policy, Outcome: action.OutcomeRestored, Detail: "deleted"}
 	err = policies.Delete(ctx, u.Policy, metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete networkpolicy %s/%s: %w", u.Namespace, u.Policy, err)
+	if apierrors.IsNotFound(err) {
+		deleted.Outcome, deleted.Detail, err = action.OutcomeClean, "gone", nil
 	}
+	if err != nil {
+		return report, fmt.Errorf("delete networkpolicy %s/%s: %w", u.Namespace, u.Policy, err)
+	}
+	report = append(report, deleted)
 	pods := kc.CoreV1().Pods(u.Namespace)
-	return restoreOriginal(ctx, "pod "+u.Namespace+"/"+u.Pod, "net", env.Incident, getter(pods, u.Pod), updater(pods), func(pod *corev1.Pod, orig podOriginal) {
-		keys := []string{QuarantineKey, IncidentKey}
+	r, err := restoreOriginal(ctx, "pod "+u.Namespace+"/"+u.Pod, "net", env.Incident, getter(pods, u.Pod), updater(pods), func(pod *corev1.Pod, orig podOriginal) {
+		keys := []string{QuarantineKey(env.Incident), IncidentKey(env.Incident), LegacyQuarantineKey, LegacyIncidentKey}
 		for k := range orig.Labels {
 			keys = append(keys, k)
 		}
 		pod.Labels = restoreKeys(pod.Labels, orig.Labels, keys...)
 	})
+	return append(report, r), err
 }

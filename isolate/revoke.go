@@ -267,30 +267,32 @@ func (r RevokeServiceAccount) Run(ctx context.Context, env *action.Env, call act
 
 // Undo implements action.Reverser: every binding gets its original subjects
 // back from its annotation.
-func (r RevokeServiceAccount) Undo(ctx context.Context, env *action.Env, call action.Call, raw json.RawMessage) error {
+func (r RevokeServiceAccount) Undo(ctx context.Context, env *action.Env, call action.Call, raw json.RawMessage) ([]action.Restored, error) {
 	var u RevokeUndo
 	if err := json.Unmarshal(raw, &u); err != nil {
-		return fmt.Errorf("revoke.service-account undo record: %w", err)
+		return nil, fmt.Errorf("revoke.service-account undo record: %w", err)
 	}
 	ns, name, err := naming.SplitRef(u.ServiceAccount)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	bs, err := r.bindings(ctx, env, ns, name, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var report []action.Restored
 	for _, b := range bs {
 		var subjects *[]rbacv1.Subject
 		get := func(ctx context.Context) (o metav1.Object, err error) {
 			o, subjects, err = b.get(ctx)
 			return o, err
 		}
-		err := restoreOriginal(ctx, b.String(), "revoke", env.Incident, get, b.update,
+		res, err := restoreOriginal(ctx, b.String(), "revoke", env.Incident, get, b.update,
 			func(_ metav1.Object, orig subjectsOriginal) { *subjects = orig.Subjects })
 		if err != nil {
-			return err
+			return report, err
 		}
+		report = append(report, res)
 	}
-	return nil
+	return report, nil
 }

@@ -78,6 +78,6 @@ func TestDrillNotReleased(t *testing.T) {
 
 type failingUndo struct{ labelAct }
 
-func (failingUndo) Undo(context.Context, *action.Env, action.Call, json.RawMessage) error {
-	return errors.New("injected undo failure")
+func (failingUndo) Undo(context.Context, *action.Env, action.Call, json.RawMessage) ([]action.Restored, error) {
+	return nil, errors.New("injected undo failure")
 }

@@ -104,8 +104,12 @@ func (f *labFixture) suspectMarked(t *testing.T) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, ok := p.Labels[isolate.IncidentKey]
-	return ok
+	for k := range p.Labels {
+		if strings.HasPrefix(k, "eksir.io/incident-") {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *labFixture) status(t *testing.T, inc string) map[string]playbooks.StepSummary {
@@ -227,7 +231,7 @@ func TestLabCaptureGate(t *testing.T) {
 				t.Fatal(err)
 			}
 			found = true
-			if bytes.Contains(b, []byte("eksir.dev/")) {
+			if bytes.Contains(b, []byte("eksir.io/")) {
 				t.Errorf("the captured pod object holds eksir's label or annotations")
 			}
 		}

@@ -134,16 +134,16 @@ func (a labelAct) Run(_ context.Context, _ *action.Env, c action.Call) (action.R
 	return action.Result{Undo: u, Warnings: []string{"no engine enforces " + t}}, nil
 }
 
-func (a labelAct) Undo(_ context.Context, _ *action.Env, _ action.Call, undo json.RawMessage) error {
+func (a labelAct) Undo(_ context.Context, _ *action.Env, _ action.Call, undo json.RawMessage) ([]action.Restored, error) {
 	var u labelUndo
 	if err := json.Unmarshal(undo, &u); err != nil {
-		return err
+		return nil, err
 	}
 	a.w.mu.Lock()
 	defer a.w.mu.Unlock()
 	a.w.labels[u.Target] = u.Old
 	a.w.effects["undo:"+a.name+"/"+u.Target]++
-	return nil
+	return []action.Restored{{Object: u.Target, Outcome: action.OutcomeRestored}}, nil
 }
 
 func jsonStr(v any) string { b, _ := json.Marshal(v); return string(b) }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/eksir/eksir/action"
 	"github.com/eksir/eksir/evidence"
 )
 
@@ -84,8 +85,10 @@ type StepResult struct {
 	Undo     json.RawMessage `json:"undo,omitempty"`
 	Items    []string        `json:"items,omitempty"`
 	Warnings []string        `json:"warnings,omitempty"`
-	Started  string          `json:"started,omitempty"`
-	Finished string          `json:"finished,omitempty"`
+	// Restored is what a release did to each object (undo results only).
+	Restored []action.Restored `json:"restored,omitempty"`
+	Started  string            `json:"started,omitempty"`
+	Finished string            `json:"finished,omitempty"`
 }
 
 // journalState is what a journal says about a run.

@@ -86,7 +86,9 @@ func release(ctx context.Context, cs *cstep, in Intent, res StepResult, o Option
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cs.timeout)
 	defer cancel()
 	out.Started = o.Now().UTC().Format(time.RFC3339Nano)
-	if err := cs.act.(action.Reverser).Undo(uctx, o.Env, call, res.Undo); err != nil {
+	restored, err := cs.act.(action.Reverser).Undo(uctx, o.Env, call, res.Undo)
+	out.Restored = restored
+	if err != nil {
 		out.Status, out.Error = StatusFailed, err.Error()
 	} else {
 		out.Status = StatusReleased
