@@ -100,7 +100,7 @@ func assessNode(ctx context.Context, kc kubernetes.Interface, pod *corev1.Pod, r
 	}
 	if node.Labels[computeTypeLabel] == "fargate" {
 		e.downgrade(NotEnforceable, "the pod runs on Fargate node "+node.Name+": no NetworkPolicy engine runs on Fargate",
-			"NOT ENFORCEABLE: pod "+pod.Namespace+"/"+pod.Name+" runs on Fargate; NetworkPolicy is not enforced there. Use security groups for pods, or delete the pod once evidence is collected.")
+			"NOT ENFORCEABLE: pod "+pod.Namespace+"/"+pod.Name+" runs on Fargate, where NetworkPolicy is not enforced; use security groups for pods, or "+e.nodeRemedy()+".")
 	}
 	if node.Labels[osLabel] == "windows" {
 		e.downgrade(NotEnforceable, "the pod runs on Windows node "+node.Name+": the VPC CNI network policy agent does not support Windows",
