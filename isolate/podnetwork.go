@@ -26,6 +26,9 @@ import (
 // pod, a deny-all policy selecting only that label, and every other policy
 // that selects the pod narrowed so it no longer does. NetworkPolicies are
 // additive: a deny-all alone leaves whatever another policy allows.
+// Whether any of it is enforced is judged for the pod on its own node
+// (enforcement.go), and CRD allows are countered in their engine's API
+// (crdpolicy.go).
 type PodNetwork struct{}
 
 // podOriginal is what the pod annotation keeps.
@@ -37,7 +40,11 @@ type podOriginal struct {
 	Removed []string `json:"removed,omitempty"`
 }
 
-// policyOriginal is what a neutralised NetworkPolicy's annotation keeps.
+// policyOriginal is what a neutralised NetworkPolicy's annotation keeps:
+// the selector as this incident found it, for the record and to mark the
+// policy as this incident's. Undo does not write it back (another incident
+// or a person may have changed the selector since); it removes only this
+// incident's expression.
 type policyOriginal struct {
 	PodSelector metav1.LabelSelector `json:"podSelector"`
 }
