@@ -13,6 +13,7 @@ import (
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/eksir/eksir/action"
+	"github.com/eksir/eksir/internal/labtest"
 	"github.com/eksir/eksir/internal/naming"
 )
 
@@ -60,6 +61,7 @@ func (p hookedPods) Update(ctx context.Context, pod *corev1.Pod, opts metav1.Upd
 func TestPodNetworkRetriesConflict(t *testing.T) {
 	f := setup(t)
 	ctx, admin := t.Context(), f.lab.Kube.Typed
+	f.engine(t, labtest.EngineAWSNode, f.node, labtest.EngineOptions{})
 	var updates atomic.Int32
 	env := *f.env
 	env.Kube = hookedKube{Interface: f.env.Kube, updates: &updates, before: func(n int32) {
@@ -99,6 +101,7 @@ func TestPodNetworkRetriesConflict(t *testing.T) {
 // restores the originals.
 func TestPodNetworkAPIServerPauseMidStep(t *testing.T) {
 	f := setup(t)
+	f.engine(t, labtest.EngineAWSNode, f.node, labtest.EngineOptions{})
 	le := f.lab
 	ctx, admin := t.Context(), f.lab.Kube.Typed
 	before := f.world(t)

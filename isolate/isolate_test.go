@@ -145,6 +145,7 @@ func TestPodNetwork(t *testing.T) {
 	ctx := t.Context()
 	a := f.action(t, "isolate.pod-network")
 	call := f.call(map[string]any{"pod": f.ns + "/" + f.suspect})
+	f.engine(t, labtest.EngineAWSNode, f.node, labtest.EngineOptions{})
 
 	before := f.world(t)
 	suspect, sibling, frontend := f.roles(t, before)
@@ -165,8 +166,8 @@ func TestPodNetwork(t *testing.T) {
 			t.Errorf("plan check not allowed: %+v", c)
 		}
 	}
-	if !strings.Contains(strings.Join(plan.Warnings, "\n"), "NO NETWORKPOLICY ENGINE") {
-		t.Errorf("plan: want the no-engine warning (the lab has none), got %v", plan.Warnings)
+	if ws := strings.Join(plan.Warnings, "\n"); strings.Contains(ws, "FAIL") || strings.Contains(ws, "UNVERIFIED") {
+		t.Errorf("plan: the agent runs on the suspect's node, want it enforced, got %v", plan.Warnings)
 	}
 	diff(t, "cluster after plan", podsAndPolicies(before), podsAndPolicies(f.world(t)))
 
@@ -220,6 +221,7 @@ func TestPodNetworkRemoveFromEndpoints(t *testing.T) {
 	ctx := t.Context()
 	a := f.action(t, "isolate.pod-network")
 	call := f.call(map[string]any{"pod": f.ns + "/" + f.suspect, "remove-from-endpoints": true, "allow-namespaces": []string{"forensics"}, "allow-cidrs": []string{"10.99.0.0/16"}})
+	f.engine(t, labtest.EngineAWSNode, f.node, labtest.EngineOptions{})
 	before := f.world(t)
 	res, err := a.Run(ctx, f.env, call)
 	if err != nil {
