@@ -243,3 +243,9 @@ type Restored struct {
 	Outcome string `json:"outcome"`
 	Detail  string `json:"detail,omitempty"`
 }
+
+// ErrBadInput is wrapped by a Plan, Run or Undo error about the call itself:
+// a target that does not exist, parameters that contradict each other. The
+// step changed nothing. It is evidence.ErrInvalidInput, which the CLI
+// already maps to exit code 2 ("input the caller can fix").
+var ErrBadInput = evidence.ErrInvalidInput
