@@ -21,10 +21,14 @@ import (
 // incidents on one object never overwrite each other's reason.
 
 // ReasonKey is the incident's reason annotation.
-func ReasonKey(incident string) string { return naming.Domain + "/reason-" + naming.ShortHash(incident, 10) }
+func ReasonKey(incident string) string {
+	return naming.Domain + "/reason-" + naming.ShortHash(incident, 10)
+}
 
 // TimeKey is the incident's time annotation (RFC 3339, first run).
-func TimeKey(incident string) string { return naming.Domain + "/time-" + naming.ShortHash(incident, 10) }
+func TimeKey(incident string) string {
+	return naming.Domain + "/time-" + naming.ShortHash(incident, 10)
+}
 
 // ResponderKey is the incident's responder annotation.
 func ResponderKey(incident string) string {
