@@ -299,7 +299,9 @@ func TestRevokePlanListsRemainingGrants(t *testing.T) {
 	if _, err := admin.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { admin.RbacV1().ClusterRoleBindings().Delete(context.Background(), crb.Name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		admin.RbacV1().ClusterRoleBindings().Delete(context.Background(), crb.Name, metav1.DeleteOptions{})
+	})
 	sa, err := admin.CoreV1().ServiceAccounts(f.ns).Get(ctx, "checkout-api", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -455,7 +457,9 @@ type killCore struct {
 	k killKube
 }
 
-func (c killCore) Nodes() corev1client.NodeInterface { return killNodes{c.CoreV1Interface.Nodes(), c.k} }
+func (c killCore) Nodes() corev1client.NodeInterface {
+	return killNodes{c.CoreV1Interface.Nodes(), c.k}
+}
 
 type killNodes struct {
 	corev1client.NodeInterface
