@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -317,6 +318,9 @@ func (r RevokeServiceAccount) apply(ctx context.Context, env *action.Env, call a
 				return err
 			}
 			rec = rec.diff(b.ns, ns, name)
+			if dry && len(otherRecords(o, "revoke", env.Incident)) > 0 {
+				warnings = append(warnings, otherIncidentsWarning(b.String(), slices.Sorted(maps.Keys(otherRecords(o, "revoke", env.Incident)))))
+			}
 			var keep, removed []rbacv1.Subject
 			for _, s := range *subjects {
 				if isSA(s, b.ns, ns, name) {
