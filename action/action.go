@@ -63,6 +63,12 @@ type KubeRule struct {
 	APIGroups []string `json:"apiGroups"`
 	Resources []string `json:"resources"`
 	Verbs     []string `json:"verbs"`
+	// ResourceNames narrows the rule to objects of these names, where the
+	// names are known when the role is generated (a DaemonSet such as
+	// kube-system/aws-node). Kubernetes ignores names for create and for
+	// list/watch without a name field selector: use it with get, update,
+	// patch and delete.
+	ResourceNames []string `json:"resourceNames,omitempty"`
 }
 
 // IAMPermission is one IAM statement an action needs: actions on

@@ -53,3 +53,16 @@ func TestClusterRoleLeastPrivilege(t *testing.T) {
 		t.Logf("%v %v %v", rule.APIGroups, rule.Resources, rule.Verbs)
 	}
 }
+
+// A rule narrowed to names stays apart from the unnamed rule of the same
+// resource.
+func TestClusterRoleResourceNames(t *testing.T) {
+	role := action.ClusterRole("x", []action.Spec{{Permissions: action.Permissions{Kube: []action.KubeRule{
+		{APIGroups: []string{"apps"}, Resources: []string{"daemonsets"}, Verbs: []string{"get"}, ResourceNames: []string{"calico-node", "aws-node"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"daemonsets"}, Verbs: []string{"list"}},
+	}}}})
+	if len(role.Rules) != 2 || role.Rules[0].ResourceNames != nil || !slices.Equal(role.Rules[1].ResourceNames, []string{"aws-node", "calico-node"}) ||
+		!slices.Equal(role.Rules[1].Verbs, []string{"get"}) {
+		t.Errorf("rules %+v", role.Rules)
+	}
+}
