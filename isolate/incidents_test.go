@@ -571,3 +571,57 @@ func TestReleaseAfterStepKilledHalfway(t *testing.T) {
 	t.Logf("release: %+v", res)
 	diff(t, "bindings after release", bindings, f.bindings(t))
 }
+
+func (c killCore) ServiceAccounts(ns string) corev1client.ServiceAccountInterface {
+	return killSAs{c.CoreV1Interface.ServiceAccounts(ns), c.k}
+}
+
+type killSAs struct {
+	corev1client.ServiceAccountInterface
+	k killKube
+}
+
+func (s killSAs) Create(ctx context.Context, sa *corev1.ServiceAccount, opts metav1.CreateOptions) (*corev1.ServiceAccount, error) {
+	if *s.k.killed {
+		return nil, errKilled
+	}
+	return s.ServiceAccountInterface.Create(ctx, sa, opts)
+}
+
+// recreate stopped between the delete and the create: the account exists
+// only in the case. A release with no record creates it from there; so
+// does the next run.
+func TestRevokeRecreateKilledBetweenDeleteAndCreate(t *testing.T) {
+	f := setup(t)
+	ctx, admin := t.Context(), f.lab.Kube.Typed
+	sas := admin.CoreV1().ServiceAccounts(f.ns)
+	old, err := sas.Get(ctx, "checkout-api", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first RoleBinding update sets killed: the account's create fails.
+	killed := false
+	env := *f.env
+	env.Kube = killKube{Interface: f.env.Kube, killed: &killed}
+	rev := f.action(t, "revoke.service-account")
+	call := f.call(map[string]any{"service-account": f.ns + "/checkout-api", "recreate": true})
+	if _, err := rev.Run(ctx, &env, call); !errors.Is(err, errKilled) {
+		t.Fatalf("run: %v", err)
+	}
+	if _, err := sas.Get(ctx, "checkout-api", metav1.GetOptions{}); err == nil {
+		t.Fatal("the account was not deleted")
+	}
+	if p, err := rev.Plan(ctx, f.env, call); err != nil || p.Done {
+		t.Errorf("plan after the kill: %+v %v", p, err)
+	}
+	res, err := rev.(action.Reverser).Undo(ctx, f.env, call, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("release: %+v", res)
+	got, err := sas.Get(ctx, "checkout-api", metav1.GetOptions{})
+	if err != nil || !mapsEqual(got.Labels, old.Labels) || !mapsEqual(got.Annotations, old.Annotations) {
+		t.Fatalf("not created again as it was: %v %+v", err, got)
+	}
+	diff(t, "bindings after release", names(f.bindings(t), f.ns, "checkout-api") != nil, true)
+}
