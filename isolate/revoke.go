@@ -333,7 +333,7 @@ func (r RevokeServiceAccount) apply(ctx context.Context, env *action.Env, call a
 			if len(removed) == 0 {
 				// Another incident removed the account: this one holds it
 				// removed too, so it comes back only when both are released.
-				held := othersRemoved(o, env.Incident, b.ns, ns, name)
+				held := slices.DeleteFunc(othersRemoved(o, env.Incident, b.ns, ns, name), func(s rbacv1.Subject) bool { return !isSA(s, b.ns, ns, name) })
 				if had || len(held) == 0 {
 					return nil
 				}
