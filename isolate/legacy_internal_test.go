@@ -90,3 +90,20 @@ func TestReleaseLegacySnapshots(t *testing.T) {
 		t.Errorf("binding: %v %v", b.Subjects, b.Annotations)
 	}
 }
+
+func TestOtherIncidents(t *testing.T) {
+	const mine, other = "inc-1", "inc-2"
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
+		Labels:      map[string]string{QuarantineKey(mine): mine, IncidentKey(other): other, LegacyQuarantineKey: mine},
+		Annotations: map[string]string{originalKey("cordon", mine): "{}", originalKey("label", other): "{}"}}}
+	if got := OtherIncidents(n, nil, mine, false); len(got) != 2 {
+		t.Errorf("labels and records of another incident: %v", got)
+	}
+	if got := OtherIncidents(n, nil, mine, true); len(got) != 0 {
+		t.Errorf("an incident label and a label record are not containment: %v", got)
+	}
+	taints := []corev1.Taint{{Key: QuarantineKey(other), Value: other, Effect: corev1.TaintEffectNoSchedule}, {Key: LegacyQuarantineKey, Value: "old", Effect: corev1.TaintEffectNoSchedule}}
+	if got := OtherIncidents(n, taints, mine, true); len(got) != 2 {
+		t.Errorf("another incident's taints: %v", got)
+	}
+}
