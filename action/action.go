@@ -63,6 +63,12 @@ type KubeRule struct {
 	APIGroups []string `json:"apiGroups"`
 	Resources []string `json:"resources"`
 	Verbs     []string `json:"verbs"`
+	// ResourceNames narrows the rule to objects of these names, where the
+	// names are known when the role is generated (a DaemonSet such as
+	// kube-system/aws-node). Kubernetes ignores names for create and for
+	// list/watch without a name field selector: use it with get, update,
+	// patch and delete.
+	ResourceNames []string `json:"resourceNames,omitempty"`
 }
 
 // IAMPermission is one IAM statement an action needs: actions on
@@ -243,3 +249,9 @@ type Restored struct {
 	Outcome string `json:"outcome"`
 	Detail  string `json:"detail,omitempty"`
 }
+
+// ErrBadInput is wrapped by a Plan, Run or Undo error about the call itself:
+// a target that does not exist, parameters that contradict each other. The
+// step changed nothing. It is evidence.ErrInvalidInput, which the CLI
+// already maps to exit code 2 ("input the caller can fix").
+var ErrBadInput = evidence.ErrInvalidInput

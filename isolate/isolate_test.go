@@ -330,7 +330,7 @@ func TestLabel(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 	p := f.world(t).pods[f.suspect]
-	if p.Labels[isolate.IncidentKey(f.env.Incident)] != f.env.Incident || p.Annotations[isolate.ReasonKey] != "crypto-miner alert" || p.Annotations[isolate.ResponderKey] != "tester" || p.Annotations[isolate.TimeKey] == "" {
+	if p.Labels[isolate.IncidentKey(f.env.Incident)] != f.env.Incident || p.Annotations[isolate.ReasonKey(f.env.Incident)] != "crypto-miner alert" || p.Annotations[isolate.ResponderKey(f.env.Incident)] != "tester" || p.Annotations[isolate.TimeKey(f.env.Incident)] == "" {
 		t.Errorf("pod labels %v annotations %v", p.Labels, p.Annotations)
 	}
 	mid := f.world(t)
