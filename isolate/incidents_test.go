@@ -447,7 +447,6 @@ type killKube struct {
 	killed *bool
 }
 
-var errKilled = errors.New("killed")
 
 func (k killKube) CoreV1() corev1client.CoreV1Interface { return killCore{k.Interface.CoreV1(), k} }
 func (k killKube) RbacV1() rbacv1client.RbacV1Interface { return killRbac{k.Interface.RbacV1(), k} }
