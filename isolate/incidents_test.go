@@ -41,18 +41,6 @@ func (f *fixture) getNode(t *testing.T, name string) *corev1.Node {
 	return n
 }
 
-// otherNode is the seeded node that is not the suspect's.
-func (f *fixture) otherNode(t *testing.T) string {
-	t.Helper()
-	for _, p := range f.world(t).pods {
-		if p.Spec.NodeName != "" && p.Spec.NodeName != f.node {
-			return p.Spec.NodeName
-		}
-	}
-	t.Fatal("no second node")
-	return ""
-}
-
 func hasTaint(n *corev1.Node, key string) bool {
 	return slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool { return t.Key == key })
 }
@@ -64,7 +52,7 @@ func TestTwoIncidentsOnOneNode(t *testing.T) {
 	f := setup(t)
 	ctx := t.Context()
 	cordon, label := f.action(t, "isolate.cordon-node"), f.action(t, "isolate.label")
-	for i, node := range []string{f.node, f.otherNode(t)} {
+	for i, node := range []string{f.node, f.otherNode(t, f.world(t))} {
 		a, b := f.envFor("a"), f.envFor("b")
 		first, second := a, b
 		if i == 1 {
