@@ -58,6 +58,15 @@ func TestPermissionsForPlaybook(t *testing.T) {
 	if len(all) <= len(out) {
 		t.Errorf("triage's role is not narrower than the whole registry's")
 	}
+	// Credential revocation has a role of its own: only it can re-bind roles.
+	if strings.Contains(out, "eksir-revoker") || strings.Contains(out, "- bind") {
+		t.Errorf("triage revokes nothing, yet its roles include the revoker's:\n%s", out)
+	}
+	docs := strings.Split(all, "\n---\n")
+	if len(docs) != 2 || !strings.Contains(docs[0], "name: eksir-responder") || !strings.Contains(docs[1], "name: eksir-revoker") ||
+		strings.Contains(docs[0], "- bind") || !strings.Contains(docs[1], "- bind") || strings.Contains(all, "'*'") || strings.Contains(all, "escalate") {
+		t.Errorf("the whole registry's roles: want the responder's without bind and the revoker's apart:\n%s", all)
+	}
 	out, _, code = runCLI(t, "permissions", "--format", "iam")
 	if code != 0 || !strings.Contains(out, `"Version": "2012-10-17"`) {
 		t.Errorf("iam: exit %d\n%s", code, out)
