@@ -15,8 +15,9 @@ var ErrNotReleased = errors.New("drill: not everything was released")
 // Drill runs a game day: the run, journaled as a drill and scored; then
 // seal, which must seal the case's evidence (the time to sealed evidence is
 // measured up to its return); then a release of everything the run
-// contained, credentials included, without asking, since a game day must
-// leave nothing behind on its drill target.
+// contained, credentials included, since a game day must leave nothing
+// behind on its drill target. The release asks for approval as any release
+// does, unless o approves it (Yes, Approved).
 //
 // The summary is the run's, with the drill score. The error is the run's,
 // the seal's, the release's, or wraps ErrNotReleased naming the first step
@@ -35,7 +36,7 @@ func Drill(ctx context.Context, c *Checked, in Inputs, reg *action.Registry, o O
 	if sum.Drill != nil && !sum.Started.IsZero() {
 		sum.Drill.TimeToSealedEvidence = o.Now().Sub(sum.Started)
 	}
-	o.Yes, o.RestoreCredentials = true, true
+	o.RestoreCredentials = true
 	rel, err := Release(ctx, reg, o)
 	if err != nil {
 		return sum, fmt.Errorf("drill: release: %w", err)

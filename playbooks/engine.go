@@ -110,6 +110,9 @@ type StepSummary struct {
 	Finished time.Time     `json:"finished,omitzero"`
 	Kind     action.Kind   `json:"kind"`
 	Warnings []string      `json:"warnings,omitempty"`
+	// Restored is, for a released step, each object its undo restored or
+	// found already clean.
+	Restored []action.Restored `json:"restored,omitempty"`
 }
 
 // Summary is the outcome of a run, resume or release.
