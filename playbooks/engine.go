@@ -713,6 +713,11 @@ func (r *runner) ask(ctx context.Context, cs *cstep, call action.Call) (bool, er
 	if err != nil {
 		return false, fmt.Errorf("plan for approval: %w", err)
 	}
+	// The engine's own warnings (a capture overridden) join the action's:
+	// the approver shows them all before asking.
+	r.mu.Lock()
+	p.Warnings = append(slices.Clone(r.warn[cs.ID]), p.Warnings...)
+	r.mu.Unlock()
 	askMu.Lock()
 	defer askMu.Unlock()
 	r.o.Observer.Event(Event{Time: r.o.Now(), Step: cs.ID, Action: cs.Action, State: "approval", Done: r.done(), Total: len(r.c.Order)})

@@ -34,6 +34,8 @@ type world struct {
 	// refused does.
 	missing map[string][]string
 	block   chan struct{} // when set, actions wait on it
+	// planWarnings are what label actions' plans warn of.
+	planWarnings []string
 }
 
 func newWorld() *world {
@@ -122,7 +124,7 @@ func (a labelAct) Plan(_ context.Context, _ *action.Env, c action.Call) (action.
 	a.w.mu.Lock()
 	defer a.w.mu.Unlock()
 	done := a.w.labels[c.String("target")] == c.String("value")
-	return action.Plan{Done: done, Changes: []action.Change{{Verb: "patch", Object: "label " + c.String("target"), Detail: "eksir=" + c.String("value")}},
+	return action.Plan{Done: done, Warnings: slices.Clone(a.w.planWarnings), Changes: []action.Change{{Verb: "patch", Object: "label " + c.String("target"), Detail: "eksir=" + c.String("value")}},
 		Checks: []action.PermissionCheck{{Permission: "patch pods", Allowed: true}}}, nil
 }
 

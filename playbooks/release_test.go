@@ -123,3 +123,26 @@ func (a recordApprover) Approve(_ context.Context, _, _ string, p action.Plan) (
 	*a.plans = append(*a.plans, p)
 	return a.ok, nil
 }
+
+// TestApprovalShowsWarnings: the approver is shown the step's plan with
+// every warning, the action's and the engine's (a capture overridden).
+func TestApprovalShowsWarnings(t *testing.T) {
+	w := newWorld()
+	w.planWarnings = []string{"NOT ENFORCED: no policy engine on the suspect's node"}
+	w.missing["volatile"] = []string{"data/volatile/ps.txt: exec refused"}
+	reg := testRegistry(w)
+	cs, _ := testCase(t)
+	var asked []action.Plan
+	_, err := Run(t.Context(), loadValid(t, reg), podIn, Options{Env: &action.Env{Responder: "alice"}, Journal: CaseJournal(cs),
+		Approver: recordApprover{&asked, true}, ContainWithoutCapture: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != 1 {
+		t.Fatalf("asked %d times", len(asked))
+	}
+	ws := strings.Join(asked[0].Warnings, "\n")
+	if !strings.Contains(ws, "NOT ENFORCED") || !strings.Contains(ws, "without complete capture, decided by alice") {
+		t.Errorf("warnings at the prompt:\n%s", ws)
+	}
+}
