@@ -68,7 +68,7 @@ func Parse(file string, data []byte) (*Playbook, error) {
 		return nil, e.err()
 	}
 	seen := map[string]bool{}
-	e.fields(root, "playbook", []string{"apiVersion", "kind", "metadata", "inputs", "steps", "outputs"}, func(k string, v *yaml.Node) {
+	e.fields(root, "playbook", []string{"apiVersion", "kind", "metadata", "drill", "inputs", "steps", "outputs"}, func(k string, v *yaml.Node) {
 		seen[k] = true
 		p.pos[k] = nodePos(v)
 		switch k {
@@ -84,6 +84,8 @@ func Parse(file string, data []byte) (*Playbook, error) {
 			}
 		case "metadata":
 			p.Metadata = e.metadata(v)
+		case "drill":
+			p.Drill = e.boolean(v, k)
 		case "inputs":
 			if e.isSeq(v, "inputs") {
 				for _, n := range v.Content {

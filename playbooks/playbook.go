@@ -38,6 +38,9 @@ type Playbook struct {
 	Inputs     []Input  `json:"inputs,omitempty" doc:"typed inputs; targets are resolved before any change"`
 	Steps      []Step   `json:"steps" doc:"the steps; independent steps may run in parallel"`
 	Outputs    []Output `json:"outputs,omitempty" doc:"values computed after the run from inputs and step outputs (CEL)"`
+	// Drill marks a playbook written for game days: only such a playbook
+	// runs with --drill, and only on drill targets (CheckDrill).
+	Drill bool `json:"drill,omitempty" doc:"the playbook may run as a game-day drill (run --drill), on targets labelled eksir.io/drill=true (the pod or its namespace)"`
 
 	file   string
 	source []byte

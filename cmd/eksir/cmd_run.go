@@ -40,7 +40,7 @@ func runCommand() *cli.Command {
 		Name: "run", Usage: "run a playbook, journaling every step into the incident's custody log",
 		UsageText: "eksir run PLAYBOOK [target flags] [--incident ID] [--yes | --approve STEP,...] [--parallel N] [--contain-without-capture] [--drill]",
 		Flags: append(append(targetCLIFlags(), approvalFlags()...), containWithoutCaptureFlag,
-			&cli.BoolFlag{Name: "drill", Usage: "game day: release at the end and print a drill score"}),
+			&cli.BoolFlag{Name: "drill", Usage: "game day: seal, release (asking unless --yes) and print a drill score; only for playbooks marked drill: true and targets labelled " + playbooks.DrillLabel + "=true (the pod or its namespace)"}),
 		Action: runAction,
 	}
 }
@@ -106,6 +106,12 @@ func runAction(c *cli.Context) error {
 		return err
 	}
 	reg, ck, in, env, incident := p.reg, p.ck, p.in, p.env, p.incident
+	if c.Bool("drill") {
+		// Before the case exists: a refused drill leaves nothing behind.
+		if err := playbooks.CheckDrill(c.Context, ck, in, env.Kube); err != nil {
+			return err
+		}
+	}
 	cs, err := openCase(c, incident)
 	if err != nil {
 		return err
