@@ -486,11 +486,42 @@ steps:
       pod: ${{ inputs.pod }}
 `
 
-// TestLabGameDay runs the game-day playbook as a drill: it contains, seals,
-// releases and scores, leaving no quarantine behind.
+// TestLabGameDay: --drill is refused on pod-compromise (not a drill
+// playbook) and on a target not labelled as a drill target; on a labelled
+// target the game-day playbook contains, seals, releases and scores,
+// leaving no quarantine behind.
 func TestLabGameDay(t *testing.T) {
 	f := setupLab(t)
-	r := f.eksir(t, nil, "--output", "json", "run", "game-day", "--pod", f.ns+"/"+f.pod, "--incident", "drill-1", "--yes", "--drill")
+	target := f.ns + "/" + f.pod
+	// Refused, exit 2, nothing changed and no case: a playbook not marked
+	// drill: true, and game-day on a target not labelled as a drill target.
+	before := f.snapshot(t)
+	for _, tc := range []struct{ playbook, want string }{
+		{"pod-compromise", "not a drill playbook"},
+		{"game-day", "not a drill target"},
+	} {
+		r := f.eksir(t, nil, "run", tc.playbook, "--pod", target, "--incident", "refused-"+tc.playbook, "--yes", "--drill")
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) || !strings.Contains(r.stderr, "hint: ") {
+			t.Errorf("%s --drill: want exit 2 and %q with a hint: %v", tc.playbook, tc.want, r)
+		}
+	}
+	diffSnap(t, "after refused drills", before, f.snapshot(t))
+	if _, err := os.Stat(filepath.Join(f.dir, "cases")); err == nil {
+		t.Errorf("a refused drill created a case folder")
+	}
+	// The drill target: its namespace is labelled.
+	ns, err := f.le.Kube.Typed.CoreV1().Namespaces().Get(t.Context(), f.ns, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns.Labels == nil {
+		ns.Labels = map[string]string{}
+	}
+	ns.Labels[playbooks.DrillLabel] = "true"
+	if _, err := f.le.Kube.Typed.CoreV1().Namespaces().Update(t.Context(), ns, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := f.eksir(t, nil, "--output", "json", "run", "game-day", "--pod", target, "--incident", "drill-1", "--yes", "--drill")
 	if r.code != 0 {
 		t.Fatalf("game day: %v", r)
 	}
