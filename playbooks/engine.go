@@ -74,7 +74,25 @@ type Options struct {
 	// naming the step, the missing items and who decided, and shown as a
 	// warning of the step.
 	ContainWithoutCapture bool
-	Now                   func() time.Time
+	// Stop, when set, is the first interrupt: once it ends, no new step
+	// (or undo) starts and prompts stop waiting, while running steps go
+	// on under the ctx given to Run, Resume or Release, whose end (the
+	// second interrupt) cancels them. Without Stop, the end of that ctx
+	// stops starting steps and running steps ignore it, bounded by their
+	// timeouts.
+	Stop context.Context
+	Now  func() time.Time
+}
+
+// contexts returns the context whose end stops starting steps, the one
+// running steps work under, and the release of the first.
+func (o *Options) contexts(ctx context.Context) (stop, work context.Context, release func()) {
+	if o.Stop == nil {
+		return ctx, context.WithoutCancel(ctx), func() {}
+	}
+	stop, cancel := context.WithCancel(o.Stop)
+	unhook := context.AfterFunc(ctx, cancel) // cancelled running steps stop the run too
+	return stop, ctx, func() { unhook(); cancel() }
 }
 
 func (o *Options) defaults() {
@@ -361,10 +379,12 @@ func journaled(st *journalState, reg *action.Registry) (*Checked, Inputs, error)
 }
 
 type runner struct {
-	c   *Checked
-	in  Inputs
-	o   Options
-	st  *journalState
+	c  *Checked
+	in Inputs
+	o  Options
+	st *journalState
+	// stop ends at the first interrupt; work is what steps run under.
+	stop, work context.Context
 	mu  sync.Mutex
 	res map[string]StepResult // this run's and earlier final results
 	dur map[string]time.Duration
@@ -374,6 +394,9 @@ type runner struct {
 
 func execute(ctx context.Context, c *Checked, in Inputs, st *journalState, o Options) (*Summary, error) {
 	r := &runner{c: c, in: in, o: o, st: st, res: map[string]StepResult{}, dur: map[string]time.Duration{}, warn: map[string][]string{}}
+	var release func()
+	r.stop, r.work, release = o.contexts(ctx)
+	defer release()
 	for id, res := range st.results {
 		// A step that ended without capturing everything runs again: its
 		// store collects only the missing items.
@@ -389,7 +412,7 @@ func execute(ctx context.Context, c *Checked, in Inputs, st *journalState, o Opt
 		started[id] = true
 	}
 	running, stopping, interrupted := 0, false, false
-	ctxDone := ctx.Done()
+	ctxDone := r.stop.Done()
 	var journalErr error
 	for {
 		if !stopping {
@@ -421,7 +444,7 @@ func execute(ctx context.Context, c *Checked, in Inputs, st *journalState, o Opt
 				running++
 				g.Go(func() error {
 					defer func() { done <- id }()
-					return r.step(ctx, id)
+					return r.step(id)
 				})
 			}
 		}
@@ -438,8 +461,9 @@ func execute(ctx context.Context, c *Checked, in Inputs, st *journalState, o Opt
 				stopping = true
 			}
 		case <-ctxDone:
-			// Stop starting steps; in-flight steps run on a context that
-			// ignores the interrupt and end by themselves or their timeout.
+			// Stop starting steps; running steps end by themselves, by
+			// their timeout, or when their work context is cancelled
+			// (Options.Stop).
 			stopping, interrupted, ctxDone = true, true, nil
 		}
 	}
@@ -639,11 +663,12 @@ func itemMap(items []string) map[string]string {
 
 // step runs one step: condition, approval, intent, action, result. The
 // returned error is a journal failure only; step failures are results.
-func (r *runner) step(ctx context.Context, id string) error {
+func (r *runner) step(id string) error {
 	cs := r.c.steps[id]
-	// In-flight work ignores Ctrl-C so the journal stays consistent; the
-	// step's timeout still bounds it.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cs.timeout)
+	// A running step ignores the first interrupt, so that it ends with a
+	// result; its timeout, and with Options.Stop the second interrupt,
+	// still bound it.
+	sctx, cancel := context.WithTimeout(r.work, cs.timeout)
 	defer cancel()
 	r.mu.Lock()
 	vars := activation(r.in, r.res)
@@ -662,9 +687,9 @@ func (r *runner) step(ctx context.Context, id string) error {
 		return r.finish(id, StepResult{Status: StatusFailed, Error: err.Error()})
 	}
 	if cs.Approve && !r.o.approved(id) {
-		// The prompt listens to the interrupt: nothing is in flight yet.
-		ok, err := r.ask(ctx, cs, call)
-		if ctx.Err() != nil {
+		// The prompt listens to the first interrupt: nothing is in flight yet.
+		ok, err := r.ask(r.stop, cs, call)
+		if r.stop.Err() != nil {
 			return r.finish(id, StepResult{Status: StatusNotRun, Error: "interrupted while asking for approval"})
 		}
 		if err != nil {
@@ -683,13 +708,16 @@ func (r *runner) step(ctx context.Context, id string) error {
 		return fmt.Errorf("journal intent of step %s: %w", id, err)
 	}
 	r.o.Observer.Event(Event{Time: r.o.Now(), Step: id, Action: cs.Action, State: "running", Done: r.done(), Total: len(r.c.Order)})
-	crashPoint(id, "before")
+	crashPoint(sctx, id, "before")
 	res, err := cs.act.Run(sctx, r.o.Env, call)
-	crashPoint(id, "after")
+	crashPoint(sctx, id, "after")
 	out := StepResult{Status: StatusSucceeded, Outputs: res.Outputs, Undo: res.Undo, Items: res.Items, Warnings: res.Warnings, Started: started}
 	if err != nil {
 		out.Status, out.Error = StatusFailed, err.Error()
-		if errors.Is(err, context.DeadlineExceeded) {
+		switch {
+		case r.work.Err() != nil:
+			out.Error = fmt.Sprintf("cancelled by a second interrupt: %v (resume runs the step again; release undoes what it did)", err)
+		case errors.Is(err, context.DeadlineExceeded):
 			out.Error = fmt.Sprintf("timed out after %s: %v", cs.timeout, err)
 		}
 	}

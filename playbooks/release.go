@@ -28,6 +28,8 @@ func Release(ctx context.Context, reg *action.Registry, o Options) (*Summary, er
 		return nil, err
 	}
 	sum := &Summary{Playbook: c.Metadata.Name, Started: o.Now()}
+	stop, work, done := o.contexts(ctx)
+	defer done()
 	for _, id := range st.releaseOrder() {
 		cs, ok := c.steps[id]
 		if !ok || !cs.spec.Reversible {
@@ -43,13 +45,13 @@ func Release(ctx context.Context, reg *action.Registry, o Options) (*Summary, er
 			sum.Steps = append(sum.Steps, line)
 			continue
 		}
-		if ctx.Err() != nil {
+		if stop.Err() != nil {
 			line.Status, line.Error = StatusNotRun, "interrupted"
 			sum.Steps = append(sum.Steps, line)
 			sum.Interrupted = true
 			continue
 		}
-		out, err := release(ctx, cs, st.intents[id], res.Undo, from, o)
+		out, err := release(stop, work, cs, st.intents[id], res.Undo, from, o)
 		if err != nil {
 			return sum, err
 		}
@@ -96,7 +98,9 @@ func hasUndo(raw json.RawMessage) bool {
 	return len(raw) > 0 && !bytes.Equal(raw, []byte("null"))
 }
 
-func release(ctx context.Context, cs *cstep, in Intent, undo json.RawMessage, from string, o Options) (StepResult, error) {
+// release undoes one step: the prompt listens to stop, the undo runs
+// under work.
+func release(stop, work context.Context, cs *cstep, in Intent, undo json.RawMessage, from string, o Options) (StepResult, error) {
 	out := StepResult{Step: cs.ID, Action: cs.Action}
 	if cs.spec.RevokesCredential && !o.RestoreCredentials {
 		out.Status, out.Error = StatusKept, "credential stays revoked; release with --restore-credentials to restore it"
@@ -117,7 +121,7 @@ func release(ctx context.Context, cs *cstep, in Intent, undo json.RawMessage, fr
 				detail += ": " + string(undo)
 			}
 			p := action.Plan{Changes: []action.Change{{Verb: "undo", Object: cs.Action, Detail: detail}}}
-			if ok, err = o.Approver.Approve(ctx, cs.ID, cs.Action+" (undo)", p); err != nil {
+			if ok, err = o.Approver.Approve(stop, cs.ID, cs.Action+" (undo)", p); err != nil {
 				return out, err
 			}
 		}
@@ -132,7 +136,7 @@ func release(ctx context.Context, cs *cstep, in Intent, undo json.RawMessage, fr
 	if _, err := o.Journal.Record(RecUndoStart, Intent{Step: cs.ID, Action: cs.Action, Params: in.Params}, nil); err != nil {
 		return out, fmt.Errorf("journal release intent of %s: %w", cs.ID, err)
 	}
-	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cs.timeout)
+	uctx, cancel := context.WithTimeout(work, cs.timeout)
 	defer cancel()
 	out.Started = o.Now().UTC().Format(time.RFC3339Nano)
 	restored, err := cs.act.(action.Reverser).Undo(uctx, o.Env, call, undo)

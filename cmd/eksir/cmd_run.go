@@ -89,15 +89,33 @@ func engineOptions(c *cli.Context, env *action.Env, cs *evidence.Case) (playbook
 		}
 	}
 	o := playbooks.Options{Env: env, Connector: connector{c}, Journal: playbooks.CaseJournal(cs), Yes: c.Bool("yes"), Approved: approved,
-		Parallel: c.Int("parallel"), RestoreCredentials: c.Bool("restore-credentials"), ContainWithoutCapture: c.Bool(containWithoutCaptureFlag.Name)}
+		Parallel: c.Int("parallel"), RestoreCredentials: c.Bool("restore-credentials"), ContainWithoutCapture: c.Bool(containWithoutCaptureFlag.Name),
+		Stop: c.Context}
+	stopNotice := interruptNotice(c)
 	if !ui.Interactive() {
 		o.Observer = ui.Log{}
-		return o, func() {}
+		return o, stopNotice
 	}
 	o.Approver = ui.NewApprover(os.Stdin, c.App.ErrWriter)
 	p := ui.NewProgress(c.App.ErrWriter)
 	o.Observer = p
-	return o, p.Close
+	return o, func() { stopNotice(); p.Close() }
+}
+
+// engineContext is the context the engine's running steps work under:
+// only the second interrupt cancels it (the first is Options.Stop).
+func engineContext(c *cli.Context) context.Context { return evidencecli.Hard(c.Context) }
+
+// interruptNotice tells the responder, at the first interrupt, what
+// happens now and what a second one does; the returned function stops
+// watching.
+func interruptNotice(c *cli.Context) func() {
+	stop := context.AfterFunc(c.Context, func() {
+		if engineContext(c).Err() == nil {
+			fmt.Fprintln(c.App.ErrWriter, "eksir: interrupted: the running steps finish and no new step starts; interrupt again to cancel the running steps")
+		}
+	})
+	return func() { stop() }
 }
 
 func runAction(c *cli.Context) error {
@@ -122,9 +140,9 @@ func runAction(c *cli.Context) error {
 	slog.Info("run", "incident", incident, "playbook", ck.Metadata.Name, "case", cs.Dir())
 	var sum *playbooks.Summary
 	if c.Bool("drill") {
-		sum, err = playbooks.Drill(c.Context, ck, in, reg, o, sealCase(c, cs, incident))
+		sum, err = playbooks.Drill(engineContext(c), ck, in, reg, o, sealCase(c, cs, incident))
 	} else {
-		sum, err = playbooks.Run(c.Context, ck, in, o)
+		sum, err = playbooks.Run(engineContext(c), ck, in, o)
 	}
 	closeUI()
 	return finish(c, incident, cs, sum, err)
@@ -160,7 +178,7 @@ func fromJournal(step journalStep) cli.ActionFunc {
 		}
 		defer cs.Close()
 		o, closeUI := engineOptions(c, env, cs)
-		sum, err := step(c.Context, newRegistry(), o)
+		sum, err := step(engineContext(c), newRegistry(), o)
 		closeUI()
 		return finish(c, incident, cs, sum, err)
 	}
