@@ -385,9 +385,9 @@ type runner struct {
 	st *journalState
 	// stop ends at the first interrupt; work is what steps run under.
 	stop, work context.Context
-	mu  sync.Mutex
-	res map[string]StepResult // this run's and earlier final results
-	dur map[string]time.Duration
+	mu         sync.Mutex
+	res        map[string]StepResult // this run's and earlier final results
+	dur        map[string]time.Duration
 	// warn holds warnings the engine adds to a step's result.
 	warn map[string][]string
 }
