@@ -368,6 +368,10 @@ func journaled(st *journalState, reg *action.Registry) (*Checked, Inputs, error)
 	in := Inputs{}
 	for _, decl := range c.Inputs {
 		if s, ok := st.start.Inputs[decl.Name]; ok {
+			if s == "" && decl.From != "" {
+				in[decl.Name] = "" // derived, and the target could not say
+				continue
+			}
 			v, err := decl.Type.ParseText(s)
 			if err != nil {
 				return nil, nil, fmt.Errorf("journaled input %s: %w", decl.Name, err)

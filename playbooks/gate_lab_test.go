@@ -187,7 +187,7 @@ func TestLabCaptureGate(t *testing.T) {
 	}
 	f.checkJournal(t, "gate-1") // seals and verifies the superseded items
 
-	if r = f.eksir(t, nil, "release", "--incident", "gate-1", "--yes"); r.code != 0 {
+	if r = f.eksir(t, nil, "release", "--incident", "gate-1", "--yes", "--restore-credentials"); r.code != 0 {
 		t.Fatalf("release: %v", r)
 	}
 	if p := f.quarantinePolicies(t); len(p) != 0 || f.suspectMarked(t) {
@@ -239,7 +239,7 @@ func TestLabCaptureGate(t *testing.T) {
 	if !found {
 		t.Errorf("no pod object in case gate-2")
 	}
-	if r = f.eksir(t, nil, "release", "--incident", "gate-2", "--yes"); r.code != 0 {
+	if r = f.eksir(t, nil, "release", "--incident", "gate-2", "--yes", "--restore-credentials"); r.code != 0 {
 		t.Fatalf("release: %v", r)
 	}
 }

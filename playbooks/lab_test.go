@@ -267,12 +267,19 @@ func TestLabPlanChangesNothing(t *testing.T) {
 	var plan struct {
 		Steps []playbooks.PlannedStep `json:"steps"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &plan); err != nil || len(plan.Steps) != 6 {
+	if err := json.Unmarshal([]byte(r.stdout), &plan); err != nil || len(plan.Steps) != 7 {
 		t.Fatalf("plan json (%v): %v", err, r)
 	}
 	for _, s := range plan.Steps {
-		if s.ID == "isolate" && (s.Plan == nil || len(s.Plan.Changes) == 0) {
-			t.Errorf("isolate plan has no concrete change: %+v", s)
+		if (s.ID == "isolate" || s.ID == "cordon" || s.ID == "revoke") && (s.Plan == nil || len(s.Plan.Changes) == 0) {
+			t.Errorf("%s plan has no concrete change: %+v", s.ID, s)
+		}
+		// The node and the service account come from the pod at plan time.
+		if s.ID == "cordon" && s.Params["node"] != f.seed.Targets[lab.TargetNode] {
+			t.Errorf("cordon's node was not resolved from the pod: %+v", s.Params)
+		}
+		if s.ID == "revoke" && s.Params["service-account"] != f.ns+"/"+lab.Scenarios["crypto-miner"].ServiceAccount {
+			t.Errorf("revoke's service account is not the pod's: %+v", s.Params)
 		}
 	}
 	diffSnap(t, "after plan", before, f.snapshot(t))
@@ -323,10 +330,10 @@ func TestLabApprovalWithoutTerminal(t *testing.T) {
 	for _, s := range sum.Steps {
 		got[s.ID] = s.Status
 	}
-	if got["isolate"] != playbooks.StatusNeedsApproval || got["revoke"] != playbooks.StatusSkipped || got["volatile"] != playbooks.StatusSucceeded {
+	if got["isolate"] != playbooks.StatusNeedsApproval || got["cordon"] != playbooks.StatusNeedsApproval || got["revoke"] != playbooks.StatusSkipped || got["volatile"] != playbooks.StatusSucceeded {
 		t.Fatalf("status: %v", got)
 	}
-	r = f.eksir(t, nil, "resume", "--incident", "appr-1", "--approve", "isolate,revoke")
+	r = f.eksir(t, nil, "resume", "--incident", "appr-1", "--approve", "isolate,cordon,revoke")
 	if r.code != 0 {
 		t.Fatalf("resume: %v", r)
 	}

@@ -323,7 +323,7 @@ func (e *errs) input(n *yaml.Node) Input {
 	if !e.isMap(n, "an input") {
 		return in
 	}
-	e.fields(n, "input", []string{"name", "type", "required", "default", "doc"}, func(k string, v *yaml.Node) {
+	e.fields(n, "input", []string{"name", "type", "required", "default", "doc", "from"}, func(k string, v *yaml.Node) {
 		in.pos[k] = nodePos(v)
 		switch k {
 		case "name":
@@ -346,6 +346,8 @@ func (e *errs) input(n *yaml.Node) Input {
 			in.Default, in.hasDefault = v.Value, true
 		case "doc":
 			in.Doc = e.str(v, k)
+		case "from":
+			in.From = e.str(v, k)
 		}
 	})
 	if in.Name == "" {
@@ -356,6 +358,9 @@ func (e *errs) input(n *yaml.Node) Input {
 	}
 	if in.Required && in.hasDefault {
 		e.at(in.pos["default"], "drop required or the default", "input %q is required and has a default", in.Name)
+	}
+	if in.From != "" && (in.Required || in.hasDefault) {
+		e.at(in.pos["from"], "drop required and default: the input comes from its target when not given", "input %q has from and also required or a default", in.Name)
 	}
 	return in
 }

@@ -111,6 +111,21 @@ func Validate(p *Playbook, reg *action.Registry) (*Checked, error) {
 		}
 		opts = append(opts, cel.Variable("inputs."+in.Name, in.Type.CELType()))
 	}
+	for _, in := range p.Inputs {
+		if in.From == "" {
+			continue
+		}
+		src, attr, _ := strings.Cut(in.From, ".")
+		want, known := Attributes[attr]
+		switch {
+		case !known:
+			e.at(in.pos["from"], "use INPUT.node or INPUT.service_account", "input %q: unknown attribute %q in from", in.Name, attr)
+		case inputs[src].Type != action.Pod:
+			e.at(in.pos["from"], "name an input of type pod", "input %q: from %q: %q is not a pod input", in.Name, in.From, src)
+		case in.Type != want:
+			e.at(in.pos["type"], "declare it as type "+string(want), "input %q: from %s gives a %s, not a %s", in.Name, in.From, want, in.Type)
+		}
+	}
 
 	// Steps: identity and actions.
 	for i := range p.Steps {
