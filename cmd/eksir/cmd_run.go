@@ -51,7 +51,7 @@ func resumeCommand() *cli.Command {
 		Name: "resume", Usage: "continue an interrupted run from its journal; no step's side effect happens twice",
 		UsageText: "eksir resume --incident ID [--yes | --approve STEP,...] [--parallel N] [--contain-without-capture]",
 		Flags:     append([]cli.Flag{incFlag, keyFlag, actFlag, kubeconfigFlag, kubeCtxFlag, regionFlag, clusterFlag, containWithoutCaptureFlag}, approvalFlags()...),
-		Action:    fromJournal(playbooks.Resume),
+		Action:    fromJournal(playbooks.Resume, "resume"),
 	}
 }
 
@@ -62,7 +62,7 @@ func releaseCommand() *cli.Command {
 		UsageText: "eksir release --incident ID [--yes | --approve STEP,...] [--restore-credentials]",
 		Flags: append([]cli.Flag{incFlag, keyFlag, actFlag, kubeconfigFlag, kubeCtxFlag, regionFlag, clusterFlag,
 			&cli.BoolFlag{Name: "restore-credentials", Usage: "also re-enable revoked credentials"}}, approvalFlags()...),
-		Action: fromJournal(playbooks.Release),
+		Action: fromJournal(playbooks.Release, "release"),
 	}
 }
 
@@ -145,7 +145,7 @@ func runAction(c *cli.Context) error {
 		sum, err = playbooks.Run(engineContext(c), ck, in, o)
 	}
 	closeUI()
-	return finish(c, incident, cs, sum, err)
+	return finish(c, incident, cs, sum, err, "resume")
 }
 
 // sealCase returns the seal of a drill: the case into the case folder,
@@ -166,7 +166,7 @@ func sealCase(c *cli.Context, cs *evidence.Case, incident string) func(context.C
 // release differ only in what the engine does with it.
 type journalStep func(context.Context, *action.Registry, playbooks.Options) (*playbooks.Summary, error)
 
-func fromJournal(step journalStep) cli.ActionFunc {
+func fromJournal(step journalStep, verb string) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		incident, err := requireIncident(c)
 		if err != nil {
@@ -180,7 +180,7 @@ func fromJournal(step journalStep) cli.ActionFunc {
 		o, closeUI := engineOptions(c, env, cs)
 		sum, err := step(engineContext(c), newRegistry(), o)
 		closeUI()
-		return finish(c, incident, cs, sum, err)
+		return finish(c, incident, cs, sum, err, verb)
 	}
 }
 
@@ -209,8 +209,9 @@ func statusAction(c *cli.Context) error {
 }
 
 // finish prints the summary and where the evidence is, and turns the
-// outcome into the error main maps to an exit code.
-func finish(c *cli.Context, incident string, cs *evidence.Case, sum *playbooks.Summary, err error) error {
+// outcome into the error main maps to an exit code; again is the command
+// that continues (resume, or release after a release).
+func finish(c *cli.Context, incident string, cs *evidence.Case, sum *playbooks.Summary, err error, again string) error {
 	if sum != nil {
 		if jsonOutput(c) {
 			if werr := writeJSON(c.App.Writer, map[string]any{"incident": incident, "case": cs.Dir(), "summary": sum}); werr != nil {
@@ -229,7 +230,7 @@ func finish(c *cli.Context, incident string, cs *evidence.Case, sum *playbooks.S
 		return err
 	}
 	if sum != nil && sum.Partial() {
-		return evidencecli.Partial("some steps did not complete (see the table)", fmt.Sprintf("approve with --approve STEP or --yes, then 'eksir resume --incident %s'", incident))
+		return evidencecli.Partial("some steps did not complete (see the table)", fmt.Sprintf("fix the cause or approve with --approve STEP or --yes, then 'eksir %s --incident %s'", again, incident))
 	}
 	return nil
 }
