@@ -191,7 +191,8 @@ func TestLabCaptureGate(t *testing.T) {
 		t.Fatalf("release: %v", r)
 	}
 	if p := f.quarantinePolicies(t); len(p) != 0 || f.suspectMarked(t) {
-		t.Fatalf("after release: policies %v, labelled %v", p, f.suspectMarked(t))
+		pod, _ := f.le.Kube.Typed.CoreV1().Pods(f.ns).Get(t.Context(), f.pod, metav1.GetOptions{})
+		t.Fatalf("after release: policies %v, labelled %v: labels %v\n%v", p, f.suspectMarked(t), pod.Labels, r)
 	}
 
 	// The override: contain although the capture missed everything.

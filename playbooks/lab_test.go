@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -228,6 +230,22 @@ func (f *labFixture) snapshot(t *testing.T) map[string]string {
 		out["moto "+name] = string(b)
 	}
 	return out
+}
+
+// settled is a snapshot once kwok has stopped moving the freshly seeded
+// objects (pod status): two snapshots a second apart are equal.
+func (f *labFixture) settled(t *testing.T) map[string]string {
+	t.Helper()
+	prev := f.snapshot(t)
+	for range 30 {
+		time.Sleep(time.Second)
+		cur := f.snapshot(t)
+		if maps.Equal(prev, cur) {
+			return cur
+		}
+		prev = cur
+	}
+	return prev
 }
 
 func diffSnap(t *testing.T, what string, a, b map[string]string) {
@@ -502,7 +520,7 @@ func TestLabGameDay(t *testing.T) {
 	target := f.ns + "/" + f.pod
 	// Refused, exit 2, nothing changed and no case: a playbook not marked
 	// drill: true, and game-day on a target not labelled as a drill target.
-	before := f.snapshot(t)
+	before := f.settled(t)
 	for _, tc := range []struct{ playbook, want string }{
 		{"pod-compromise", "not a drill playbook"},
 		{"game-day", "not a drill target"},
