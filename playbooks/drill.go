@@ -27,6 +27,27 @@ func CheckDrill(ctx context.Context, c *Checked, in Inputs, k kubernetes.Interfa
 		return &Error{File: c.file, Msg: fmt.Sprintf("playbook %s is not a drill playbook: --drill runs only playbooks marked drill: true", c.Metadata.Name),
 			HintText: "for a game day run game-day (or a playbook of yours with drill: true) with --drill; for a real incident run " + c.Metadata.Name + " without --drill"}
 	}
+	all := []Inputs{in}
+	if len(c.targets) > 0 {
+		all = c.targets // a run over many targets: each of them
+	}
+	var refused []string
+	for _, in := range all {
+		r, err := drillRefusals(ctx, c, in, k)
+		if err != nil {
+			return err
+		}
+		refused = append(refused, r...)
+	}
+	if len(refused) > 0 {
+		return &Error{File: c.file, Msg: "not a drill target (label " + DrillLabel + "=true on the pod or its namespace, or on the node): " + strings.Join(refused, "; "),
+			HintText: "label the drill target first, for example: kubectl label namespace NS " + DrillLabel + "=true; never label a production workload"}
+	}
+	return nil
+}
+
+// drillRefusals are the target inputs of in that are not drill targets.
+func drillRefusals(ctx context.Context, c *Checked, in Inputs, k kubernetes.Interface) ([]string, error) {
 	var refused []string
 	for _, decl := range c.Inputs {
 		ref, _ := in[decl.Name].(string)
@@ -40,17 +61,13 @@ func CheckDrill(ctx context.Context, c *Checked, in Inputs, k kubernetes.Interfa
 		}
 		ok, err := drillTarget(ctx, k, decl.Type, ref)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if !ok {
 			refused = append(refused, fmt.Sprintf("input %s: %s %s", decl.Name, decl.Type, ref))
 		}
 	}
-	if len(refused) > 0 {
-		return &Error{File: c.file, Msg: "not a drill target (label " + DrillLabel + "=true on the pod or its namespace, or on the node): " + strings.Join(refused, "; "),
-			HintText: "label the drill target first, for example: kubectl label namespace NS " + DrillLabel + "=true; never label a production workload"}
-	}
-	return nil
+	return refused, nil
 }
 
 // drillTarget reads the label from the API server.

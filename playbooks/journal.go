@@ -66,6 +66,10 @@ type RunStart struct {
 	SHA256   string            `json:"sha256"`
 	Inputs   map[string]string `json:"inputs"`
 	Drill    bool              `json:"drill,omitempty"`
+	// Targets are, in a run over many targets, each target's inputs
+	// (TargetInput names the pod input that varies).
+	TargetInput string              `json:"target_input,omitempty"`
+	Targets     []map[string]string `json:"targets,omitempty"`
 }
 
 // Intent is journaled before a step's first side effect.

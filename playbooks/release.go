@@ -39,7 +39,7 @@ func Release(ctx context.Context, reg *action.Registry, o Options) (*Summary, er
 		if !ok {
 			continue
 		}
-		line := StepSummary{ID: id, Action: cs.Action, Kind: cs.spec.Kind}
+		line := StepSummary{ID: id, Target: cs.target, Action: cs.Action, Kind: cs.spec.Kind}
 		if u, done := st.undone[id]; done && u.Status == StatusReleased {
 			line.Status, line.Restored = StatusReleased, u.Restored
 			sum.Steps = append(sum.Steps, line)
@@ -113,7 +113,7 @@ func release(stop, work context.Context, cs *cstep, in Intent, undo json.RawMess
 	if !hasUndo(undo) {
 		undo = nil
 	}
-	if !o.approved(cs.ID) {
+	if !o.approved(cs.ID) && !o.approved(cs.local) {
 		ok := false
 		if o.Approver != nil {
 			detail := "from " + from
@@ -186,13 +186,17 @@ func Status(j Journal, reg *action.Registry) (*Summary, error) {
 		return nil, fmt.Errorf("%w: the case holds no playbook run", ErrInvalid)
 	}
 	order := st.order
-	if c, _, err := journaled(st, reg); err == nil {
+	c, _, err := journaled(st, reg)
+	if err == nil {
 		order = c.Order
 	}
 	sum := &Summary{Playbook: st.start.Playbook, Started: st.startAt}
 	for _, id := range order {
 		res := st.results[id]
 		line := StepSummary{ID: id, Action: res.Action, Status: st.status(id), Error: res.Error, Warnings: res.Warnings}
+		if c != nil && c.steps[id] != nil {
+			line.Target = c.steps[id].target
+		}
 		if line.Action == "" {
 			line.Action = st.intents[id].Action
 		}

@@ -31,6 +31,10 @@ type Checked struct {
 	steps map[string]*cstep
 	env   *cel.Env
 	outs  map[string]cel.Program
+	// targets are the per-pod inputs of a run over many targets
+	// (ForTargets), keyed by the value of input targetInput.
+	targets     []Inputs
+	targetInput string
 }
 
 type cstep struct {
@@ -45,6 +49,10 @@ type cstep struct {
 	timeout  time.Duration
 	deps     []string        // needs ∪ requires_capture
 	anc      map[string]bool // transitive dependencies
+	// target, local and in are set in a run over many targets: the pod,
+	// the step's ID in the playbook, and the target's inputs.
+	target, local string
+	in            Inputs
 }
 
 // pvalue is a parameter: a literal already converted to the declared Go
