@@ -48,7 +48,7 @@ func TestLabInterrupt(t *testing.T) {
 			}
 			start := time.Now()
 			r := p.wait(t)
-			if r.code != 130 || !strings.Contains(r.stderr, "eksir: interrupted") {
+			if r.code != 130 || !strings.Contains(r.stderr, "eksir: interrupted") || !strings.Contains(r.stdout, "interrupted: what was not started is not-run") {
 				t.Fatalf("want exit 130 (interrupted): %v", r)
 			}
 			st := f.status(t, inc)

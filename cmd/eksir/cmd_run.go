@@ -219,6 +219,9 @@ func finish(c *cli.Context, incident string, cs *evidence.Case, sum *playbooks.S
 			}
 		} else {
 			summaryTable(c.App.Writer, sum)
+			if sum.Interrupted {
+				fmt.Fprintf(c.App.Writer, "\ninterrupted: what was not started is not-run; continue with 'eksir %s --incident %s'\n", again, incident)
+			}
 			if sum.Drill != nil {
 				fmt.Fprintf(c.App.Writer, "\ndrill score: time to contain %s, time to sealed evidence %s, steps failed %d, skipped %d\n",
 					sum.Drill.TimeToContain.Round(time.Millisecond), sum.Drill.TimeToSealedEvidence.Round(time.Millisecond), sum.Drill.StepsFailed, sum.Drill.StepsSkipped)
