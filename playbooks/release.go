@@ -59,6 +59,8 @@ func Release(ctx context.Context, reg *action.Registry, o Options) (*Summary, er
 		o.Observer.Event(Event{Time: o.Now(), Step: id, Action: cs.Action, State: out.Status, Err: out.Error})
 		sum.Steps = append(sum.Steps, line)
 	}
+	// Grouped by target for the report; within a target, in undo order.
+	sort.SliceStable(sum.Steps, func(i, j int) bool { return sum.Steps[i].Target < sum.Steps[j].Target })
 	if sum.Interrupted {
 		return sum, context.Canceled
 	}

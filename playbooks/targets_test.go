@@ -97,6 +97,11 @@ func TestManyTargets(t *testing.T) {
 	if err != nil || rel.Partial() || len(rel.Steps) != 6 {
 		t.Fatalf("release: %v %+v", err, rel)
 	}
+	for i, s := range rel.Steps {
+		if want := targets[i/2]["pod"]; s.Target != want {
+			t.Errorf("release step %d is %s (target %s), want target %s: grouped by target", i, s.ID, s.Target, want)
+		}
+	}
 	for k, v := range w.labels {
 		if v != "" {
 			t.Errorf("release left %s=%s", k, v)
