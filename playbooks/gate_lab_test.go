@@ -187,11 +187,12 @@ func TestLabCaptureGate(t *testing.T) {
 	}
 	f.checkJournal(t, "gate-1") // seals and verifies the superseded items
 
-	if r = f.eksir(t, nil, "release", "--incident", "gate-1", "--yes"); r.code != 0 {
+	if r = f.eksir(t, nil, "release", "--incident", "gate-1", "--yes", "--restore-credentials"); r.code != 0 {
 		t.Fatalf("release: %v", r)
 	}
 	if p := f.quarantinePolicies(t); len(p) != 0 || f.suspectMarked(t) {
-		t.Fatalf("after release: policies %v, labelled %v", p, f.suspectMarked(t))
+		pod, _ := f.le.Kube.Typed.CoreV1().Pods(f.ns).Get(t.Context(), f.pod, metav1.GetOptions{})
+		t.Fatalf("after release: policies %v, labelled %v: labels %v\n%v", p, f.suspectMarked(t), pod.Labels, r)
 	}
 
 	// The override: contain although the capture missed everything.
@@ -239,7 +240,7 @@ func TestLabCaptureGate(t *testing.T) {
 	if !found {
 		t.Errorf("no pod object in case gate-2")
 	}
-	if r = f.eksir(t, nil, "release", "--incident", "gate-2", "--yes"); r.code != 0 {
+	if r = f.eksir(t, nil, "release", "--incident", "gate-2", "--yes", "--restore-credentials"); r.code != 0 {
 		t.Fatalf("release: %v", r)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -230,6 +232,22 @@ func (f *labFixture) snapshot(t *testing.T) map[string]string {
 	return out
 }
 
+// settled is a snapshot once kwok has stopped moving the freshly seeded
+// objects (pod status): two snapshots a second apart are equal.
+func (f *labFixture) settled(t *testing.T) map[string]string {
+	t.Helper()
+	prev := f.snapshot(t)
+	for range 30 {
+		time.Sleep(time.Second)
+		cur := f.snapshot(t)
+		if maps.Equal(prev, cur) {
+			return cur
+		}
+		prev = cur
+	}
+	return prev
+}
+
 func diffSnap(t *testing.T, what string, a, b map[string]string) {
 	t.Helper()
 	var keys []string
@@ -267,12 +285,19 @@ func TestLabPlanChangesNothing(t *testing.T) {
 	var plan struct {
 		Steps []playbooks.PlannedStep `json:"steps"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &plan); err != nil || len(plan.Steps) != 6 {
+	if err := json.Unmarshal([]byte(r.stdout), &plan); err != nil || len(plan.Steps) != 7 {
 		t.Fatalf("plan json (%v): %v", err, r)
 	}
 	for _, s := range plan.Steps {
-		if s.ID == "isolate" && (s.Plan == nil || len(s.Plan.Changes) == 0) {
-			t.Errorf("isolate plan has no concrete change: %+v", s)
+		if (s.ID == "isolate" || s.ID == "cordon" || s.ID == "revoke") && (s.Plan == nil || len(s.Plan.Changes) == 0) {
+			t.Errorf("%s plan has no concrete change: %+v", s.ID, s)
+		}
+		// The node and the service account come from the pod at plan time.
+		if s.ID == "cordon" && s.Params["node"] != f.seed.Targets[lab.TargetNode] {
+			t.Errorf("cordon's node was not resolved from the pod: %+v", s.Params)
+		}
+		if s.ID == "revoke" && s.Params["service-account"] != f.ns+"/"+lab.Scenarios["crypto-miner"].ServiceAccount {
+			t.Errorf("revoke's service account is not the pod's: %+v", s.Params)
 		}
 	}
 	diffSnap(t, "after plan", before, f.snapshot(t))
@@ -323,10 +348,10 @@ func TestLabApprovalWithoutTerminal(t *testing.T) {
 	for _, s := range sum.Steps {
 		got[s.ID] = s.Status
 	}
-	if got["isolate"] != playbooks.StatusNeedsApproval || got["revoke"] != playbooks.StatusSkipped || got["volatile"] != playbooks.StatusSucceeded {
+	if got["isolate"] != playbooks.StatusNeedsApproval || got["cordon"] != playbooks.StatusNeedsApproval || got["revoke"] != playbooks.StatusSkipped || got["volatile"] != playbooks.StatusSucceeded {
 		t.Fatalf("status: %v", got)
 	}
-	r = f.eksir(t, nil, "resume", "--incident", "appr-1", "--approve", "isolate,revoke")
+	r = f.eksir(t, nil, "resume", "--incident", "appr-1", "--approve", "isolate,cordon,revoke")
 	if r.code != 0 {
 		t.Fatalf("resume: %v", r)
 	}
@@ -486,11 +511,42 @@ steps:
       pod: ${{ inputs.pod }}
 `
 
-// TestLabGameDay runs the game-day playbook as a drill: it contains, seals,
-// releases and scores, leaving no quarantine behind.
+// TestLabGameDay: --drill is refused on pod-compromise (not a drill
+// playbook) and on a target not labelled as a drill target; on a labelled
+// target the game-day playbook contains, seals, releases and scores,
+// leaving no quarantine behind.
 func TestLabGameDay(t *testing.T) {
 	f := setupLab(t)
-	r := f.eksir(t, nil, "--output", "json", "run", "game-day", "--pod", f.ns+"/"+f.pod, "--incident", "drill-1", "--yes", "--drill")
+	target := f.ns + "/" + f.pod
+	// Refused, exit 2, nothing changed and no case: a playbook not marked
+	// drill: true, and game-day on a target not labelled as a drill target.
+	before := f.settled(t)
+	for _, tc := range []struct{ playbook, want string }{
+		{"pod-compromise", "not a drill playbook"},
+		{"game-day", "not a drill target"},
+	} {
+		r := f.eksir(t, nil, "run", tc.playbook, "--pod", target, "--incident", "refused-"+tc.playbook, "--yes", "--drill")
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) || !strings.Contains(r.stderr, "hint: ") {
+			t.Errorf("%s --drill: want exit 2 and %q with a hint: %v", tc.playbook, tc.want, r)
+		}
+	}
+	diffSnap(t, "after refused drills", before, f.snapshot(t))
+	if _, err := os.Stat(filepath.Join(f.dir, "cases")); err == nil {
+		t.Errorf("a refused drill created a case folder")
+	}
+	// The drill target: its namespace is labelled.
+	ns, err := f.le.Kube.Typed.CoreV1().Namespaces().Get(t.Context(), f.ns, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns.Labels == nil {
+		ns.Labels = map[string]string{}
+	}
+	ns.Labels[playbooks.DrillLabel] = "true"
+	if _, err := f.le.Kube.Typed.CoreV1().Namespaces().Update(t.Context(), ns, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := f.eksir(t, nil, "--output", "json", "run", "game-day", "--pod", target, "--incident", "drill-1", "--yes", "--drill")
 	if r.code != 0 {
 		t.Fatalf("game day: %v", r)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 
@@ -77,5 +78,36 @@ func TestValidateBadPlaybookExit2(t *testing.T) {
 	_, stderr, code := runCLI(t, "playbooks", "validate", "../../playbooks/testdata/malformed/cycle.yaml")
 	if code != evidencecli.ExitBadInput || !strings.Contains(stderr, "cycle.yaml:") || !strings.Contains(stderr, "cycle in needs") {
 		t.Errorf("exit %d\n%s", code, stderr)
+	}
+}
+
+// TestBuiltinDrills: only game-day may run as a drill, and it never
+// deletes token Secrets (release could not bring them back);
+// pod-compromise cordons with approval and revokes the pod's own account.
+func TestBuiltinDrills(t *testing.T) {
+	reg := newRegistry()
+	for _, n := range playbooks.Builtins() {
+		ck, err := loadChecked(n, reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ck.Drill != (n == "game-day") {
+			t.Errorf("%s: drill = %v", n, ck.Drill)
+		}
+		if s, ok := ck.Step("revoke"); ok && n == "game-day" && s.With["delete-tokens"] != false {
+			t.Errorf("game-day's revoke deletes token Secrets: %v", s.With)
+		}
+	}
+	ck, err := loadChecked("pod-compromise", reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := ck.Step("cordon"); !ok || s.Action != "isolate.cordon-node" || !s.Approve || !slices.Contains(s.RequiresCapture, "volatile") {
+		t.Errorf("pod-compromise's cordon step: %+v", s)
+	}
+	for _, in := range ck.Inputs {
+		if (in.Name == "node" && in.From != "pod.node") || (in.Name == "service_account" && in.From != "pod.service_account") {
+			t.Errorf("pod-compromise input %s comes from %q", in.Name, in.From)
+		}
 	}
 }
