@@ -36,11 +36,15 @@ incident="demo-$(date -u +%Y%m%d-%H%M%S)"
 "$eksir" keygen --out "$work/demo.key" >/dev/null
 export EKSIR_SIGNING_KEY="$work/demo.key"
 
+# The lab runs no NetworkPolicy engine, and eksir says so: isolate is NOT
+# ENFORCEABLE on the suspect's node and would fail. allow_unenforced applies
+# the policies anyway for the rehearsal; the warnings stay and the playbook's
+# contained output stays false.
 step "plan pod-compromise for $pod (changes nothing)"
-"$eksir" plan pod-compromise --pod "$pod" --incident "$incident"
+"$eksir" plan pod-compromise --pod "$pod" --incident "$incident" --set allow_unenforced=true
 
 step "run pod-compromise (incident $incident)"
-"$eksir" run pod-compromise --pod "$pod" --incident "$incident" --yes
+"$eksir" run pod-compromise --pod "$pod" --incident "$incident" --set allow_unenforced=true --yes
 
 step "what the static collector saw of the suspect (volatile/$pod/)"
 vol="$EKSIR_CASE_DIR/$incident/data/volatile/$pod"

@@ -100,6 +100,7 @@ func TestLabReleaseWithoutAWS(t *testing.T) {
 		collect.Register(r)
 		r.Register(awsStub{})
 	})
+	s.Lab.RunEngineEverywhere(t, labtest.EngineAWSNode)
 	ctx := t.Context()
 	p, err := playbooks.Load("pod-compromise")
 	if err != nil {

@@ -108,6 +108,11 @@ func setupLab(t *testing.T) *labFixture {
 		t.Fatal(err)
 	}
 	ns, pod, _ := strings.Cut(res.Targets[lab.TargetPod], "/")
+	// The cluster these tests stand for enforces NetworkPolicies: the VPC
+	// CNI's policy agent runs on every node (its DaemonSet pods, as on EKS;
+	// the lab itself enforces nothing, which the isolate tests and the demo
+	// show as not-enforceable).
+	le.RunEngineEverywhere(t, labtest.EngineAWSNode)
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "EKSIR_") && !strings.HasPrefix(kv, "KUBECONFIG=") && !strings.HasPrefix(kv, "AWS_") {

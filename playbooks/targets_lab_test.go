@@ -26,6 +26,7 @@ func TestLabDeployment(t *testing.T) {
 	if _, err := lab.Seed(t.Context(), le.State, lab.SeedOptions{Scenario: "crypto-miner", Nodes: 3, PodsPerNode: 3, Prefix: le.Prefix, Account: le.Account}); err != nil {
 		t.Fatal(err)
 	}
+	le.RunEngineEverywhere(t, labtest.EngineAWSNode)
 	ns := le.Prefix + "shop"
 	pods, err := le.Kube.Typed.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{LabelSelector: "app=frontend"})
 	if err != nil || len(pods.Items) != 5 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"path"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,4 +164,20 @@ func (e *Env) RunEngine(t testing.TB, engine, node string, o EngineOptions) *cor
 		t.Fatalf("engine pod %s on %s not running: %v", engine, node, err)
 	}
 	return got
+}
+
+// RunEngineEverywhere runs engine (RunEngine) on every node of the test's
+// seeds (the nodes named with its prefix): the cluster a test stands for
+// then enforces NetworkPolicies, which the lab alone does not.
+func (e *Env) RunEngineEverywhere(t testing.TB, engine string) {
+	t.Helper()
+	nodes, err := e.Kube.Typed.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes.Items {
+		if strings.HasPrefix(n.Name, e.Prefix) {
+			e.RunEngine(t, engine, n.Name, EngineOptions{})
+		}
+	}
 }
