@@ -186,9 +186,14 @@ type PlannedStep struct {
 }
 
 // Plan computes every step's concrete changes and permission checks
-// through the actions' Plan methods. It changes nothing.
+// through the actions' Plan methods. It changes nothing. A step whose Plan
+// finds bad input (action.ErrBadInput: a service account that does not
+// exist, a suspect the options need and lack) is reported in its
+// PlannedStep, and Plan also returns that error, naming the step, so that
+// nothing runs on a plan that cannot be right.
 func Plan(ctx context.Context, c *Checked, in Inputs, env *action.Env) ([]PlannedStep, error) {
 	var out []PlannedStep
+	var bad error
 	for _, id := range c.Order {
 		cs := c.steps[id]
 		ps := PlannedStep{ID: id, Action: cs.Action, Kind: cs.spec.Kind, Needs: cs.deps, Approve: cs.Approve}
@@ -222,13 +227,16 @@ func Plan(ctx context.Context, c *Checked, in Inputs, env *action.Env) ([]Planne
 					return out, ctx.Err()
 				}
 				ps.Error = err.Error()
+				if bad == nil && errors.Is(err, action.ErrBadInput) {
+					bad = fmt.Errorf("step %s (%s): %w", id, cs.Action, err)
+				}
 			} else {
 				ps.Plan = &p
 			}
 		}
 		out = append(out, ps)
 	}
-	return out, nil
+	return out, bad
 }
 
 // activation builds the CEL variables from inputs and finished steps.

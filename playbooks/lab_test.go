@@ -640,3 +640,26 @@ func manualVerify(t *testing.T, archive, pub string) {
 		t.Fatalf("verify-bag.sh passed a tampered lab case: %v\n%s", err, out)
 	}
 }
+
+// A service account that does not exist is bad input: plan and run exit 2,
+// run before the case exists, and nothing changes.
+func TestLabMissingServiceAccountExit2(t *testing.T) {
+	f := setupLab(t)
+	before := f.snapshot(t)
+	for _, cmd := range []string{"plan", "run"} {
+		args := []string{cmd, "pod-compromise", "--pod", f.ns + "/" + f.pod, "--set", "service_account=" + f.ns + "/no-such-account", "--incident", "sa-1"}
+		if cmd == "run" {
+			args = append(args, "--yes")
+		}
+		r := f.eksir(t, nil, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, "no-such-account") || !strings.Contains(r.stderr, "revoke") {
+			t.Errorf("%s with a missing service account: %v", cmd, r)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "cases", "sa-1")); !os.IsNotExist(err) {
+		t.Errorf("run left a case folder: %v", err)
+	}
+	if after := f.snapshot(t); !maps.Equal(after, before) {
+		t.Error("the cluster changed")
+	}
+}

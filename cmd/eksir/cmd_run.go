@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -124,6 +125,11 @@ func runAction(c *cli.Context) error {
 		return err
 	}
 	reg, ck, in, env, incident := p.reg, p.ck, p.in, p.env, p.incident
+	// Bad input found by a step's plan (a service account that does not
+	// exist) stops the run before the case exists: nothing changes.
+	if _, err := playbooks.Plan(c.Context, ck, in, env); errors.Is(err, action.ErrBadInput) {
+		return err
+	}
 	if c.Bool("drill") {
 		// Before the case exists: a refused drill leaves nothing behind.
 		if err := playbooks.CheckDrill(c.Context, ck, in, env.Kube); err != nil {
