@@ -39,13 +39,20 @@ func (f *labFixture) noExecKubeconfig(t *testing.T) string {
 		}
 	}
 	role.Rules = rules
-	sa := f.le.AsServiceAccountNamed(t, "noexec", role)
+	return f.roleKubeconfig(t, "noexec", role)
+}
+
+// roleKubeconfig writes a kubeconfig for a ServiceAccount called name,
+// bound to role and nothing else.
+func (f *labFixture) roleKubeconfig(t *testing.T, name string, role *rbacv1.ClusterRole) string {
+	t.Helper()
+	sa := f.le.AsServiceAccountNamed(t, name, role)
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["lab"] = &clientcmdapi.Cluster{Server: sa.Config.Host, CertificateAuthorityData: sa.Config.CAData, CertificateAuthority: sa.Config.CAFile}
-	cfg.AuthInfos["noexec"] = &clientcmdapi.AuthInfo{Token: sa.Config.BearerToken}
-	cfg.Contexts["lab"] = &clientcmdapi.Context{Cluster: "lab", AuthInfo: "noexec"}
+	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: sa.Config.BearerToken}
+	cfg.Contexts["lab"] = &clientcmdapi.Context{Cluster: "lab", AuthInfo: name}
 	cfg.CurrentContext = "lab"
-	path := filepath.Join(f.dir, "noexec.kubeconfig")
+	path := filepath.Join(f.dir, name+".kubeconfig")
 	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
 		t.Fatal(err)
 	}

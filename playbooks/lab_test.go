@@ -22,8 +22,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/yaml"
 
 	"github.com/eksir/eksir/evidence"
 	"github.com/eksir/eksir/internal/labtest"
@@ -661,5 +663,64 @@ func TestLabMissingServiceAccountExit2(t *testing.T) {
 	}
 	if after := f.snapshot(t); !maps.Equal(after, before) {
 		t.Error("the cluster changed")
+	}
+}
+
+// Every built-in playbook runs end to end under exactly the roles `eksir
+// permissions --playbook P --format rbac` prints for it (the responder's
+// and, where the playbook revokes credentials, the revoker's), and its
+// release too: the generated roles are enough, and hold no wildcard.
+func TestLabBuiltinsUnderGeneratedRoles(t *testing.T) {
+	f := setupLab(t)
+	target := f.ns + "/" + f.pod
+	// game-day runs only on drill targets.
+	ns, err := f.le.Kube.Typed.CoreV1().Namespaces().Get(t.Context(), f.ns, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Labels[playbooks.DrillLabel] = "true"
+	if _, err := f.le.Kube.Typed.CoreV1().Namespaces().Update(t.Context(), ns, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct {
+		playbook string
+		run      []string
+	}{
+		{"triage", nil},
+		{"pod-compromise", nil},
+		{"game-day", []string{"--drill", "--set", "service_account=" + f.ns + "/checkout-api"}},
+	} {
+		r := f.eksir(t, nil, "permissions", "--playbook", tc.playbook, "--format", "rbac")
+		if r.code != 0 {
+			t.Fatalf("permissions %s: %v", tc.playbook, r)
+		}
+		role := &rbacv1.ClusterRole{}
+		for _, doc := range strings.Split(r.stdout, "\n---\n") {
+			var cr rbacv1.ClusterRole
+			if err := yaml.Unmarshal([]byte(doc), &cr); err != nil {
+				t.Fatalf("permissions %s: %v\n%s", tc.playbook, err, doc)
+			}
+			role.Rules = append(role.Rules, cr.Rules...)
+		}
+		for _, rule := range role.Rules {
+			if slices.Contains(rule.Verbs, "*") || slices.Contains(rule.Resources, "*") || slices.Contains(rule.Verbs, "escalate") {
+				t.Errorf("%s role: %+v", tc.playbook, rule)
+			}
+		}
+		env := []string{"KUBECONFIG=" + f.roleKubeconfig(t, fmt.Sprintf("gen-%d", i), role)}
+		inc := fmt.Sprintf("gen-%d", i)
+		r = f.eksir(t, env, append([]string{"run", tc.playbook, "--pod", target, "--incident", inc, "--yes"}, tc.run...)...)
+		if r.code != 0 || strings.Contains(strings.ToLower(r.stdout+r.stderr), "forbidden") {
+			t.Fatalf("%s under its generated roles: %v", tc.playbook, r)
+		}
+		if tc.playbook == "game-day" {
+			continue // a drill releases itself
+		}
+		if r = f.eksir(t, env, "release", "--incident", inc, "--yes", "--restore-credentials"); r.code != 0 || strings.Contains(strings.ToLower(r.stdout+r.stderr), "forbidden") {
+			t.Fatalf("release %s under its generated roles: %v", tc.playbook, r)
+		}
+	}
+	if f.suspectMarked(t) || len(f.quarantinePolicies(t)) != 0 {
+		t.Error("the releases left containment in place")
 	}
 }
