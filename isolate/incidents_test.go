@@ -435,7 +435,6 @@ type killKube struct {
 	killed *bool
 }
 
-
 func (k killKube) CoreV1() corev1client.CoreV1Interface { return killCore{k.Interface.CoreV1(), k} }
 func (k killKube) RbacV1() rbacv1client.RbacV1Interface { return killRbac{k.Interface.RbacV1(), k} }
 
