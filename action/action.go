@@ -63,6 +63,12 @@ type KubeRule struct {
 	APIGroups []string `json:"apiGroups"`
 	Resources []string `json:"resources"`
 	Verbs     []string `json:"verbs"`
+	// ResourceNames narrows the rule to objects of these names, where the
+	// names are known when the role is generated (a DaemonSet such as
+	// kube-system/aws-node). Kubernetes ignores names for create and for
+	// list/watch without a name field selector: use it with get, update,
+	// patch and delete.
+	ResourceNames []string `json:"resourceNames,omitempty"`
 }
 
 // IAMPermission is one IAM statement an action needs: actions on
@@ -218,7 +224,34 @@ type Action interface {
 
 // Reverser is implemented by actions that can be undone.
 type Reverser interface {
-	// Undo restores what Run changed, from the Undo it returned. It is
-	// idempotent too. It never deletes evidence.
-	Undo(ctx context.Context, env *Env, call Call, undo json.RawMessage) error
+	// Undo restores what Run changed, from the Undo it returned, and
+	// reports each object it looked at. undo is nil when the step failed
+	// or is in doubt (it returned no record): Undo then works from the
+	// call's parameters and the incident's annotations on the cluster's
+	// objects. It is idempotent too, and never deletes evidence.
+	Undo(ctx context.Context, env *Env, call Call, undo json.RawMessage) ([]Restored, error)
 }
+
+// Outcomes of an Undo for one object.
+const (
+	// OutcomeRestored: the object was put back as the incident found it,
+	// except for changes others made since.
+	OutcomeRestored = "restored"
+	// OutcomeClean: the object carries nothing of the incident (already
+	// released, never changed, or gone).
+	OutcomeClean = "already-clean"
+)
+
+// Restored is what an Undo did to one object.
+type Restored struct {
+	// Object names it: "pod payments/web-1", "node ip-10-0-1-4".
+	Object  string `json:"object"`
+	Outcome string `json:"outcome"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// ErrBadInput is wrapped by a Plan, Run or Undo error about the call itself:
+// a target that does not exist, parameters that contradict each other. The
+// step changed nothing. It is evidence.ErrInvalidInput, which the CLI
+// already maps to exit code 2 ("input the caller can fix").
+var ErrBadInput = evidence.ErrInvalidInput

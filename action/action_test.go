@@ -19,7 +19,9 @@ func (fake) Run(context.Context, *Env, Call) (Result, error) {
 
 type reversible struct{ fake }
 
-func (reversible) Undo(context.Context, *Env, Call, json.RawMessage) error { return nil }
+func (reversible) Undo(context.Context, *Env, Call, json.RawMessage) ([]Restored, error) {
+	return nil, nil
+}
 
 func mustPanic(t *testing.T, what string, f func()) {
 	t.Helper()

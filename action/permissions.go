@@ -82,15 +82,18 @@ func IAMPolicy(specs []Spec) ([]byte, error) {
 }
 
 // ClusterRole returns a ClusterRole granting exactly the Kubernetes
-// permissions the specs declare, merged per API group and resource.
+// permissions the specs declare, merged per API group, resource and
+// resource names (a rule narrowed to names stays a rule of its own).
 func ClusterRole(name string, specs []Spec) *rbacv1.ClusterRole {
-	type key struct{ group, resource string }
+	type key struct{ group, resource, names string }
 	verbs := map[key]map[string]bool{}
 	for _, s := range specs {
 		for _, r := range s.Permissions.Kube {
+			names := slices.Clone(r.ResourceNames)
+			sort.Strings(names)
 			for _, g := range r.APIGroups {
 				for _, res := range r.Resources {
-					k := key{g, res}
+					k := key{g, res, strings.Join(names, "\x00")}
 					if verbs[k] == nil {
 						verbs[k] = map[string]bool{}
 					}
@@ -109,14 +112,21 @@ func ClusterRole(name string, specs []Spec) *rbacv1.ClusterRole {
 		if keys[i].group != keys[j].group {
 			return keys[i].group < keys[j].group
 		}
-		return keys[i].resource < keys[j].resource
+		if keys[i].resource != keys[j].resource {
+			return keys[i].resource < keys[j].resource
+		}
+		return keys[i].names < keys[j].names
 	})
 	role := &rbacv1.ClusterRole{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app.kubernetes.io/managed-by": "eksir"}},
 	}
 	for _, k := range keys {
-		role.Rules = append(role.Rules, rbacv1.PolicyRule{APIGroups: []string{k.group}, Resources: []string{k.resource}, Verbs: sortedSet(verbs[k])})
+		rule := rbacv1.PolicyRule{APIGroups: []string{k.group}, Resources: []string{k.resource}, Verbs: sortedSet(verbs[k])}
+		if k.names != "" {
+			rule.ResourceNames = strings.Split(k.names, "\x00")
+		}
+		role.Rules = append(role.Rules, rule)
 	}
 	return role
 }

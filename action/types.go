@@ -78,7 +78,7 @@ var typeTable = map[ParamType]typeInfo{
 		zero: map[string]string{}, literal: literalStringMap},
 	Namespace: {doc: "Kubernetes namespace", cel: cel.StringType, schema: map[string]any{"type": "string"}, zero: "", text: textString(true), literal: literalString},
 	Pod: {doc: "pod as namespace/name", cel: cel.StringType, schema: map[string]any{"type": "string"}, zero: "", text: textString(true), literal: literalString,
-		target: &Target{Flag: "pod", Usage: "suspect pod as NAMESPACE/NAME", Cloud: Kubernetes}},
+		target: &Target{Flag: "pod", Usage: "suspect pod as NAMESPACE/NAME; several (the steps run once per pod): NS/A,NS/B, selector:NS/SELECTOR, or deployment:, statefulset:, daemonset:, job:NS/NAME", Cloud: Kubernetes}},
 	Node: {doc: "node name", cel: cel.StringType, schema: map[string]any{"type": "string"}, zero: "", text: textString(true), literal: literalString,
 		target: &Target{Flag: "node", Usage: "node name", Cloud: Kubernetes}},
 	Instance: {doc: "EC2 instance ID", cel: cel.StringType, schema: map[string]any{"type": "string"}, zero: "", text: textString(true), literal: literalString,

@@ -127,7 +127,7 @@ func collectorPod(env *action.Env, call action.Call, node string) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{
 			"app.kubernetes.io/managed-by": "eksir", "app.kubernetes.io/name": "eksir-collector"},
-			Annotations: map[string]string{"eksir.dev/incident": env.Incident, "eksir.dev/node": node}},
+			Annotations: map[string]string{naming.Domain + "/incident": env.Incident, naming.Domain + "/node": node}},
 		Spec: corev1.PodSpec{
 			NodeName: node, HostPID: true, HostNetwork: true, RestartPolicy: corev1.RestartPolicyNever,
 			ActiveDeadlineSeconds: &deadline, AutomountServiceAccountToken: new(bool),

@@ -495,7 +495,10 @@ type Subject struct {
 
 // In-toto and DSSE identifiers.
 const (
-	StatementType     = "https://in-toto.io/Statement/v1"
+	StatementType = "https://in-toto.io/Statement/v1"
+	// The predicate URI is an identifier of the archive format, frozen since
+	// archives were first sealed with it: it keeps eksir.dev while labels,
+	// annotations and the playbook apiVersion moved to eksir.io.
 	SealPredicateType = "https://eksir.dev/attestations/seal/v1"
 	InTotoPayloadType = "application/vnd.in-toto+json"
 )

@@ -9,8 +9,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
@@ -19,16 +21,37 @@ import (
 	"github.com/eksir/eksir/internal/naming"
 )
 
+// Every key an incident writes is its own: two incidents on one pod, node
+// or policy never share a label, taint or annotation, so releasing one
+// leaves the other's containment in place. The key carries a hash of the
+// incident ID (label names are limited to 63 characters); the value, where
+// there is one, is the incident's label value.
+
+// QuarantineKey is the incident's quarantine label (pods, nodes) and
+// taint key.
+func QuarantineKey(incident string) string {
+	return naming.Domain + "/quarantine-" + naming.ShortHash(incident, 10)
+}
+
+// IncidentKey labels (and annotates) every object eksir touched for the
+// incident.
+func IncidentKey(incident string) string {
+	return naming.Domain + "/incident-" + naming.ShortHash(incident, 10)
+}
+
+// Keys written before each incident had its own (eksir.dev/...): a release
+// removes them from objects an older eksir contained.
 const (
-	// QuarantineKey is the label (pods, nodes) and taint key marking an
-	// object quarantined; its value is the incident's label value.
-	QuarantineKey = "eksir.dev/quarantine"
-	// IncidentKey labels every object eksir touched for an incident.
-	IncidentKey = "eksir.dev/incident"
-	// originalPrefix + hash(incident) is the annotation holding what an
-	// action changed, as JSON, so release restores it exactly.
-	originalPrefix = "eksir.dev/original-"
-	managedBy      = "app.kubernetes.io/managed-by"
+	LegacyQuarantineKey = naming.LegacyDomain + "/quarantine"
+	LegacyIncidentKey   = naming.LegacyDomain + "/incident"
+)
+
+const (
+	// originalPrefix + action + hash(incident) is the annotation holding
+	// what an action changed, as JSON, so release restores it exactly.
+	originalPrefix       = naming.Domain + "/original-"
+	legacyOriginalPrefix = naming.LegacyDomain + "/original-"
+	managedBy            = "app.kubernetes.io/managed-by"
 )
 
 // Register adds the containment actions to r.
@@ -77,6 +100,11 @@ func originalKey(act, incident string) string {
 	return originalPrefix + act + "-" + naming.ShortHash(incident, 10)
 }
 
+// legacyOriginalKey is originalKey as eksir wrote it under eksir.dev.
+func legacyOriginalKey(act, incident string) string {
+	return legacyOriginalPrefix + act + "-" + naming.ShortHash(incident, 10)
+}
+
 // restoreKeys sets each key of m back to its value in orig, or removes it.
 func restoreKeys(m, orig map[string]string, keys ...string) map[string]string {
 	if m == nil {
@@ -101,13 +129,18 @@ func isAlnum(c byte) bool {
 
 // readOriginal decodes the original-state annotation into v; ok is false
 // when the object carries none for this incident.
+// An annotation an older eksir wrote (eksir.dev) is read too.
 func readOriginal(m metav1.Object, act, incident string, v any) (bool, error) {
-	s, ok := m.GetAnnotations()[originalKey(act, incident)]
+	key := originalKey(act, incident)
+	s, ok := m.GetAnnotations()[key]
 	if !ok {
-		return false, nil
+		key = legacyOriginalKey(act, incident)
+		if s, ok = m.GetAnnotations()[key]; !ok {
+			return false, nil
+		}
 	}
 	if err := json.Unmarshal([]byte(s), v); err != nil {
-		return true, fmt.Errorf("%s %s: bad %s annotation: %w", m.GetNamespace(), m.GetName(), originalKey(act, incident), err)
+		return true, fmt.Errorf("%s %s: bad %s annotation: %w", m.GetNamespace(), m.GetName(), key, err)
 	}
 	return true, nil
 }
@@ -129,6 +162,7 @@ func writeOriginal(m metav1.Object, act, incident string, v any) error {
 func dropOriginal(m metav1.Object, act, incident string) {
 	a := m.GetAnnotations()
 	delete(a, originalKey(act, incident))
+	delete(a, legacyOriginalKey(act, incident))
 	if len(a) == 0 {
 		a = nil
 	}
@@ -139,13 +173,16 @@ func dropOriginal(m metav1.Object, act, incident string) {
 // gets the object, decodes the original-state annotation act wrote for
 // incident, lets restore put back what the action changed, drops the
 // annotation and updates the object. A missing object or annotation leaves
-// nothing to restore, which keeps Undo idempotent. what names the object in
-// errors ("node n1", "pod ns/name").
+// nothing to restore (already clean), which keeps Undo idempotent. what
+// names the object in errors and in the report ("node n1", "pod ns/name").
 func restoreOriginal[T metav1.Object, O any](ctx context.Context, what, act, incident string,
-	get func(context.Context) (T, error), update func(context.Context, T, metav1.UpdateOptions) error, restore func(T, O)) error {
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	get func(context.Context) (T, error), update func(context.Context, T, metav1.UpdateOptions) error, restore func(T, O)) (action.Restored, error) {
+	out := action.Restored{Object: what, Outcome: action.OutcomeClean}
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		out.Outcome = action.OutcomeClean
 		o, err := get(ctx)
 		if apierrors.IsNotFound(err) {
+			out.Detail = "gone"
 			return nil
 		}
 		if err != nil {
@@ -160,8 +197,10 @@ func restoreOriginal[T metav1.Object, O any](ctx context.Context, what, act, inc
 		if err := update(ctx, o, updateOpts(false)); err != nil {
 			return fmt.Errorf("restore %s: %w", what, err)
 		}
+		out.Outcome = action.OutcomeRestored
 		return nil
 	})
+	return out, err
 }
 
 // typedClient is the Get and Update of a client-go typed client
@@ -217,4 +256,178 @@ func copyMap(m map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// Per-incident changes. An original annotation written by this eksir
+// (format version 2) records what the incident changed — the keys it set
+// with the value it wrote and the value it found, the taints and subjects it
+// added or removed — never a snapshot of whole fields: Undo applies the
+// reverse of that diff to the object's current state, so changes others made
+// since survive. Older annotations were snapshots; each action converts
+// them to a diff when it reads them.
+const recordVersion = 2
+
+// keyChange is one label or annotation key an incident set.
+type keyChange struct {
+	Wrote string `json:"wrote"`
+	// Had is the value the key held before (nil: it was absent).
+	Had *string `json:"had,omitempty"`
+}
+
+// setKeys sets every key of want in m and records in rec what each
+// overwrote. A key already in rec keeps its first Had: a re-run is not a
+// new change. inherit, when not nil, may supply the Had of a key that
+// another incident set to cur (it returns ok=false otherwise): a shared key
+// such as karpenter.sh/do-not-disrupt then goes back to its true original
+// when the last incident holding it is released.
+func setKeys(m, want map[string]string, rec map[string]keyChange, inherit func(k, cur string) (*string, bool)) map[string]string {
+	if m == nil {
+		m = map[string]string{}
+	}
+	for k, v := range want {
+		c, recorded := rec[k]
+		if !recorded {
+			if cur, ok := m[k]; ok {
+				c.Had = &cur
+				if inherit != nil {
+					if had, ok := inherit(k, cur); ok {
+						c.Had = had
+					}
+				}
+			}
+		}
+		c.Wrote = v
+		rec[k] = c
+		m[k] = v
+	}
+	return m
+}
+
+// unsetKeys reverses rec on m: a key that still holds the value the
+// incident wrote goes back to the value it had (or goes), unless keep says
+// another incident still needs it; a key someone changed since is theirs
+// now and stays. An emptied map is nil, as the API server returns it.
+func unsetKeys(m map[string]string, rec map[string]keyChange, keep func(k string) bool) map[string]string {
+	for k, c := range rec {
+		cur, ok := m[k]
+		if !ok || cur != c.Wrote || keep != nil && keep(k) {
+			continue
+		}
+		if c.Had != nil {
+			m[k] = *c.Had
+		} else {
+			delete(m, k)
+		}
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+func strPtr(s string) *string { return &s }
+
+// snapshotChanges converts an older snapshot-style record to a diff: each
+// key present now is taken as written by the incident (the older release
+// restored it unconditionally) and had the snapshot's value.
+func snapshotChanges(cur, snapshot map[string]string, keys ...string) map[string]keyChange {
+	out := map[string]keyChange{}
+	for _, k := range keys {
+		v, ok := cur[k]
+		if !ok {
+			continue
+		}
+		c := keyChange{Wrote: v}
+		if was, ok := snapshot[k]; ok {
+			c.Had = strPtr(was)
+		}
+		out[k] = c
+	}
+	return out
+}
+
+// otherRecords returns the original annotations of act that incidents other
+// than incident left on m, by key (current and legacy domain).
+func otherRecords(m metav1.Object, act, incident string) map[string]string {
+	out := map[string]string{}
+	mine := map[string]bool{originalKey(act, incident): true, legacyOriginalKey(act, incident): true}
+	for k, v := range m.GetAnnotations() {
+		if (strings.HasPrefix(k, originalPrefix+act+"-") || strings.HasPrefix(k, legacyOriginalPrefix+act+"-")) && !mine[k] {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// OtherIncidents lists the marks other incidents left on an object: their
+// quarantine and incident labels, annotations and taints (current and
+// legacy keys) and their original annotations. With quarantineOnly, only
+// containment (quarantine labels and taints, and original annotations of
+// the cordon and pod-network actions) counts. Plans show the list as a
+// warning; releases keep shared state (a cordon) while it is not empty.
+func OtherIncidents(m metav1.Object, taints []corev1.Taint, incident string, quarantineOnly bool) []string {
+	val := LabelValue(incident)
+	q, i := QuarantineKey(incident), IncidentKey(incident)
+	hash := naming.ShortHash(incident, 10)
+	seen := map[string]bool{}
+	add := func(s string) { seen[s] = true }
+	isOther := func(k, v string) bool {
+		switch {
+		case k == q || k == i:
+			return false
+		case k == LegacyQuarantineKey:
+			return v != val
+		case k == LegacyIncidentKey:
+			return !quarantineOnly && v != val && v != incident
+		case strings.HasPrefix(k, naming.Domain+"/quarantine-"):
+			return true
+		case strings.HasPrefix(k, naming.Domain+"/incident-"):
+			return !quarantineOnly
+		}
+		return false
+	}
+	for k, v := range m.GetLabels() {
+		if isOther(k, v) {
+			add("label " + k + "=" + v)
+		}
+	}
+	for k, v := range m.GetAnnotations() {
+		if isOther(k, v) {
+			add("annotation " + k)
+		}
+		for _, p := range []string{originalPrefix, legacyOriginalPrefix} {
+			rest, ok := strings.CutPrefix(k, p)
+			if !ok || strings.HasSuffix(rest, "-"+hash) {
+				continue
+			}
+			if quarantineOnly && !strings.HasPrefix(rest, "cordon-") && !strings.HasPrefix(rest, "net-") {
+				continue
+			}
+			add("annotation " + k)
+		}
+	}
+	for _, t := range taints {
+		if isOther(t.Key, t.Value) {
+			add("taint " + t.Key + "=" + t.Value + ":" + string(t.Effect))
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for s := range seen {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// otherIncidentsWarning is the Plan warning for OtherIncidents.
+func otherIncidentsWarning(what string, marks []string) string {
+	return fmt.Sprintf("%s is also held by another open incident (%s): this incident's release removes only its own changes and leaves the other's in place",
+		what, strings.Join(marks, ", "))
+}
+
+func nilIfEmpty(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
 }

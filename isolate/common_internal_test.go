@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/eksir/eksir/action"
 )
 
 func TestLabelValue(t *testing.T) {
@@ -96,8 +98,8 @@ func TestRestoreOriginal(t *testing.T) {
 	nodes := kc.CoreV1().Nodes()
 	restore := func(n *corev1.Node, orig map[string]string) { n.Labels = restoreKeys(n.Labels, orig, "a") }
 	ctx := t.Context()
-	if err := restoreOriginal(ctx, "node n1", "test", "inc-1", getter(nodes, "n1"), updater(nodes), restore); err != nil {
-		t.Fatal(err)
+	if r, err := restoreOriginal(ctx, "node n1", "test", "inc-1", getter(nodes, "n1"), updater(nodes), restore); err != nil || r.Outcome != action.OutcomeRestored {
+		t.Fatal(r, err)
 	}
 	got, err := nodes.Get(ctx, "n1", metav1.GetOptions{})
 	if err != nil {
@@ -107,8 +109,8 @@ func TestRestoreOriginal(t *testing.T) {
 		t.Fatalf("after restore: %d updates, labels %v, annotations %v", updates, got.Labels, got.Annotations)
 	}
 	for _, name := range []string{"n1", "plain", "gone"} {
-		if err := restoreOriginal(ctx, "node "+name, "test", "inc-1", getter(nodes, name), updater(nodes), restore); err != nil {
-			t.Errorf("%s: %v", name, err)
+		if r, err := restoreOriginal(ctx, "node "+name, "test", "inc-1", getter(nodes, name), updater(nodes), restore); err != nil || r.Outcome != action.OutcomeClean {
+			t.Errorf("%s: %v %v", name, r, err)
 		}
 	}
 	if updates != 2 {

@@ -13,6 +13,8 @@ import (
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/eksir/eksir/action"
+	"github.com/eksir/eksir/internal/labtest"
+	"github.com/eksir/eksir/internal/naming"
 )
 
 // hookedKube wraps a real client: before (or after) the n-th pod Update it
@@ -59,6 +61,7 @@ func (p hookedPods) Update(ctx context.Context, pod *corev1.Pod, opts metav1.Upd
 func TestPodNetworkRetriesConflict(t *testing.T) {
 	f := setup(t)
 	ctx, admin := t.Context(), f.lab.Kube.Typed
+	f.engine(t, labtest.EngineAWSNode, f.node, labtest.EngineOptions{})
 	var updates atomic.Int32
 	env := *f.env
 	env.Kube = hookedKube{Interface: f.env.Kube, updates: &updates, before: func(n int32) {
@@ -86,7 +89,7 @@ func TestPodNetworkRetriesConflict(t *testing.T) {
 		t.Errorf("pod updates: %d, want 2 (one 409, one retry)", got)
 	}
 	p, _ := admin.CoreV1().Pods(f.ns).Get(ctx, f.suspect, metav1.GetOptions{})
-	if p.Annotations["responder/note"] != "concurrent" || p.Labels["eksir.dev/quarantine"] == "" {
+	if p.Annotations["responder/note"] != "concurrent" || p.Labels["eksir.io/quarantine-"+naming.ShortHash(env.Incident, 10)] == "" {
 		t.Errorf("after retry: labels %v annotations %v", p.Labels, p.Annotations)
 	}
 }
@@ -98,6 +101,7 @@ func TestPodNetworkRetriesConflict(t *testing.T) {
 // restores the originals.
 func TestPodNetworkAPIServerPauseMidStep(t *testing.T) {
 	f := setup(t)
+	f.engine(t, labtest.EngineAWSNode, f.node, labtest.EngineOptions{})
 	le := f.lab
 	ctx, admin := t.Context(), f.lab.Kube.Typed
 	before := f.world(t)
@@ -145,7 +149,7 @@ func TestPodNetworkAPIServerPauseMidStep(t *testing.T) {
 	if allowed(after.policies, frontend, suspect, after.nsLabels) {
 		t.Error("suspect still reachable after the resumed run")
 	}
-	if err := a.(action.Reverser).Undo(ctx, f.env, call, res.Undo); err != nil {
+	if _, err := a.(action.Reverser).Undo(ctx, f.env, call, res.Undo); err != nil {
 		t.Fatalf("undo: %v", err)
 	}
 	diff(t, "pods and policies after undo", podsAndPolicies(before), podsAndPolicies(f.world(t)))

@@ -145,6 +145,7 @@ func TestPodNetwork(t *testing.T) {
 	ctx := t.Context()
 	a := f.action(t, "isolate.pod-network")
 	call := f.call(map[string]any{"pod": f.ns + "/" + f.suspect})
+	f.engine(t, labtest.EngineAWSNode, f.node, labtest.EngineOptions{})
 
 	before := f.world(t)
 	suspect, sibling, frontend := f.roles(t, before)
@@ -165,8 +166,8 @@ func TestPodNetwork(t *testing.T) {
 			t.Errorf("plan check not allowed: %+v", c)
 		}
 	}
-	if !strings.Contains(strings.Join(plan.Warnings, "\n"), "NO NETWORKPOLICY ENGINE") {
-		t.Errorf("plan: want the no-engine warning (the lab has none), got %v", plan.Warnings)
+	if ws := strings.Join(plan.Warnings, "\n"); strings.Contains(ws, "FAIL") || strings.Contains(ws, "UNVERIFIED") {
+		t.Errorf("plan: the agent runs on the suspect's node, want it enforced, got %v", plan.Warnings)
 	}
 	diff(t, "cluster after plan", podsAndPolicies(before), podsAndPolicies(f.world(t)))
 
@@ -206,7 +207,7 @@ func TestPodNetwork(t *testing.T) {
 
 	undoer := a.(action.Reverser)
 	for i := 0; i < 2; i++ { // Undo is idempotent too
-		if err := undoer.Undo(ctx, f.env, call, res.Undo); err != nil {
+		if _, err := undoer.Undo(ctx, f.env, call, res.Undo); err != nil {
 			t.Fatalf("undo %d: %v", i, err)
 		}
 	}
@@ -220,6 +221,7 @@ func TestPodNetworkRemoveFromEndpoints(t *testing.T) {
 	ctx := t.Context()
 	a := f.action(t, "isolate.pod-network")
 	call := f.call(map[string]any{"pod": f.ns + "/" + f.suspect, "remove-from-endpoints": true, "allow-namespaces": []string{"forensics"}, "allow-cidrs": []string{"10.99.0.0/16"}})
+	f.engine(t, labtest.EngineAWSNode, f.node, labtest.EngineOptions{})
 	before := f.world(t)
 	res, err := a.Run(ctx, f.env, call)
 	if err != nil {
@@ -233,7 +235,7 @@ func TestPodNetworkRemoveFromEndpoints(t *testing.T) {
 	if _, ok := p.Labels["pod-template-hash"]; ok {
 		t.Errorf("pod-template-hash still on the pod: %v", p.Labels)
 	}
-	if p.Labels[isolate.QuarantineKey] == "" {
+	if p.Labels[isolate.QuarantineKey(f.env.Incident)] == "" {
 		t.Errorf("no quarantine label: %v", p.Labels)
 	}
 	// The allow-list admits the forensics namespace.
@@ -241,7 +243,7 @@ func TestPodNetworkRemoveFromEndpoints(t *testing.T) {
 	if !allowed(after.policies, forensic, p, map[string]map[string]string{"forensics": {corev1.LabelMetadataName: "forensics"}}) {
 		t.Error("allow-list namespace cannot reach the suspect")
 	}
-	if err := a.(action.Reverser).Undo(ctx, f.env, call, res.Undo); err != nil {
+	if _, err := a.(action.Reverser).Undo(ctx, f.env, call, res.Undo); err != nil {
 		t.Fatalf("undo: %v", err)
 	}
 	diff(t, "pods and policies after undo", podsAndPolicies(before), podsAndPolicies(f.world(t)))
@@ -274,7 +276,7 @@ func TestCordonNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !n.Spec.Unschedulable || n.Annotations[isolate.DoNotDisrupt] != "true" || n.Labels[isolate.QuarantineKey] == "" {
+	if !n.Spec.Unschedulable || n.Annotations[isolate.DoNotDisrupt] != "true" || n.Labels[isolate.QuarantineKey(f.env.Incident)] == "" {
 		t.Errorf("node not cordoned/annotated/labelled: %+v %v %v", n.Spec, n.Annotations, n.Labels)
 	}
 	for _, tt := range n.Spec.Taints {
@@ -309,7 +311,7 @@ func TestCordonNode(t *testing.T) {
 	n2, _ := admin.CoreV1().Nodes().Get(ctx, f.node, metav1.GetOptions{})
 	diff(t, "node after second run", nodeView(n), nodeView(n2))
 	_ = rv
-	if err := a.(action.Reverser).Undo(ctx, f.env, call, res.Undo); err != nil {
+	if _, err := a.(action.Reverser).Undo(ctx, f.env, call, res.Undo); err != nil {
 		t.Fatalf("undo: %v", err)
 	}
 	n3, _ := admin.CoreV1().Nodes().Get(ctx, f.node, metav1.GetOptions{})
@@ -328,7 +330,7 @@ func TestLabel(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 	p := f.world(t).pods[f.suspect]
-	if p.Labels[isolate.IncidentKey] != f.env.Incident || p.Annotations[isolate.ReasonKey] != "crypto-miner alert" || p.Annotations[isolate.ResponderKey] != "tester" || p.Annotations[isolate.TimeKey] == "" {
+	if p.Labels[isolate.IncidentKey(f.env.Incident)] != f.env.Incident || p.Annotations[isolate.ReasonKey(f.env.Incident)] != "crypto-miner alert" || p.Annotations[isolate.ResponderKey(f.env.Incident)] != "tester" || p.Annotations[isolate.TimeKey(f.env.Incident)] == "" {
 		t.Errorf("pod labels %v annotations %v", p.Labels, p.Annotations)
 	}
 	mid := f.world(t)
@@ -339,7 +341,7 @@ func TestLabel(t *testing.T) {
 		t.Fatal(err)
 	}
 	diff(t, "resourceVersions after second run", versions(mid), versions(f.world(t)))
-	if err := a.(action.Reverser).Undo(ctx, f.env, call, res.Undo); err != nil {
+	if _, err := a.(action.Reverser).Undo(ctx, f.env, call, res.Undo); err != nil {
 		t.Fatalf("undo: %v", err)
 	}
 	diff(t, "pods after undo", podsAndPolicies(before), podsAndPolicies(f.world(t)))
@@ -411,7 +413,7 @@ func TestRevokeServiceAccount(t *testing.T) {
 	if _, err := a.Run(ctx, f.env, call); err != nil {
 		t.Fatalf("second run: %v", err)
 	}
-	if err := a.(action.Reverser).Undo(ctx, f.env, call, res.Undo); err != nil {
+	if _, err := a.(action.Reverser).Undo(ctx, f.env, call, res.Undo); err != nil {
 		t.Fatalf("undo: %v", err)
 	}
 	diff(t, "bindings after undo", before, rbs())

@@ -17,19 +17,67 @@ import (
 	"github.com/eksir/eksir/internal/naming"
 )
 
-// Annotations isolate.label writes.
-const (
-	ReasonKey    = "eksir.dev/reason"
-	TimeKey      = "eksir.dev/time"
-	ResponderKey = "eksir.dev/responder"
-)
+// Annotations isolate.label writes, one set per incident so that two
+// incidents on one object never overwrite each other's reason.
+
+// ReasonKey is the incident's reason annotation.
+func ReasonKey(incident string) string {
+	return naming.Domain + "/reason-" + naming.ShortHash(incident, 10)
+}
+
+// TimeKey is the incident's time annotation (RFC 3339, first run).
+func TimeKey(incident string) string {
+	return naming.Domain + "/time-" + naming.ShortHash(incident, 10)
+}
+
+// ResponderKey is the incident's responder annotation.
+func ResponderKey(incident string) string {
+	return naming.Domain + "/responder-" + naming.ShortHash(incident, 10)
+}
+
+// Shared annotations an earlier eksir wrote (one per object, whichever
+// incident came last): releases of those incidents still restore them.
+var sharedLabelAnnotations = []string{
+	naming.Domain + "/reason", naming.Domain + "/time", naming.Domain + "/responder",
+	naming.LegacyDomain + "/reason", naming.LegacyDomain + "/time", naming.LegacyDomain + "/responder",
+}
 
 // Label is isolate.label: incident labels and annotations on pods and nodes.
 type Label struct{}
 
-type metaOriginal struct {
-	Labels      map[string]string `json:"labels"`
-	Annotations map[string]string `json:"annotations"`
+// labelRecord is isolate.label's original annotation: the keys the
+// incident set. Labels and Annotations without V are the snapshot an
+// earlier eksir kept.
+type labelRecord struct {
+	V              int                  `json:"v,omitempty"`
+	SetLabels      map[string]keyChange `json:"setLabels,omitempty"`
+	SetAnnotations map[string]keyChange `json:"setAnnotations,omitempty"`
+	Labels         map[string]string    `json:"labels,omitempty"`
+	Annotations    map[string]string    `json:"annotations,omitempty"`
+}
+
+// diff returns r as a diff against o, converting a snapshot.
+func (r labelRecord) diff(o metav1.Object, incident string) labelRecord {
+	if r.V >= recordVersion {
+		if r.SetLabels == nil {
+			r.SetLabels = map[string]keyChange{}
+		}
+		if r.SetAnnotations == nil {
+			r.SetAnnotations = map[string]keyChange{}
+		}
+		return r
+	}
+	out := labelRecord{V: recordVersion,
+		SetLabels:      snapshotChanges(o.GetLabels(), r.Labels, IncidentKey(incident)),
+		SetAnnotations: snapshotChanges(o.GetAnnotations(), r.Annotations, append([]string{IncidentKey(incident)}, sharedLabelAnnotations...)...)}
+	// The shared legacy keys belong to this incident only when they hold its ID.
+	if v, ok := o.GetLabels()[LegacyIncidentKey]; ok && v == LabelValue(incident) {
+		maps.Copy(out.SetLabels, snapshotChanges(o.GetLabels(), r.Labels, LegacyIncidentKey))
+	}
+	if v, ok := o.GetAnnotations()[LegacyIncidentKey]; ok && v == incident {
+		maps.Copy(out.SetAnnotations, snapshotChanges(o.GetAnnotations(), r.Annotations, LegacyIncidentKey))
+	}
+	return out
 }
 
 // LabelUndo is the Undo record of isolate.label.
@@ -50,7 +98,7 @@ func (Label) Spec() action.Spec {
 			{Name: "nodes", Type: action.StringList, Doc: "nodes"},
 			{Name: "pod", Type: action.Pod, Doc: "one pod, namespace/name"},
 			{Name: "node", Type: action.Node, Doc: "one node"},
-			{Name: "reason", Type: action.String, Default: "under investigation", Doc: "why, recorded in " + ReasonKey},
+			{Name: "reason", Type: action.String, Default: "under investigation", Doc: "why, recorded in " + naming.Domain + "/reason-<incident hash>"},
 		},
 		Permissions: action.Permissions{Kube: []action.KubeRule{
 			{APIGroups: []string{""}, Resources: []string{"pods", "nodes"}, Verbs: []string{"get", "update"}},
@@ -118,49 +166,44 @@ func (t target) String() string {
 	return t.kind + " " + t.name
 }
 
-// apply labels one target; it returns whether it changed (or would).
-func (Label) apply(ctx context.Context, env *action.Env, t target, reason string, dry bool) (bool, error) {
+// apply labels one target in one update that also records what it set;
+// it returns whether it changed (or would) and the other incidents that
+// mark the object.
+func (Label) apply(ctx context.Context, env *action.Env, t target, reason string, dry bool) (bool, []string, error) {
 	changed := false
+	var others []string
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		changed = false
 		o, err := t.get(ctx)
 		if err != nil {
 			return fmt.Errorf("get %s: %w", t, err)
 		}
-		var orig metaOriginal
-		had, err := readOriginal(o, "label", env.Incident, &orig)
-		if err != nil {
+		others = OtherIncidents(o, nodeTaints(o), env.Incident, false)
+		var rec labelRecord
+		if _, err := readOriginal(o, "label", env.Incident, &rec); err != nil {
 			return err
 		}
-		val := LabelValue(env.Incident)
+		rec = rec.diff(o, env.Incident)
 		lbl, ann := copyMap(o.GetLabels()), copyMap(o.GetAnnotations())
-		if lbl == nil {
-			lbl = map[string]string{}
-		}
-		if ann == nil {
-			ann = map[string]string{}
-		}
-		if !had {
-			orig = metaOriginal{Labels: copyMap(o.GetLabels()), Annotations: copyMap(o.GetAnnotations())}
-			b, err := json.Marshal(orig)
-			if err != nil {
-				return err
-			}
-			ann[originalKey("label", env.Incident)] = string(b)
-		}
-		lbl[IncidentKey] = val
-		ann[IncidentKey] = env.Incident
-		ann[ReasonKey] = reason
+		lbl = setKeys(lbl, map[string]string{IncidentKey(env.Incident): LabelValue(env.Incident)}, rec.SetLabels, nil)
+		want := map[string]string{IncidentKey(env.Incident): env.Incident, ReasonKey(env.Incident): reason}
 		if env.Responder != "" {
-			ann[ResponderKey] = env.Responder
+			want[ResponderKey(env.Incident)] = env.Responder
 		}
 		// The first run's time stays: a second run is not a new decision.
-		if _, ok := ann[TimeKey]; !ok {
+		if _, ok := rec.SetAnnotations[TimeKey(env.Incident)]; !ok {
 			now := time.Now
 			if env.Now != nil {
 				now = env.Now
 			}
-			ann[TimeKey] = now().UTC().Format(time.RFC3339)
+			want[TimeKey(env.Incident)] = now().UTC().Format(time.RFC3339)
 		}
+		ann = setKeys(ann, want, rec.SetAnnotations, nil)
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		ann[originalKey("label", env.Incident)] = string(b)
 		if maps.Equal(lbl, o.GetLabels()) && maps.Equal(ann, o.GetAnnotations()) {
 			return nil
 		}
@@ -172,7 +215,15 @@ func (Label) apply(ctx context.Context, env *action.Env, t target, reason string
 		changed = true
 		return nil
 	})
-	return changed, err
+	return changed, others, err
+}
+
+// nodeTaints returns a node's taints (nil for other objects).
+func nodeTaints(o object) []corev1.Taint {
+	if n, ok := o.(*corev1.Node); ok {
+		return n.Spec.Taints
+	}
+	return nil
 }
 
 // Plan implements action.Action.
@@ -189,12 +240,15 @@ func (l Label) Plan(ctx context.Context, env *action.Env, call action.Call) (act
 			return p, err
 		}
 		p.Checks = append(p.Checks, c...)
-		changed, err := l.apply(ctx, env, t, call.String("reason"), true)
+		changed, others, err := l.apply(ctx, env, t, call.String("reason"), true)
 		if err != nil {
 			return p, err
 		}
+		if len(others) > 0 {
+			p.Warnings = append(p.Warnings, otherIncidentsWarning(t.String(), others))
+		}
 		if changed {
-			p.Changes = append(p.Changes, action.Change{Verb: "label", Object: t.String(), Detail: IncidentKey + "=" + LabelValue(env.Incident)})
+			p.Changes = append(p.Changes, action.Change{Verb: "label", Object: t.String(), Detail: IncidentKey(env.Incident) + "=" + LabelValue(env.Incident)})
 		}
 	}
 	p.Done = len(p.Changes) == 0
@@ -209,7 +263,7 @@ func (l Label) Run(ctx context.Context, env *action.Env, call action.Call) (acti
 		return action.Result{}, err
 	}
 	for _, t := range ts {
-		if _, err := l.apply(ctx, env, t, call.String("reason"), false); err != nil {
+		if _, _, err := l.apply(ctx, env, t, call.String("reason"), false); err != nil {
 			return action.Result{}, err
 		}
 	}
@@ -217,24 +271,40 @@ func (l Label) Run(ctx context.Context, env *action.Env, call action.Call) (acti
 	return action.Result{Undo: raw}, err
 }
 
-// Undo implements action.Reverser.
-func (l Label) Undo(ctx context.Context, env *action.Env, call action.Call, raw json.RawMessage) error {
-	var u LabelUndo
-	if err := json.Unmarshal(raw, &u); err != nil {
-		return fmt.Errorf("isolate.label undo record: %w", err)
+// Undo implements action.Reverser: on each target, every key this incident
+// set that still holds the value it wrote goes back to the value it had;
+// the legacy eksir.dev incident keys holding this incident go too. With no
+// undo record, the targets come from the call's parameters.
+func (l Label) Undo(ctx context.Context, env *action.Env, call action.Call, raw json.RawMessage) ([]action.Restored, error) {
+	u := labelTargets(call)
+	if raw != nil {
+		if err := json.Unmarshal(raw, &u); err != nil {
+			return nil, fmt.Errorf("isolate.label undo record: %w", err)
+		}
 	}
 	ts, err := l.targets(env, u)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var report []action.Restored
 	for _, t := range ts {
-		err := restoreOriginal(ctx, t.String(), "label", env.Incident, t.get, t.update, func(o object, orig metaOriginal) {
-			o.SetLabels(restoreKeys(o.GetLabels(), orig.Labels, IncidentKey))
-			o.SetAnnotations(restoreKeys(o.GetAnnotations(), orig.Annotations, IncidentKey, ReasonKey, TimeKey, ResponderKey))
+		r, err := restoreOriginal(ctx, t.String(), "label", env.Incident, t.get, t.update, func(o object, rec labelRecord) {
+			rec = rec.diff(o, env.Incident)
+			lbl := unsetKeys(copyMap(o.GetLabels()), rec.SetLabels, nil)
+			ann := unsetKeys(copyMap(o.GetAnnotations()), rec.SetAnnotations, nil)
+			if lbl[LegacyIncidentKey] == LabelValue(env.Incident) {
+				delete(lbl, LegacyIncidentKey)
+			}
+			if ann[LegacyIncidentKey] == env.Incident {
+				delete(ann, LegacyIncidentKey)
+			}
+			o.SetLabels(nilIfEmpty(lbl))
+			o.SetAnnotations(nilIfEmpty(ann))
 		})
 		if err != nil {
-			return err
+			return report, err
 		}
+		report = append(report, r)
 	}
-	return nil
+	return report, nil
 }

@@ -129,7 +129,7 @@ func (k *kubeSeeder) createNode(ctx context.Context, name string, in instance) e
 			// annotation documents that this node is simulated.
 			"kwok.x-k8s.io/node":                   "fake",
 			"alpha.kubernetes.io/provided-node-ip": in.PrivateIP,
-			"eksir.dev/lab-private-ip":             in.PrivateIP,
+			"eksir.io/lab-private-ip":              in.PrivateIP,
 		}},
 		Spec: corev1.NodeSpec{ProviderID: providerID(in.AZ, in.ID)},
 	}

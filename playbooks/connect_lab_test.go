@@ -100,6 +100,7 @@ func TestLabReleaseWithoutAWS(t *testing.T) {
 		collect.Register(r)
 		r.Register(awsStub{})
 	})
+	s.Lab.RunEngineEverywhere(t, labtest.EngineAWSNode)
 	ctx := t.Context()
 	p, err := playbooks.Load("pod-compromise")
 	if err != nil {
@@ -129,7 +130,7 @@ func TestLabReleaseWithoutAWS(t *testing.T) {
 	if _, err := playbooks.Resume(ctx, s.Registry, playbooks.Options{Env: bare(), Connector: conn, Journal: j, Yes: true}); err != nil {
 		t.Fatalf("resume without AWS configuration: %v", err)
 	}
-	rel, err := playbooks.Release(ctx, s.Registry, playbooks.Options{Env: bare(), Connector: conn, Journal: j, Yes: true})
+	rel, err := playbooks.Release(ctx, s.Registry, playbooks.Options{Env: bare(), Connector: conn, Journal: j, Yes: true, RestoreCredentials: true})
 	if err != nil {
 		t.Fatalf("release without AWS configuration: %v", err)
 	}

@@ -3,11 +3,13 @@
 package playbooks
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/eksir/eksir/internal/kube"
 )
@@ -19,24 +21,49 @@ import (
 //	after   after the action returned, before its result is journaled
 //	inside  right after the action's first mutating Kubernetes request
 //	        (through every client internal/kube builds)
-const crashEnv = "EKSIR_TEST_CRASH_AT"
+//
+// EKSIR_TEST_SLOW_AT=STEP:DURATION makes that step wait DURATION after its
+// intent is journaled, before its action runs, or until the step's context
+// ends (its timeout, or the second interrupt): a slow step for the Ctrl-C
+// tests. The action then runs on that context.
+const (
+	crashEnv = "EKSIR_TEST_CRASH_AT"
+	slowEnv  = "EKSIR_TEST_SLOW_AT"
+)
 
 // crashStep is the step whose action is running, for the inside hook.
 var crashStep atomic.Value
 
 func init() {
 	spec := os.Getenv(crashEnv)
-	if spec == "" {
+	slowStep, slowFor := "", time.Duration(0)
+	if s := os.Getenv(slowEnv); s != "" {
+		step, d, _ := strings.Cut(s, ":")
+		var err error
+		if slowFor, err = time.ParseDuration(d); err != nil {
+			panic(slowEnv + ": " + err.Error())
+		}
+		slowStep = step
+	}
+	if spec == "" && slowStep == "" {
 		return
 	}
-	crashHook = func(step, where string) {
-		if spec == step+":"+where {
+	crashHook = func(ctx context.Context, step, where string) {
+		if spec != "" && spec == step+":"+where {
 			die()
 		}
 		if where == "before" {
 			crashStep.Store(step)
 		} else {
 			crashStep.Store("")
+		}
+		if step == slowStep && where == "before" {
+			t := time.NewTimer(slowFor)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
 		}
 	}
 	if step, ok := strings.CutSuffix(spec, ":inside"); ok {

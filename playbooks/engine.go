@@ -74,7 +74,25 @@ type Options struct {
 	// naming the step, the missing items and who decided, and shown as a
 	// warning of the step.
 	ContainWithoutCapture bool
-	Now                   func() time.Time
+	// Stop, when set, is the first interrupt: once it ends, no new step
+	// (or undo) starts and prompts stop waiting, while running steps go
+	// on under the ctx given to Run, Resume or Release, whose end (the
+	// second interrupt) cancels them. Without Stop, the end of that ctx
+	// stops starting steps and running steps ignore it, bounded by their
+	// timeouts.
+	Stop context.Context
+	Now  func() time.Time
+}
+
+// contexts returns the context whose end stops starting steps, the one
+// running steps work under, and the release of the first.
+func (o *Options) contexts(ctx context.Context) (stop, work context.Context, release func()) {
+	if o.Stop == nil {
+		return ctx, context.WithoutCancel(ctx), func() {}
+	}
+	stop, cancel := context.WithCancel(o.Stop)
+	unhook := context.AfterFunc(ctx, cancel) // cancelled running steps stop the run too
+	return stop, ctx, func() { unhook(); cancel() }
 }
 
 func (o *Options) defaults() {
@@ -102,7 +120,9 @@ func (o *Options) approved(id string) bool { return o.Yes || slices.Contains(o.A
 
 // StepSummary is one line of the summary table.
 type StepSummary struct {
-	ID       string        `json:"id"`
+	ID string `json:"id"`
+	// Target is the pod of the step in a run over many targets.
+	Target   string        `json:"target,omitempty"`
 	Action   string        `json:"action"`
 	Status   string        `json:"status"`
 	Error    string        `json:"error,omitempty"`
@@ -110,6 +130,9 @@ type StepSummary struct {
 	Finished time.Time     `json:"finished,omitzero"`
 	Kind     action.Kind   `json:"kind"`
 	Warnings []string      `json:"warnings,omitempty"`
+	// Restored is, for a released step, each object its undo restored or
+	// found already clean.
+	Restored []action.Restored `json:"restored,omitempty"`
 }
 
 // Summary is the outcome of a run, resume or release.
@@ -163,13 +186,18 @@ type PlannedStep struct {
 }
 
 // Plan computes every step's concrete changes and permission checks
-// through the actions' Plan methods. It changes nothing.
+// through the actions' Plan methods. It changes nothing. A step whose Plan
+// finds bad input (action.ErrBadInput: a service account that does not
+// exist, a suspect the options need and lack) is reported in its
+// PlannedStep, and Plan also returns that error, naming the step, so that
+// nothing runs on a plan that cannot be right.
 func Plan(ctx context.Context, c *Checked, in Inputs, env *action.Env) ([]PlannedStep, error) {
 	var out []PlannedStep
+	var bad error
 	for _, id := range c.Order {
 		cs := c.steps[id]
 		ps := PlannedStep{ID: id, Action: cs.Action, Kind: cs.spec.Kind, Needs: cs.deps, Approve: cs.Approve}
-		act := activation(in, nil)
+		act := c.vars(cs, in, nil)
 		if cs.when != nil {
 			if refs := cs.whenRefs; len(refs) > 0 {
 				ps.When = "depends on " + strings.Join(refs, ", ")
@@ -199,13 +227,16 @@ func Plan(ctx context.Context, c *Checked, in Inputs, env *action.Env) ([]Planne
 					return out, ctx.Err()
 				}
 				ps.Error = err.Error()
+				if bad == nil && errors.Is(err, action.ErrBadInput) {
+					bad = fmt.Errorf("step %s (%s): %w", id, cs.Action, err)
+				}
 			} else {
 				ps.Plan = &p
 			}
 		}
 		out = append(out, ps)
 	}
-	return out, nil
+	return out, bad
 }
 
 // activation builds the CEL variables from inputs and finished steps.
@@ -291,6 +322,12 @@ func Run(ctx context.Context, c *Checked, in Inputs, o Options) (*Summary, error
 	}
 	sum := sha256.Sum256(c.source)
 	start := RunStart{Playbook: c.Metadata.Name, File: c.file, Source: string(c.source), SHA256: hex.EncodeToString(sum[:]), Inputs: in.strings(), Drill: o.Drill}
+	if len(c.targets) > 0 {
+		start.TargetInput = c.targetInput
+		for _, t := range c.targets {
+			start.Targets = append(start.Targets, t.strings())
+		}
+	}
 	if err := o.connect(ctx, c); err != nil {
 		return nil, err
 	}
@@ -344,33 +381,76 @@ func journaled(st *journalState, reg *action.Registry) (*Checked, Inputs, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	in := Inputs{}
-	for _, decl := range c.Inputs {
-		if s, ok := st.start.Inputs[decl.Name]; ok {
-			v, err := decl.Type.ParseText(s)
+	in, err := parseInputs(c, st.start.Inputs)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(st.start.Targets) > 0 {
+		var targets []Inputs
+		for _, t := range st.start.Targets {
+			ti, err := parseInputs(c, t)
 			if err != nil {
-				return nil, nil, fmt.Errorf("journaled input %s: %w", decl.Name, err)
+				return nil, nil, err
 			}
-			in[decl.Name] = v
+			targets = append(targets, ti)
 		}
+		c = c.ForTargets(st.start.TargetInput, targets)
 	}
 	return c, in, nil
 }
 
+// parseInputs parses journaled inputs by their declared types.
+func parseInputs(c *Checked, text map[string]string) (Inputs, error) {
+	in := Inputs{}
+	for _, decl := range c.Inputs {
+		if s, ok := text[decl.Name]; ok {
+			if s == "" && decl.From != "" {
+				in[decl.Name] = "" // derived, and the target could not say
+				continue
+			}
+			v, err := decl.Type.ParseText(s)
+			if err != nil {
+				return nil, fmt.Errorf("journaled input %s: %w", decl.Name, err)
+			}
+			in[decl.Name] = v
+		}
+	}
+	return in, nil
+}
+
 type runner struct {
-	c   *Checked
-	in  Inputs
-	o   Options
-	st  *journalState
-	mu  sync.Mutex
-	res map[string]StepResult // this run's and earlier final results
-	dur map[string]time.Duration
+	c  *Checked
+	in Inputs
+	o  Options
+	st *journalState
+	// stop ends at the first interrupt; work is what steps run under.
+	stop, work context.Context
+	mu         sync.Mutex
+	res        map[string]StepResult // this run's and earlier final results
+	dur        map[string]time.Duration
 	// warn holds warnings the engine adds to a step's result.
 	warn map[string][]string
+	// contain serialises, in a run over many targets, one containment
+	// step across its targets: they share the incident's objects (its
+	// quarantine policy, a node), which concurrent writers would race on.
+	contain sync.Map // playbook step ID -> *sync.Mutex
+}
+
+func (r *runner) serialise(cs *cstep) func() {
+	if cs.target == "" || cs.spec.Kind != action.Contain {
+		return func() {}
+	}
+	m, _ := r.contain.LoadOrStore(cs.local, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
 }
 
 func execute(ctx context.Context, c *Checked, in Inputs, st *journalState, o Options) (*Summary, error) {
 	r := &runner{c: c, in: in, o: o, st: st, res: map[string]StepResult{}, dur: map[string]time.Duration{}, warn: map[string][]string{}}
+	var release func()
+	r.stop, r.work, release = o.contexts(ctx)
+	defer release()
 	for id, res := range st.results {
 		// A step that ended without capturing everything runs again: its
 		// store collects only the missing items.
@@ -386,12 +466,13 @@ func execute(ctx context.Context, c *Checked, in Inputs, st *journalState, o Opt
 		started[id] = true
 	}
 	running, stopping, interrupted := 0, false, false
-	ctxDone := ctx.Done()
+	aborted := map[string]bool{}
+	ctxDone := r.stop.Done()
 	var journalErr error
 	for {
 		if !stopping {
 			for _, id := range c.Order {
-				if started[id] || running >= o.Parallel {
+				if started[id] || running >= o.Parallel || aborted[c.steps[id].target] {
 					continue
 				}
 				ready, blocked, gaps := r.depsState(id)
@@ -418,7 +499,7 @@ func execute(ctx context.Context, c *Checked, in Inputs, st *journalState, o Opt
 				running++
 				g.Go(func() error {
 					defer func() { done <- id }()
-					return r.step(ctx, id)
+					return r.step(id)
 				})
 			}
 		}
@@ -431,12 +512,17 @@ func execute(ctx context.Context, c *Checked, in Inputs, st *journalState, o Opt
 			r.mu.Lock()
 			res := r.res[id]
 			r.mu.Unlock()
-			if res.Status == StatusFailed && r.c.steps[id].OnError != OnErrorContinue {
-				stopping = true
+			if cs := r.c.steps[id]; res.Status == StatusFailed && cs.OnError != OnErrorContinue {
+				if cs.target == "" {
+					stopping = true
+				} else {
+					aborted[cs.target] = true // the other targets go on
+				}
 			}
 		case <-ctxDone:
-			// Stop starting steps; in-flight steps run on a context that
-			// ignores the interrupt and end by themselves or their timeout.
+			// Stop starting steps; running steps end by themselves, by
+			// their timeout, or when their work context is cancelled
+			// (Options.Stop).
 			stopping, interrupted, ctxDone = true, true, nil
 		}
 	}
@@ -636,14 +722,15 @@ func itemMap(items []string) map[string]string {
 
 // step runs one step: condition, approval, intent, action, result. The
 // returned error is a journal failure only; step failures are results.
-func (r *runner) step(ctx context.Context, id string) error {
+func (r *runner) step(id string) error {
 	cs := r.c.steps[id]
-	// In-flight work ignores Ctrl-C so the journal stays consistent; the
-	// step's timeout still bounds it.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cs.timeout)
+	// A running step ignores the first interrupt, so that it ends with a
+	// result; its timeout, and with Options.Stop the second interrupt,
+	// still bound it.
+	sctx, cancel := context.WithTimeout(r.work, cs.timeout)
 	defer cancel()
 	r.mu.Lock()
-	vars := activation(r.in, r.res)
+	vars := r.c.vars(cs, r.in, r.res)
 	r.mu.Unlock()
 	if cs.when != nil {
 		ok, err := evalBool(sctx, cs.when, vars)
@@ -658,10 +745,10 @@ func (r *runner) step(ctx context.Context, id string) error {
 	if err != nil {
 		return r.finish(id, StepResult{Status: StatusFailed, Error: err.Error()})
 	}
-	if cs.Approve && !r.o.approved(id) {
-		// The prompt listens to the interrupt: nothing is in flight yet.
-		ok, err := r.ask(ctx, cs, call)
-		if ctx.Err() != nil {
+	if cs.Approve && !r.o.approved(id) && !r.o.approved(cs.local) {
+		// The prompt listens to the first interrupt: nothing is in flight yet.
+		ok, err := r.ask(r.stop, cs, call)
+		if r.stop.Err() != nil {
 			return r.finish(id, StepResult{Status: StatusNotRun, Error: "interrupted while asking for approval"})
 		}
 		if err != nil {
@@ -680,13 +767,18 @@ func (r *runner) step(ctx context.Context, id string) error {
 		return fmt.Errorf("journal intent of step %s: %w", id, err)
 	}
 	r.o.Observer.Event(Event{Time: r.o.Now(), Step: id, Action: cs.Action, State: "running", Done: r.done(), Total: len(r.c.Order)})
-	crashPoint(id, "before")
+	unlock := r.serialise(cs)
+	crashPoint(sctx, id, "before")
 	res, err := cs.act.Run(sctx, r.o.Env, call)
-	crashPoint(id, "after")
+	crashPoint(sctx, id, "after")
+	unlock()
 	out := StepResult{Status: StatusSucceeded, Outputs: res.Outputs, Undo: res.Undo, Items: res.Items, Warnings: res.Warnings, Started: started}
 	if err != nil {
 		out.Status, out.Error = StatusFailed, err.Error()
-		if errors.Is(err, context.DeadlineExceeded) {
+		switch {
+		case r.work.Err() != nil:
+			out.Error = fmt.Sprintf("cancelled by a second interrupt: %v (resume runs the step again; release undoes what it did)", err)
+		case errors.Is(err, context.DeadlineExceeded):
 			out.Error = fmt.Sprintf("timed out after %s: %v", cs.timeout, err)
 		}
 	}
@@ -710,6 +802,11 @@ func (r *runner) ask(ctx context.Context, cs *cstep, call action.Call) (bool, er
 	if err != nil {
 		return false, fmt.Errorf("plan for approval: %w", err)
 	}
+	// The engine's own warnings (a capture overridden) join the action's:
+	// the approver shows them all before asking.
+	r.mu.Lock()
+	p.Warnings = append(slices.Clone(r.warn[cs.ID]), p.Warnings...)
+	r.mu.Unlock()
 	askMu.Lock()
 	defer askMu.Unlock()
 	r.o.Observer.Event(Event{Time: r.o.Now(), Step: cs.ID, Action: cs.Action, State: "approval", Done: r.done(), Total: len(r.c.Order)})
@@ -722,21 +819,26 @@ func (r *runner) summary() *Summary {
 	s := &Summary{Playbook: r.c.Metadata.Name, Started: r.st.startAt}
 	for _, id := range r.c.Order {
 		res := r.res[id]
-		ss := StepSummary{ID: id, Action: r.c.steps[id].Action, Kind: r.c.steps[id].spec.Kind, Status: res.Status, Error: res.Error, Duration: r.dur[id], Warnings: res.Warnings}
+		ss := StepSummary{ID: id, Target: r.c.steps[id].target, Action: r.c.steps[id].Action, Kind: r.c.steps[id].spec.Kind, Status: res.Status, Error: res.Error, Duration: r.dur[id], Warnings: res.Warnings}
 		ss.Finished, _ = time.Parse(time.RFC3339Nano, res.Finished)
 		s.Steps = append(s.Steps, ss)
 	}
-	vars := activation(r.in, r.res)
-	for name, prg := range r.c.outs {
-		if s.Outputs == nil {
-			s.Outputs = map[string]any{}
+	for _, tg := range r.c.outputScopes(r.in) {
+		vars := activation(tg.in, r.res)
+		if tg.key != "" {
+			vars = r.c.vars(&cstep{target: tg.key, in: tg.in}, nil, r.res)
 		}
-		v, _, err := prg.Eval(vars)
-		if err != nil {
-			s.Outputs[name] = "error: " + err.Error()
-			continue
+		for name, prg := range r.c.outs {
+			if s.Outputs == nil {
+				s.Outputs = map[string]any{}
+			}
+			v, _, err := prg.Eval(vars)
+			if err != nil {
+				s.Outputs[name+tg.suffix()] = "error: " + err.Error()
+				continue
+			}
+			s.Outputs[name+tg.suffix()] = v.Value()
 		}
-		s.Outputs[name] = v.Value()
 	}
 	if r.o.Drill {
 		s.Drill = drillScore(s)

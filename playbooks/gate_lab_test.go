@@ -39,13 +39,20 @@ func (f *labFixture) noExecKubeconfig(t *testing.T) string {
 		}
 	}
 	role.Rules = rules
-	sa := f.le.AsServiceAccountNamed(t, "noexec", role)
+	return f.roleKubeconfig(t, "noexec", role)
+}
+
+// roleKubeconfig writes a kubeconfig for a ServiceAccount called name,
+// bound to role and nothing else.
+func (f *labFixture) roleKubeconfig(t *testing.T, name string, role *rbacv1.ClusterRole) string {
+	t.Helper()
+	sa := f.le.AsServiceAccountNamed(t, name, role)
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["lab"] = &clientcmdapi.Cluster{Server: sa.Config.Host, CertificateAuthorityData: sa.Config.CAData, CertificateAuthority: sa.Config.CAFile}
-	cfg.AuthInfos["noexec"] = &clientcmdapi.AuthInfo{Token: sa.Config.BearerToken}
-	cfg.Contexts["lab"] = &clientcmdapi.Context{Cluster: "lab", AuthInfo: "noexec"}
+	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: sa.Config.BearerToken}
+	cfg.Contexts["lab"] = &clientcmdapi.Context{Cluster: "lab", AuthInfo: name}
 	cfg.CurrentContext = "lab"
-	path := filepath.Join(f.dir, "noexec.kubeconfig")
+	path := filepath.Join(f.dir, name+".kubeconfig")
 	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
 		t.Fatal(err)
 	}
@@ -104,8 +111,12 @@ func (f *labFixture) suspectMarked(t *testing.T) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, ok := p.Labels[isolate.IncidentKey]
-	return ok
+	for k := range p.Labels {
+		if strings.HasPrefix(k, "eksir.io/incident-") {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *labFixture) status(t *testing.T, inc string) map[string]playbooks.StepSummary {
@@ -183,11 +194,12 @@ func TestLabCaptureGate(t *testing.T) {
 	}
 	f.checkJournal(t, "gate-1") // seals and verifies the superseded items
 
-	if r = f.eksir(t, nil, "release", "--incident", "gate-1", "--yes"); r.code != 0 {
+	if r = f.eksir(t, nil, "release", "--incident", "gate-1", "--yes", "--restore-credentials"); r.code != 0 {
 		t.Fatalf("release: %v", r)
 	}
 	if p := f.quarantinePolicies(t); len(p) != 0 || f.suspectMarked(t) {
-		t.Fatalf("after release: policies %v, labelled %v", p, f.suspectMarked(t))
+		pod, _ := f.le.Kube.Typed.CoreV1().Pods(f.ns).Get(t.Context(), f.pod, metav1.GetOptions{})
+		t.Fatalf("after release: policies %v, labelled %v: labels %v\n%v", p, f.suspectMarked(t), pod.Labels, r)
 	}
 
 	// The override: contain although the capture missed everything.
@@ -227,7 +239,7 @@ func TestLabCaptureGate(t *testing.T) {
 				t.Fatal(err)
 			}
 			found = true
-			if bytes.Contains(b, []byte("eksir.dev/")) {
+			if bytes.Contains(b, []byte("eksir.io/")) {
 				t.Errorf("the captured pod object holds eksir's label or annotations")
 			}
 		}
@@ -235,7 +247,7 @@ func TestLabCaptureGate(t *testing.T) {
 	if !found {
 		t.Errorf("no pod object in case gate-2")
 	}
-	if r = f.eksir(t, nil, "release", "--incident", "gate-2", "--yes"); r.code != 0 {
+	if r = f.eksir(t, nil, "release", "--incident", "gate-2", "--yes", "--restore-credentials"); r.code != 0 {
 		t.Fatalf("release: %v", r)
 	}
 }

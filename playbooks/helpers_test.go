@@ -22,15 +22,25 @@ type world struct {
 	labels  map[string]string // target -> label value
 	effects map[string]int    // action/target -> side effects
 	fail    map[string]bool   // step IDs whose action fails
+	// failAfter holds step IDs whose action fails after its change: a
+	// half-applied containment.
+	failAfter map[string]bool
+	// marks is what a label action leaves on the target for its undo
+	// without a record (the incident's annotation on a cluster object):
+	// target -> value before the change.
+	marks map[string]string
 	// missing holds, per step ID, items a collection cannot acquire: the
 	// step succeeds with complete false, as a capture whose execs are
 	// refused does.
 	missing map[string][]string
 	block   chan struct{} // when set, actions wait on it
+	// planWarnings are what label actions' plans warn of.
+	planWarnings []string
 }
 
 func newWorld() *world {
-	return &world{labels: map[string]string{}, effects: map[string]int{}, fail: map[string]bool{}, missing: map[string][]string{}}
+	return &world{labels: map[string]string{}, effects: map[string]int{}, fail: map[string]bool{}, failAfter: map[string]bool{},
+		marks: map[string]string{}, missing: map[string][]string{}}
 }
 
 func (w *world) effect(k string) {
@@ -114,7 +124,7 @@ func (a labelAct) Plan(_ context.Context, _ *action.Env, c action.Call) (action.
 	a.w.mu.Lock()
 	defer a.w.mu.Unlock()
 	done := a.w.labels[c.String("target")] == c.String("value")
-	return action.Plan{Done: done, Changes: []action.Change{{Verb: "patch", Object: "label " + c.String("target"), Detail: "eksir=" + c.String("value")}},
+	return action.Plan{Done: done, Warnings: slices.Clone(a.w.planWarnings), Changes: []action.Change{{Verb: "patch", Object: "label " + c.String("target"), Detail: "eksir=" + c.String("value")}},
 		Checks: []action.PermissionCheck{{Permission: "patch pods", Allowed: true}}}, nil
 }
 
@@ -127,23 +137,40 @@ func (a labelAct) Run(_ context.Context, _ *action.Env, c action.Call) (action.R
 	t := c.String("target")
 	old := a.w.labels[t]
 	if old != c.String("value") { // idempotent: only change what is not in place
+		if _, marked := a.w.marks[t]; !marked {
+			a.w.marks[t] = old
+		}
 		a.w.labels[t] = c.String("value")
 		a.w.effects[a.name+"/"+t]++
+	}
+	if a.w.failAfter[c.Step] {
+		return action.Result{}, errors.New("injected failure after the change")
 	}
 	u, _ := json.Marshal(labelUndo{Target: t, Old: old})
 	return action.Result{Undo: u, Warnings: []string{"no engine enforces " + t}}, nil
 }
 
-func (a labelAct) Undo(_ context.Context, _ *action.Env, _ action.Call, undo json.RawMessage) error {
-	var u labelUndo
-	if err := json.Unmarshal(undo, &u); err != nil {
-		return err
-	}
+// Undo restores from the record, or without one from the call's target
+// and the mark the run left on it.
+func (a labelAct) Undo(_ context.Context, _ *action.Env, c action.Call, undo json.RawMessage) ([]action.Restored, error) {
 	a.w.mu.Lock()
 	defer a.w.mu.Unlock()
+	var u labelUndo
+	if undo == nil {
+		u.Target = c.String("target")
+		old, marked := a.w.marks[u.Target]
+		if !marked {
+			a.w.effects["clean:"+a.name+"/"+u.Target]++
+			return []action.Restored{{Object: u.Target, Outcome: action.OutcomeClean}}, nil
+		}
+		u.Old = old
+	} else if err := json.Unmarshal(undo, &u); err != nil {
+		return nil, err
+	}
+	delete(a.w.marks, u.Target)
 	a.w.labels[u.Target] = u.Old
 	a.w.effects["undo:"+a.name+"/"+u.Target]++
-	return nil
+	return []action.Restored{{Object: u.Target, Outcome: action.OutcomeRestored}}, nil
 }
 
 func jsonStr(v any) string { b, _ := json.Marshal(v); return string(b) }

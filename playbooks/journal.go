@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/eksir/eksir/action"
 	"github.com/eksir/eksir/evidence"
 )
 
@@ -65,6 +66,10 @@ type RunStart struct {
 	SHA256   string            `json:"sha256"`
 	Inputs   map[string]string `json:"inputs"`
 	Drill    bool              `json:"drill,omitempty"`
+	// Targets are, in a run over many targets, each target's inputs
+	// (TargetInput names the pod input that varies).
+	TargetInput string              `json:"target_input,omitempty"`
+	Targets     []map[string]string `json:"targets,omitempty"`
 }
 
 // Intent is journaled before a step's first side effect.
@@ -84,8 +89,10 @@ type StepResult struct {
 	Undo     json.RawMessage `json:"undo,omitempty"`
 	Items    []string        `json:"items,omitempty"`
 	Warnings []string        `json:"warnings,omitempty"`
-	Started  string          `json:"started,omitempty"`
-	Finished string          `json:"finished,omitempty"`
+	// Restored is what a release did to each object (undo results only).
+	Restored []action.Restored `json:"restored,omitempty"`
+	Started  string            `json:"started,omitempty"`
+	Finished string            `json:"finished,omitempty"`
 }
 
 // journalState is what a journal says about a run.
@@ -95,11 +102,14 @@ type journalState struct {
 	intents map[string]Intent
 	results map[string]StepResult
 	order   []string // step IDs in the order their (last) result was written
-	undone  map[string]StepResult
+	// last is, per step, the sequence number of its latest intent or
+	// result: release undoes steps in reverse order of it.
+	last   map[string]int64
+	undone map[string]StepResult
 }
 
 func readJournal(j Journal) (*journalState, error) {
-	st := &journalState{intents: map[string]Intent{}, results: map[string]StepResult{}, undone: map[string]StepResult{}}
+	st := &journalState{intents: map[string]Intent{}, results: map[string]StepResult{}, last: map[string]int64{}, undone: map[string]StepResult{}}
 	for _, r := range j.Records() {
 		switch r.Action {
 		case RecRunStart:
@@ -118,6 +128,7 @@ func readJournal(j Journal) (*journalState, error) {
 				return nil, fmt.Errorf("custody record %d: %w", r.Seq, err)
 			}
 			st.intents[in.Step] = in
+			st.last[in.Step] = r.Seq
 			delete(st.results, in.Step) // a newer attempt supersedes the old result
 		case RecResult:
 			var res StepResult
@@ -125,6 +136,7 @@ func readJournal(j Journal) (*journalState, error) {
 				return nil, fmt.Errorf("custody record %d: %w", r.Seq, err)
 			}
 			st.results[res.Step] = res
+			st.last[res.Step] = r.Seq
 			st.order = append(remove(st.order, res.Step), res.Step)
 		case RecUndone:
 			var res StepResult

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,10 +19,13 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/yaml"
 
 	"github.com/eksir/eksir/evidence"
 	"github.com/eksir/eksir/internal/labtest"
@@ -106,6 +110,11 @@ func setupLab(t *testing.T) *labFixture {
 		t.Fatal(err)
 	}
 	ns, pod, _ := strings.Cut(res.Targets[lab.TargetPod], "/")
+	// The cluster these tests stand for enforces NetworkPolicies: the VPC
+	// CNI's policy agent runs on every node (its DaemonSet pods, as on EKS;
+	// the lab itself enforces nothing, which the isolate tests and the demo
+	// show as not-enforceable).
+	le.RunEngineEverywhere(t, labtest.EngineAWSNode)
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "EKSIR_") && !strings.HasPrefix(kv, "KUBECONFIG=") && !strings.HasPrefix(kv, "AWS_") {
@@ -230,6 +239,22 @@ func (f *labFixture) snapshot(t *testing.T) map[string]string {
 	return out
 }
 
+// settled is a snapshot once kwok has stopped moving the freshly seeded
+// objects (pod status): two snapshots a second apart are equal.
+func (f *labFixture) settled(t *testing.T) map[string]string {
+	t.Helper()
+	prev := f.snapshot(t)
+	for range 30 {
+		time.Sleep(time.Second)
+		cur := f.snapshot(t)
+		if maps.Equal(prev, cur) {
+			return cur
+		}
+		prev = cur
+	}
+	return prev
+}
+
 func diffSnap(t *testing.T, what string, a, b map[string]string) {
 	t.Helper()
 	var keys []string
@@ -267,12 +292,19 @@ func TestLabPlanChangesNothing(t *testing.T) {
 	var plan struct {
 		Steps []playbooks.PlannedStep `json:"steps"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &plan); err != nil || len(plan.Steps) != 6 {
+	if err := json.Unmarshal([]byte(r.stdout), &plan); err != nil || len(plan.Steps) != 7 {
 		t.Fatalf("plan json (%v): %v", err, r)
 	}
 	for _, s := range plan.Steps {
-		if s.ID == "isolate" && (s.Plan == nil || len(s.Plan.Changes) == 0) {
-			t.Errorf("isolate plan has no concrete change: %+v", s)
+		if (s.ID == "isolate" || s.ID == "cordon" || s.ID == "revoke") && (s.Plan == nil || len(s.Plan.Changes) == 0) {
+			t.Errorf("%s plan has no concrete change: %+v", s.ID, s)
+		}
+		// The node and the service account come from the pod at plan time.
+		if s.ID == "cordon" && s.Params["node"] != f.seed.Targets[lab.TargetNode] {
+			t.Errorf("cordon's node was not resolved from the pod: %+v", s.Params)
+		}
+		if s.ID == "revoke" && s.Params["service-account"] != f.ns+"/"+lab.Scenarios["crypto-miner"].ServiceAccount {
+			t.Errorf("revoke's service account is not the pod's: %+v", s.Params)
 		}
 	}
 	diffSnap(t, "after plan", before, f.snapshot(t))
@@ -323,10 +355,10 @@ func TestLabApprovalWithoutTerminal(t *testing.T) {
 	for _, s := range sum.Steps {
 		got[s.ID] = s.Status
 	}
-	if got["isolate"] != playbooks.StatusNeedsApproval || got["revoke"] != playbooks.StatusSkipped || got["volatile"] != playbooks.StatusSucceeded {
+	if got["isolate"] != playbooks.StatusNeedsApproval || got["cordon"] != playbooks.StatusNeedsApproval || got["revoke"] != playbooks.StatusSkipped || got["volatile"] != playbooks.StatusSucceeded {
 		t.Fatalf("status: %v", got)
 	}
-	r = f.eksir(t, nil, "resume", "--incident", "appr-1", "--approve", "isolate,revoke")
+	r = f.eksir(t, nil, "resume", "--incident", "appr-1", "--approve", "isolate,cordon,revoke")
 	if r.code != 0 {
 		t.Fatalf("resume: %v", r)
 	}
@@ -486,11 +518,42 @@ steps:
       pod: ${{ inputs.pod }}
 `
 
-// TestLabGameDay runs the game-day playbook as a drill: it contains, seals,
-// releases and scores, leaving no quarantine behind.
+// TestLabGameDay: --drill is refused on pod-compromise (not a drill
+// playbook) and on a target not labelled as a drill target; on a labelled
+// target the game-day playbook contains, seals, releases and scores,
+// leaving no quarantine behind.
 func TestLabGameDay(t *testing.T) {
 	f := setupLab(t)
-	r := f.eksir(t, nil, "--output", "json", "run", "game-day", "--pod", f.ns+"/"+f.pod, "--incident", "drill-1", "--yes", "--drill")
+	target := f.ns + "/" + f.pod
+	// Refused, exit 2, nothing changed and no case: a playbook not marked
+	// drill: true, and game-day on a target not labelled as a drill target.
+	before := f.settled(t)
+	for _, tc := range []struct{ playbook, want string }{
+		{"pod-compromise", "not a drill playbook"},
+		{"game-day", "not a drill target"},
+	} {
+		r := f.eksir(t, nil, "run", tc.playbook, "--pod", target, "--incident", "refused-"+tc.playbook, "--yes", "--drill")
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) || !strings.Contains(r.stderr, "hint: ") {
+			t.Errorf("%s --drill: want exit 2 and %q with a hint: %v", tc.playbook, tc.want, r)
+		}
+	}
+	diffSnap(t, "after refused drills", before, f.snapshot(t))
+	if _, err := os.Stat(filepath.Join(f.dir, "cases")); err == nil {
+		t.Errorf("a refused drill created a case folder")
+	}
+	// The drill target: its namespace is labelled.
+	ns, err := f.le.Kube.Typed.CoreV1().Namespaces().Get(t.Context(), f.ns, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns.Labels == nil {
+		ns.Labels = map[string]string{}
+	}
+	ns.Labels[playbooks.DrillLabel] = "true"
+	if _, err := f.le.Kube.Typed.CoreV1().Namespaces().Update(t.Context(), ns, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := f.eksir(t, nil, "--output", "json", "run", "game-day", "--pod", target, "--incident", "drill-1", "--yes", "--drill")
 	if r.code != 0 {
 		t.Fatalf("game day: %v", r)
 	}
@@ -577,5 +640,87 @@ func manualVerify(t *testing.T, archive, pub string) {
 	}
 	if out, err := run(tampered); err == nil || !strings.Contains(out, "FAIL") {
 		t.Fatalf("verify-bag.sh passed a tampered lab case: %v\n%s", err, out)
+	}
+}
+
+// A service account that does not exist is bad input: plan and run exit 2,
+// run before the case exists, and nothing changes.
+func TestLabMissingServiceAccountExit2(t *testing.T) {
+	f := setupLab(t)
+	before := f.snapshot(t)
+	for _, cmd := range []string{"plan", "run"} {
+		args := []string{cmd, "pod-compromise", "--pod", f.ns + "/" + f.pod, "--set", "service_account=" + f.ns + "/no-such-account", "--incident", "sa-1"}
+		if cmd == "run" {
+			args = append(args, "--yes")
+		}
+		r := f.eksir(t, nil, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, "no-such-account") || !strings.Contains(r.stderr, "revoke") {
+			t.Errorf("%s with a missing service account: %v", cmd, r)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "cases", "sa-1")); !os.IsNotExist(err) {
+		t.Errorf("run left a case folder: %v", err)
+	}
+	if after := f.snapshot(t); !maps.Equal(after, before) {
+		t.Error("the cluster changed")
+	}
+}
+
+// Every built-in playbook runs end to end under exactly the roles `eksir
+// permissions --playbook P --format rbac` prints for it (the responder's
+// and, where the playbook revokes credentials, the revoker's), and its
+// release too: the generated roles are enough, and hold no wildcard.
+func TestLabBuiltinsUnderGeneratedRoles(t *testing.T) {
+	f := setupLab(t)
+	target := f.ns + "/" + f.pod
+	// game-day runs only on drill targets.
+	ns, err := f.le.Kube.Typed.CoreV1().Namespaces().Get(t.Context(), f.ns, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Labels[playbooks.DrillLabel] = "true"
+	if _, err := f.le.Kube.Typed.CoreV1().Namespaces().Update(t.Context(), ns, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct {
+		playbook string
+		run      []string
+	}{
+		{"triage", nil},
+		{"pod-compromise", nil},
+		{"game-day", []string{"--drill", "--set", "service_account=" + f.ns + "/checkout-api"}},
+	} {
+		r := f.eksir(t, nil, "permissions", "--playbook", tc.playbook, "--format", "rbac")
+		if r.code != 0 {
+			t.Fatalf("permissions %s: %v", tc.playbook, r)
+		}
+		role := &rbacv1.ClusterRole{}
+		for _, doc := range strings.Split(r.stdout, "\n---\n") {
+			var cr rbacv1.ClusterRole
+			if err := yaml.Unmarshal([]byte(doc), &cr); err != nil {
+				t.Fatalf("permissions %s: %v\n%s", tc.playbook, err, doc)
+			}
+			role.Rules = append(role.Rules, cr.Rules...)
+		}
+		for _, rule := range role.Rules {
+			if slices.Contains(rule.Verbs, "*") || slices.Contains(rule.Resources, "*") || slices.Contains(rule.Verbs, "escalate") {
+				t.Errorf("%s role: %+v", tc.playbook, rule)
+			}
+		}
+		env := []string{"KUBECONFIG=" + f.roleKubeconfig(t, fmt.Sprintf("gen-%d", i), role)}
+		inc := fmt.Sprintf("gen-%d", i)
+		r = f.eksir(t, env, append([]string{"run", tc.playbook, "--pod", target, "--incident", inc, "--yes"}, tc.run...)...)
+		if r.code != 0 || strings.Contains(strings.ToLower(r.stdout+r.stderr), "forbidden") {
+			t.Fatalf("%s under its generated roles: %v", tc.playbook, r)
+		}
+		if tc.playbook == "game-day" {
+			continue // a drill releases itself
+		}
+		if r = f.eksir(t, env, "release", "--incident", inc, "--yes", "--restore-credentials"); r.code != 0 || strings.Contains(strings.ToLower(r.stdout+r.stderr), "forbidden") {
+			t.Fatalf("release %s under its generated roles: %v", tc.playbook, r)
+		}
+	}
+	if f.suspectMarked(t) || len(f.quarantinePolicies(t)) != 0 {
+		t.Error("the releases left containment in place")
 	}
 }

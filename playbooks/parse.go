@@ -68,7 +68,7 @@ func Parse(file string, data []byte) (*Playbook, error) {
 		return nil, e.err()
 	}
 	seen := map[string]bool{}
-	e.fields(root, "playbook", []string{"apiVersion", "kind", "metadata", "inputs", "steps", "outputs"}, func(k string, v *yaml.Node) {
+	e.fields(root, "playbook", []string{"apiVersion", "kind", "metadata", "drill", "inputs", "steps", "outputs"}, func(k string, v *yaml.Node) {
 		seen[k] = true
 		p.pos[k] = nodePos(v)
 		switch k {
@@ -84,6 +84,8 @@ func Parse(file string, data []byte) (*Playbook, error) {
 			}
 		case "metadata":
 			p.Metadata = e.metadata(v)
+		case "drill":
+			p.Drill = e.boolean(v, k)
 		case "inputs":
 			if e.isSeq(v, "inputs") {
 				for _, n := range v.Content {
@@ -321,7 +323,7 @@ func (e *errs) input(n *yaml.Node) Input {
 	if !e.isMap(n, "an input") {
 		return in
 	}
-	e.fields(n, "input", []string{"name", "type", "required", "default", "doc"}, func(k string, v *yaml.Node) {
+	e.fields(n, "input", []string{"name", "type", "required", "default", "doc", "from"}, func(k string, v *yaml.Node) {
 		in.pos[k] = nodePos(v)
 		switch k {
 		case "name":
@@ -344,6 +346,8 @@ func (e *errs) input(n *yaml.Node) Input {
 			in.Default, in.hasDefault = v.Value, true
 		case "doc":
 			in.Doc = e.str(v, k)
+		case "from":
+			in.From = e.str(v, k)
 		}
 	})
 	if in.Name == "" {
@@ -354,6 +358,9 @@ func (e *errs) input(n *yaml.Node) Input {
 	}
 	if in.Required && in.hasDefault {
 		e.at(in.pos["default"], "drop required or the default", "input %q is required and has a default", in.Name)
+	}
+	if in.From != "" && (in.Required || in.hasDefault) {
+		e.at(in.pos["from"], "drop required and default: the input comes from its target when not given", "input %q has from and also required or a default", in.Name)
 	}
 	return in
 }

@@ -38,6 +38,9 @@ type Playbook struct {
 	Inputs     []Input  `json:"inputs,omitempty" doc:"typed inputs; targets are resolved before any change"`
 	Steps      []Step   `json:"steps" doc:"the steps; independent steps may run in parallel"`
 	Outputs    []Output `json:"outputs,omitempty" doc:"values computed after the run from inputs and step outputs (CEL)"`
+	// Drill marks a playbook written for game days: only such a playbook
+	// runs with --drill, and only on drill targets (CheckDrill).
+	Drill bool `json:"drill,omitempty" doc:"the playbook may run as a game-day drill (run --drill), on targets labelled eksir.io/drill=true (the pod or its namespace)"`
 
 	file   string
 	source []byte
@@ -59,6 +62,9 @@ type Input struct {
 	Required bool             `json:"required,omitempty" doc:"the run refuses to start without it"`
 	Default  string           `json:"default,omitempty" doc:"value used when the input is not given"`
 	Doc      string           `json:"doc,omitempty" doc:"what the input is"`
+	// From derives the input, when not given, from another input's
+	// target before any change (see Attributes).
+	From string `json:"from,omitempty" doc:"when the input is not given, resolve it before any change from an attribute of a pod input: POD_INPUT.node (the pod's node, type node) or POD_INPUT.service_account (NAMESPACE/NAME of the pod's service account, type string)" pattern:"^[a-z][a-z0-9_]*\\.(node|service_account)$"`
 
 	hasDefault bool
 	pos        map[string]Pos

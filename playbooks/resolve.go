@@ -31,7 +31,42 @@ type TargetError struct{ Msg, Hint string }
 
 func (e *TargetError) Error() string { return e.Msg }
 
+// Attributes are what an input's from may read of a pod input's target,
+// with the type of the value.
+var Attributes = map[string]action.ParamType{
+	"node":            action.Node,   // the node the pod runs on
+	"service_account": action.String, // NAMESPACE/NAME of its service account
+}
+
+// An AttributeResolver reads an attribute (Attributes) of a resolved
+// target; "" when the target has none (a pod not scheduled yet).
+type AttributeResolver interface {
+	Attribute(ctx context.Context, t action.ParamType, ref, attr string) (string, error)
+}
+
 type kubeTargets struct{ k kubernetes.Interface }
+
+func (t kubeTargets) Attribute(ctx context.Context, typ action.ParamType, ref, attr string) (string, error) {
+	ns, name, ok := strings.Cut(ref, "/")
+	if typ != action.Pod || !ok {
+		return "", fmt.Errorf("no attribute %s of %s %s", attr, typ, ref)
+	}
+	p, err := t.k.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("read pod %s for its %s: %w", ref, attr, err)
+	}
+	switch attr {
+	case "node":
+		return p.Spec.NodeName, nil
+	case "service_account":
+		sa := p.Spec.ServiceAccountName
+		if sa == "" {
+			sa = "default" // what the API server's admission fills in
+		}
+		return ns + "/" + sa, nil
+	}
+	return "", fmt.Errorf("no attribute %s of pods", attr)
+}
 
 // KubeTargets resolves the Kubernetes target types through a client.
 func KubeTargets(k kubernetes.Interface) TargetResolver { return kubeTargets{k} }
@@ -96,8 +131,13 @@ func Resolve(ctx context.Context, c *Checked, given map[string]string, resolvers
 			e.at(Pos{}, "inputs of "+c.Metadata.Name+": "+inputNames(c.Playbook), "playbook %s has no input %q", c.Metadata.Name, k)
 		}
 	}
+	var derived []Input
 	for _, in := range c.Inputs {
 		s, ok := given[in.Name]
+		if in.From != "" && (!ok || s == "") {
+			derived = append(derived, in)
+			continue
+		}
 		if !ok || (s == "" && in.Type != action.String) {
 			if in.hasDefault {
 				s = in.Default
@@ -133,6 +173,22 @@ func Resolve(ctx context.Context, c *Checked, given map[string]string, resolvers
 	}
 	if err := e.err(); err != nil {
 		return nil, err
+	}
+	// Derived inputs: "" when the target cannot say (no resolver for its
+	// cloud, or a pod without a node), so expressions can test for it.
+	for _, in := range derived {
+		src, attr, _ := strings.Cut(in.From, ".")
+		out[in.Name] = ""
+		ref, _ := out[src].(string)
+		ar, ok := resolvers[action.Kubernetes].(AttributeResolver)
+		if ref == "" || !ok {
+			continue
+		}
+		v, err := ar.Attribute(ctx, action.Pod, ref, attr)
+		if err != nil {
+			return nil, fmt.Errorf("input %s from %s: %w", in.Name, in.From, err)
+		}
+		out[in.Name] = v
 	}
 	return out, nil
 }

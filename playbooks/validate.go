@@ -31,6 +31,10 @@ type Checked struct {
 	steps map[string]*cstep
 	env   *cel.Env
 	outs  map[string]cel.Program
+	// targets are the per-pod inputs of a run over many targets
+	// (ForTargets), keyed by the value of input targetInput.
+	targets     []Inputs
+	targetInput string
 }
 
 type cstep struct {
@@ -45,6 +49,10 @@ type cstep struct {
 	timeout  time.Duration
 	deps     []string        // needs ∪ requires_capture
 	anc      map[string]bool // transitive dependencies
+	// target, local and in are set in a run over many targets: the pod,
+	// the step's ID in the playbook, and the target's inputs.
+	target, local string
+	in            Inputs
 }
 
 // pvalue is a parameter: a literal already converted to the declared Go
@@ -110,6 +118,21 @@ func Validate(p *Playbook, reg *action.Registry) (*Checked, error) {
 			}
 		}
 		opts = append(opts, cel.Variable("inputs."+in.Name, in.Type.CELType()))
+	}
+	for _, in := range p.Inputs {
+		if in.From == "" {
+			continue
+		}
+		src, attr, _ := strings.Cut(in.From, ".")
+		want, known := Attributes[attr]
+		switch {
+		case !known:
+			e.at(in.pos["from"], "use INPUT.node or INPUT.service_account", "input %q: unknown attribute %q in from", in.Name, attr)
+		case inputs[src].Type != action.Pod:
+			e.at(in.pos["from"], "name an input of type pod", "input %q: from %q: %q is not a pod input", in.Name, in.From, src)
+		case in.Type != want:
+			e.at(in.pos["type"], "declare it as type "+string(want), "input %q: from %s gives a %s, not a %s", in.Name, in.From, want, in.Type)
+		}
 	}
 
 	// Steps: identity and actions.

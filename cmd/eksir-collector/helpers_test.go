@@ -180,7 +180,7 @@ func validateErr(t *testing.T, raw []byte) error {
 		}
 		c := jsonschema.NewCompiler()
 		c.AssertFormat()
-		const url = "https://eksir.dev/schemas/collector/v1"
+		const url = "https://eksir.io/schemas/collector/v1"
 		if err := c.AddResource(url, doc); err != nil {
 			schemaErr = err
 			return

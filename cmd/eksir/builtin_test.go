@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 
@@ -58,6 +59,15 @@ func TestPermissionsForPlaybook(t *testing.T) {
 	if len(all) <= len(out) {
 		t.Errorf("triage's role is not narrower than the whole registry's")
 	}
+	// Credential revocation has a role of its own: only it can re-bind roles.
+	if strings.Contains(out, "eksir-revoker") || strings.Contains(out, "- bind") {
+		t.Errorf("triage revokes nothing, yet its roles include the revoker's:\n%s", out)
+	}
+	docs := strings.Split(all, "\n---\n")
+	if len(docs) != 2 || !strings.Contains(docs[0], "name: eksir-responder") || !strings.Contains(docs[1], "name: eksir-revoker") ||
+		strings.Contains(docs[0], "- bind") || !strings.Contains(docs[1], "- bind") || strings.Contains(all, "'*'") || strings.Contains(all, "escalate") {
+		t.Errorf("the whole registry's roles: want the responder's without bind and the revoker's apart:\n%s", all)
+	}
 	out, _, code = runCLI(t, "permissions", "--format", "iam")
 	if code != 0 || !strings.Contains(out, `"Version": "2012-10-17"`) {
 		t.Errorf("iam: exit %d\n%s", code, out)
@@ -68,5 +78,36 @@ func TestValidateBadPlaybookExit2(t *testing.T) {
 	_, stderr, code := runCLI(t, "playbooks", "validate", "../../playbooks/testdata/malformed/cycle.yaml")
 	if code != evidencecli.ExitBadInput || !strings.Contains(stderr, "cycle.yaml:") || !strings.Contains(stderr, "cycle in needs") {
 		t.Errorf("exit %d\n%s", code, stderr)
+	}
+}
+
+// TestBuiltinDrills: only game-day may run as a drill, and it never
+// deletes token Secrets (release could not bring them back);
+// pod-compromise cordons with approval and revokes the pod's own account.
+func TestBuiltinDrills(t *testing.T) {
+	reg := newRegistry()
+	for _, n := range playbooks.Builtins() {
+		ck, err := loadChecked(n, reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ck.Drill != (n == "game-day") {
+			t.Errorf("%s: drill = %v", n, ck.Drill)
+		}
+		if s, ok := ck.Step("revoke"); ok && n == "game-day" && s.With["delete-tokens"] != false {
+			t.Errorf("game-day's revoke deletes token Secrets: %v", s.With)
+		}
+	}
+	ck, err := loadChecked("pod-compromise", reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := ck.Step("cordon"); !ok || s.Action != "isolate.cordon-node" || !s.Approve || !slices.Contains(s.RequiresCapture, "volatile") {
+		t.Errorf("pod-compromise's cordon step: %+v", s)
+	}
+	for _, in := range ck.Inputs {
+		if (in.Name == "node" && in.From != "pod.node") || (in.Name == "service_account" && in.From != "pod.service_account") {
+			t.Errorf("pod-compromise input %s comes from %q", in.Name, in.From)
+		}
 	}
 }

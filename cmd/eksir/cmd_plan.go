@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/eksir/eksir/action"
 	"github.com/eksir/eksir/cmd/internal/evidencecli"
 	"github.com/eksir/eksir/playbooks"
 )
@@ -25,13 +27,21 @@ func planAction(c *cli.Context) error {
 	}
 	ck, in, env, incident := p.ck, p.in, p.env, p.incident
 	steps, err := playbooks.Plan(c.Context, ck, in, env)
-	if err != nil {
+	if err != nil && !errors.Is(err, action.ErrBadInput) {
 		return err
 	}
+	bad := err
 	if jsonOutput(c) {
-		return writeJSON(c.App.Writer, map[string]any{"playbook": ck.Metadata.Name, "incident": incident, "inputs": in, "steps": steps})
+		if werr := writeJSON(c.App.Writer, map[string]any{"playbook": ck.Metadata.Name, "incident": incident, "inputs": in, "steps": steps}); werr != nil {
+			return werr
+		}
+		return bad
 	}
-	if failed := printPlan(c.App.Writer, ck.Metadata.Name, incident, steps); failed > 0 {
+	failed := printPlan(c.App.Writer, ck.Metadata.Name, incident, steps)
+	if bad != nil {
+		return bad
+	}
+	if failed > 0 {
 		return fmt.Errorf("%w: %d steps cannot be planned or lack permissions", evidencecli.ErrPartial, failed)
 	}
 	return nil

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -40,7 +41,7 @@ func runCommand() *cli.Command {
 		Name: "run", Usage: "run a playbook, journaling every step into the incident's custody log",
 		UsageText: "eksir run PLAYBOOK [target flags] [--incident ID] [--yes | --approve STEP,...] [--parallel N] [--contain-without-capture] [--drill]",
 		Flags: append(append(targetCLIFlags(), approvalFlags()...), containWithoutCaptureFlag,
-			&cli.BoolFlag{Name: "drill", Usage: "game day: release at the end and print a drill score"}),
+			&cli.BoolFlag{Name: "drill", Usage: "game day: seal, release (asking unless --yes) and print a drill score; only for playbooks marked drill: true and targets labelled " + playbooks.DrillLabel + "=true (the pod or its namespace)"}),
 		Action: runAction,
 	}
 }
@@ -51,7 +52,7 @@ func resumeCommand() *cli.Command {
 		Name: "resume", Usage: "continue an interrupted run from its journal; no step's side effect happens twice",
 		UsageText: "eksir resume --incident ID [--yes | --approve STEP,...] [--parallel N] [--contain-without-capture]",
 		Flags:     append([]cli.Flag{incFlag, keyFlag, actFlag, kubeconfigFlag, kubeCtxFlag, regionFlag, clusterFlag, containWithoutCaptureFlag}, approvalFlags()...),
-		Action:    fromJournal(playbooks.Resume),
+		Action:    fromJournal(playbooks.Resume, "resume"),
 	}
 }
 
@@ -62,7 +63,7 @@ func releaseCommand() *cli.Command {
 		UsageText: "eksir release --incident ID [--yes | --approve STEP,...] [--restore-credentials]",
 		Flags: append([]cli.Flag{incFlag, keyFlag, actFlag, kubeconfigFlag, kubeCtxFlag, regionFlag, clusterFlag,
 			&cli.BoolFlag{Name: "restore-credentials", Usage: "also re-enable revoked credentials"}}, approvalFlags()...),
-		Action: fromJournal(playbooks.Release),
+		Action: fromJournal(playbooks.Release, "release"),
 	}
 }
 
@@ -89,15 +90,33 @@ func engineOptions(c *cli.Context, env *action.Env, cs *evidence.Case) (playbook
 		}
 	}
 	o := playbooks.Options{Env: env, Connector: connector{c}, Journal: playbooks.CaseJournal(cs), Yes: c.Bool("yes"), Approved: approved,
-		Parallel: c.Int("parallel"), RestoreCredentials: c.Bool("restore-credentials"), ContainWithoutCapture: c.Bool(containWithoutCaptureFlag.Name)}
+		Parallel: c.Int("parallel"), RestoreCredentials: c.Bool("restore-credentials"), ContainWithoutCapture: c.Bool(containWithoutCaptureFlag.Name),
+		Stop: c.Context}
+	stopNotice := interruptNotice(c)
 	if !ui.Interactive() {
 		o.Observer = ui.Log{}
-		return o, func() {}
+		return o, stopNotice
 	}
 	o.Approver = ui.NewApprover(os.Stdin, c.App.ErrWriter)
 	p := ui.NewProgress(c.App.ErrWriter)
 	o.Observer = p
-	return o, p.Close
+	return o, func() { stopNotice(); p.Close() }
+}
+
+// engineContext is the context the engine's running steps work under:
+// only the second interrupt cancels it (the first is Options.Stop).
+func engineContext(c *cli.Context) context.Context { return evidencecli.Hard(c.Context) }
+
+// interruptNotice tells the responder, at the first interrupt, what
+// happens now and what a second one does; the returned function stops
+// watching.
+func interruptNotice(c *cli.Context) func() {
+	stop := context.AfterFunc(c.Context, func() {
+		if engineContext(c).Err() == nil {
+			fmt.Fprintln(c.App.ErrWriter, "eksir: interrupted: the running steps finish and no new step starts; interrupt again to cancel the running steps")
+		}
+	})
+	return func() { stop() }
 }
 
 func runAction(c *cli.Context) error {
@@ -106,6 +125,17 @@ func runAction(c *cli.Context) error {
 		return err
 	}
 	reg, ck, in, env, incident := p.reg, p.ck, p.in, p.env, p.incident
+	// Bad input found by a step's plan (a service account that does not
+	// exist) stops the run before the case exists: nothing changes.
+	if _, err := playbooks.Plan(c.Context, ck, in, env); errors.Is(err, action.ErrBadInput) {
+		return err
+	}
+	if c.Bool("drill") {
+		// Before the case exists: a refused drill leaves nothing behind.
+		if err := playbooks.CheckDrill(c.Context, ck, in, env.Kube); err != nil {
+			return err
+		}
+	}
 	cs, err := openCase(c, incident)
 	if err != nil {
 		return err
@@ -116,12 +146,12 @@ func runAction(c *cli.Context) error {
 	slog.Info("run", "incident", incident, "playbook", ck.Metadata.Name, "case", cs.Dir())
 	var sum *playbooks.Summary
 	if c.Bool("drill") {
-		sum, err = playbooks.Drill(c.Context, ck, in, reg, o, sealCase(c, cs, incident))
+		sum, err = playbooks.Drill(engineContext(c), ck, in, reg, o, sealCase(c, cs, incident))
 	} else {
-		sum, err = playbooks.Run(c.Context, ck, in, o)
+		sum, err = playbooks.Run(engineContext(c), ck, in, o)
 	}
 	closeUI()
-	return finish(c, incident, cs, sum, err)
+	return finish(c, incident, cs, sum, err, "resume")
 }
 
 // sealCase returns the seal of a drill: the case into the case folder,
@@ -142,7 +172,7 @@ func sealCase(c *cli.Context, cs *evidence.Case, incident string) func(context.C
 // release differ only in what the engine does with it.
 type journalStep func(context.Context, *action.Registry, playbooks.Options) (*playbooks.Summary, error)
 
-func fromJournal(step journalStep) cli.ActionFunc {
+func fromJournal(step journalStep, verb string) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		incident, err := requireIncident(c)
 		if err != nil {
@@ -154,9 +184,9 @@ func fromJournal(step journalStep) cli.ActionFunc {
 		}
 		defer cs.Close()
 		o, closeUI := engineOptions(c, env, cs)
-		sum, err := step(c.Context, newRegistry(), o)
+		sum, err := step(engineContext(c), newRegistry(), o)
 		closeUI()
-		return finish(c, incident, cs, sum, err)
+		return finish(c, incident, cs, sum, err, verb)
 	}
 }
 
@@ -185,8 +215,9 @@ func statusAction(c *cli.Context) error {
 }
 
 // finish prints the summary and where the evidence is, and turns the
-// outcome into the error main maps to an exit code.
-func finish(c *cli.Context, incident string, cs *evidence.Case, sum *playbooks.Summary, err error) error {
+// outcome into the error main maps to an exit code; again is the command
+// that continues (resume, or release after a release).
+func finish(c *cli.Context, incident string, cs *evidence.Case, sum *playbooks.Summary, err error, again string) error {
 	if sum != nil {
 		if jsonOutput(c) {
 			if werr := writeJSON(c.App.Writer, map[string]any{"incident": incident, "case": cs.Dir(), "summary": sum}); werr != nil {
@@ -194,6 +225,9 @@ func finish(c *cli.Context, incident string, cs *evidence.Case, sum *playbooks.S
 			}
 		} else {
 			summaryTable(c.App.Writer, sum)
+			if sum.Interrupted {
+				fmt.Fprintf(c.App.Writer, "\ninterrupted: what was not started is not-run; continue with 'eksir %s --incident %s'\n", again, incident)
+			}
 			if sum.Drill != nil {
 				fmt.Fprintf(c.App.Writer, "\ndrill score: time to contain %s, time to sealed evidence %s, steps failed %d, skipped %d\n",
 					sum.Drill.TimeToContain.Round(time.Millisecond), sum.Drill.TimeToSealedEvidence.Round(time.Millisecond), sum.Drill.StepsFailed, sum.Drill.StepsSkipped)
@@ -205,7 +239,7 @@ func finish(c *cli.Context, incident string, cs *evidence.Case, sum *playbooks.S
 		return err
 	}
 	if sum != nil && sum.Partial() {
-		return evidencecli.Partial("some steps did not complete (see the table)", fmt.Sprintf("approve with --approve STEP or --yes, then 'eksir resume --incident %s'", incident))
+		return evidencecli.Partial("some steps did not complete (see the table)", fmt.Sprintf("fix the cause or approve with --approve STEP or --yes, then 'eksir %s --incident %s'", again, incident))
 	}
 	return nil
 }

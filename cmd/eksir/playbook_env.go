@@ -92,8 +92,20 @@ func preparePlaybook(c *cli.Context) (*prepared, error) {
 	if p.env.Kube != nil {
 		resolvers[action.Kubernetes] = playbooks.KubeTargets(p.env.Kube)
 	}
-	if p.in, err = playbooks.Resolve(c.Context, p.ck, given, resolvers); err != nil {
+	pod, targets, err := playbooks.ResolveTargets(c.Context, p.ck, given, resolvers)
+	if err != nil {
 		return nil, err
+	}
+	p.in = targets[0]
+	if pod != "" {
+		// Many pods: the steps run once per pod; the run's own inputs
+		// keep the reference as given (deployment:NS/NAME, ...).
+		p.ck = p.ck.ForTargets(pod, targets)
+		p.in = playbooks.Inputs{}
+		for k, v := range targets[0] {
+			p.in[k] = v
+		}
+		p.in[pod] = given[pod]
 	}
 	return p, nil
 }

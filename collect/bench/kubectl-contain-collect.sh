@@ -10,13 +10,13 @@ k() { kubectl "$@"; }
 mkdir -p "$out"
 
 labels=$(k get pod -n "$ns" "$pod" -o json | jq -c '.metadata.labels')
-k label pod -n "$ns" "$pod" "eksir.dev/quarantine=$inc" >/dev/null
+k label pod -n "$ns" "$pod" "eksir.io/quarantine=$inc" >/dev/null
 k apply -f - >/dev/null <<YAML
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: quarantine-$inc, namespace: $ns}
 spec:
-  podSelector: {matchLabels: {eksir.dev/quarantine: "$inc"}}
+  podSelector: {matchLabels: {eksir.io/quarantine: "$inc"}}
   policyTypes: [Ingress, Egress]
 YAML
 # Policies are additive: narrow every other policy selecting the pod.
@@ -24,13 +24,13 @@ for np in $(k get networkpolicy -n "$ns" -o json | jq -r --argjson l "$labels" -
     .items[] | select(.metadata.name != $q) |
     select((.spec.podSelector.matchLabels // {}) | to_entries | all(.value == $l[.key])) | .metadata.name'); do
   k patch networkpolicy -n "$ns" "$np" --type json -p \
-    '[{"op":"add","path":"/spec/podSelector/matchExpressions","value":[{"key":"eksir.dev/quarantine","operator":"DoesNotExist"}]}]' >/dev/null
+    '[{"op":"add","path":"/spec/podSelector/matchExpressions","value":[{"key":"eksir.io/quarantine","operator":"DoesNotExist"}]}]' >/dev/null
 done
 
 k cordon "$node" >/dev/null
-k taint node "$node" "eksir.dev/quarantine=$inc:NoSchedule" --overwrite >/dev/null
+k taint node "$node" "eksir.io/quarantine=$inc:NoSchedule" --overwrite >/dev/null
 k annotate node "$node" karpenter.sh/do-not-disrupt=true --overwrite >/dev/null
-k label node "$node" "eksir.dev/quarantine=$inc" --overwrite >/dev/null
+k label node "$node" "eksir.io/quarantine=$inc" --overwrite >/dev/null
 
 k get pod -n "$ns" "$pod" -o json >"$out/pod.json"
 rs=$(jq -r '.metadata.ownerReferences[0].name' "$out/pod.json")

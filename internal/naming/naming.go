@@ -10,6 +10,15 @@ import (
 	"strings"
 )
 
+// Domain prefixes every label, annotation, taint and API version eksir
+// writes: eksir.io/quarantine-<id>, apiVersion eksir.io/v1.
+const Domain = "eksir.io"
+
+// LegacyDomain is the prefix of labels and annotations written before the
+// names were unified; releases still read them, so an incident contained by
+// an older eksir can be released by this one.
+const LegacyDomain = "eksir.dev"
+
 // SplitRef splits "namespace/name"; both parts must be non-empty and the
 // name must hold no further slash.
 func SplitRef(ref string) (ns, name string, err error) {

@@ -30,7 +30,7 @@ import (
 
 // SchemaURL identifies version 1 of the document layout described by
 // docs/collector.schema.json.
-const SchemaURL = "https://eksir.dev/schemas/collector/v1"
+const SchemaURL = "https://eksir.io/schemas/collector/v1"
 
 // ClockTicks is USER_HZ, the unit of the times in /proc/PID/stat. The kernel
 // fixes it at 100 for every architecture EKS runs on (amd64, arm64), so it

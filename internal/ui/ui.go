@@ -44,15 +44,24 @@ func NewApprover(in io.Reader, out io.Writer) *Approver {
 	return &Approver{in: bufio.NewReader(in), out: out}
 }
 
-// Approve prints the plan of step and asks; it returns ctx's error when
-// interrupted while waiting for the answer.
+// Approve prints the plan of step, every one of its warnings included,
+// and asks; it returns ctx's error when interrupted while waiting for the
+// answer.
 func (a *Approver) Approve(ctx context.Context, step, act string, p action.Plan) (bool, error) {
 	fmt.Fprintf(a.out, "\nstep %s (%s) will:\n", step, act)
 	for _, ch := range p.Changes {
 		fmt.Fprintf(a.out, "  + %s %s %s\n", ch.Verb, ch.Object, ch.Detail)
 	}
+	if p.Done {
+		fmt.Fprintf(a.out, "  (already in place: running it changes nothing)\n")
+	}
 	for _, pc := range p.Checks {
 		fmt.Fprintf(a.out, "  permission %s allowed=%v %s\n", pc.Permission, pc.Allowed, pc.Reason)
+	}
+	// Warnings come last, right above the question, so that "not enforced"
+	// is what the responder reads before answering.
+	for _, w := range p.Warnings {
+		fmt.Fprintf(a.out, "  ! WARNING: %s\n", w)
 	}
 	fmt.Fprintf(a.out, "approve step %s? type yes: ", step)
 	type answer struct {

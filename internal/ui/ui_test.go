@@ -26,6 +26,27 @@ func TestApprover(t *testing.T) {
 	}
 }
 
+// TestApproverShowsWarnings: every warning of the plan is printed before
+// the question, so a responder approves knowing what is not enforced.
+func TestApproverShowsWarnings(t *testing.T) {
+	plan := action.Plan{
+		Changes:  []action.Change{{Verb: "create", Object: "networkpolicy shop/q"}},
+		Warnings: []string{"NOT ENFORCED: the suspect runs with hostNetwork", "a CiliumNetworkPolicy allows the suspect's egress"},
+	}
+	var out bytes.Buffer
+	if _, err := NewApprover(strings.NewReader("no\n"), &out).Approve(t.Context(), "isolate", "isolate.pod-network", plan); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	ask := strings.Index(got, "approve step isolate?")
+	for _, w := range plan.Warnings {
+		i := strings.Index(got, "! WARNING: "+w)
+		if i < 0 || i > ask {
+			t.Errorf("warning %q not shown before the question:\n%s", w, got)
+		}
+	}
+}
+
 // TestApproverInterrupted: Ctrl-C while the prompt waits returns at once.
 func TestApproverInterrupted(t *testing.T) {
 	r, w := io.Pipe()

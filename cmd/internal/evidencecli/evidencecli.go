@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -53,13 +54,56 @@ func NewApp(name, usage string, extra []cli.Flag, cmds []*cli.Command) *cli.App 
 	}
 }
 
-// Main runs app on the process's arguments, with a context that SIGINT and
-// SIGTERM cancel, reports the error on stderr and returns the exit code.
+// Main runs app on the process's arguments, with the context of
+// Interrupts, reports the error on stderr and returns the exit code.
 func Main(app *cli.App, s Sentinels) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := Interrupts(context.Background())
 	defer stop()
 	err := app.RunContext(ctx, InterleaveFlags(app, os.Args))
 	return Report(os.Stderr, app.Name, err, s)
+}
+
+type hardKey struct{}
+
+// Interrupts returns a context that the first SIGINT or SIGTERM cancels,
+// carrying a second one (Hard) that the second signal cancels: a command
+// may let its running work finish after the first interrupt and cancel it
+// on the second. After the second, the signals' default action is back, so
+// a third ends the process at once. stop releases the signals.
+func Interrupts(parent context.Context) (ctx context.Context, stop func()) {
+	hard, cancelHard := context.WithCancel(parent)
+	soft, cancelSoft := context.WithCancel(context.WithValue(hard, hardKey{}, hard))
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		defer signal.Stop(ch)
+		for _, cancel := range []context.CancelFunc{cancelSoft, cancelHard} {
+			select {
+			case <-ch:
+				cancel()
+			case <-done:
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return soft, func() {
+		once.Do(func() {
+			close(done)
+			cancelSoft()
+			cancelHard()
+		})
+	}
+}
+
+// Hard returns the context of Interrupts that only the second interrupt
+// cancels, or ctx itself when it carries none.
+func Hard(ctx context.Context) context.Context {
+	if h, ok := ctx.Value(hardKey{}).(context.Context); ok {
+		return h
+	}
+	return ctx
 }
 
 func setupGlobals(c *cli.Context) error {

@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/eksir/eksir/evidence"
 )
@@ -62,3 +65,36 @@ func TestReport(t *testing.T) {
 }
 
 func wrap2(err error) error { return fmt.Errorf("run: %w", err) }
+
+// TestInterrupts sends this process real signals: the first cancels the
+// context, the second its Hard context.
+func TestInterrupts(t *testing.T) {
+	ctx, stop := Interrupts(context.Background())
+	defer stop()
+	hard := Hard(ctx)
+	if hard == ctx || hard.Err() != nil {
+		t.Fatal("no hard context")
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first interrupt did not cancel the context")
+	}
+	if hard.Err() != nil {
+		t.Fatal("the first interrupt cancelled the hard context")
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-hard.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second interrupt did not cancel the hard context")
+	}
+	if Hard(context.Background()) != context.Background() {
+		t.Error("Hard of a plain context is not the context itself")
+	}
+}
