@@ -318,7 +318,7 @@ func Run(ctx context.Context, c *Checked, in Inputs, o Options) (*Summary, error
 		return nil, err
 	}
 	if st.start != nil {
-		return nil, fmt.Errorf("%w: the case already holds a run of playbook %s; use resume, or another incident ID", ErrInvalid, st.start.Playbook)
+		return addTargets(ctx, c, in, st, o)
 	}
 	sum := sha256.Sum256(c.source)
 	start := RunStart{Playbook: c.Metadata.Name, File: c.file, Source: string(c.source), SHA256: hex.EncodeToString(sum[:]), Inputs: in.strings(), Drill: o.Drill}
@@ -381,22 +381,172 @@ func journaled(st *journalState, reg *action.Registry) (*Checked, Inputs, error)
 	if err != nil {
 		return nil, nil, err
 	}
+	return st.checked(c)
+}
+
+// checked is the run the journal describes, from its validated playbook c:
+// the targets of its start then those later runs added, always built the
+// same way so that run, resume, release and status see the same step IDs.
+// A run over many targets takes the added ones as more targets (ID@POD);
+// a single-target run keeps its plain step IDs and the added targets get
+// ID@POD ones (withAdded).
+func (st *journalState) checked(c *Checked) (*Checked, Inputs, error) {
 	in, err := parseInputs(c, st.start.Inputs)
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(st.start.Targets) > 0 {
-		var targets []Inputs
-		for _, t := range st.start.Targets {
-			ti, err := parseInputs(c, t)
-			if err != nil {
-				return nil, nil, err
-			}
-			targets = append(targets, ti)
+	pod := st.start.TargetInput
+	first, err := parseTargets(c, st.start.Targets)
+	if err != nil {
+		return nil, nil, err
+	}
+	var added []Inputs
+	for _, a := range st.added {
+		pod = a.TargetInput // the same in every record: addTargets sees to it
+		t, err := parseTargets(c, a.Targets)
+		if err != nil {
+			return nil, nil, err
 		}
-		c = c.ForTargets(st.start.TargetInput, targets)
+		added = append(added, t...)
+	}
+	switch {
+	case len(first) > 0:
+		return c.ForTargets(pod, append(first, added...)), in, nil
+	case len(added) > 0:
+		return c.withAdded(pod, in, added), in, nil
 	}
 	return c, in, nil
+}
+
+func parseTargets(c *Checked, text []map[string]string) ([]Inputs, error) {
+	var out []Inputs
+	for _, t := range text {
+		ti, err := parseInputs(c, t)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ti)
+	}
+	return out, nil
+}
+
+// addTargets is a run into a case whose journal already holds a run: with
+// the same playbook text and the same inputs but for the target input, it
+// journals the new targets (RecTargetsAdded) and runs over the union. The
+// steps of the targets already there keep their final results, as in
+// resume; a target already in the run is refused.
+func addTargets(ctx context.Context, c *Checked, in Inputs, st *journalState, o Options) (*Summary, error) {
+	sum := sha256.Sum256(c.source)
+	sha := hex.EncodeToString(sum[:])
+	if sha != st.start.SHA256 {
+		return nil, fmt.Errorf("%w: the case holds a run of playbook %s (sha256 %.12s); playbook %s (sha256 %.12s) is another playbook or changed text, and only the same playbook adds targets to a run; use resume, or another incident ID",
+			ErrInvalid, st.start.Playbook, st.start.SHA256, c.Metadata.Name, sha)
+	}
+	if o.Drill || st.start.Drill {
+		return nil, fmt.Errorf("%w: the case holds a run of playbook %s; a drill neither takes added targets nor adds them: use another incident ID", ErrInvalid, st.start.Playbook)
+	}
+	a, err := newTargets(c, in, st)
+	if err != nil {
+		return nil, err
+	}
+	a.SHA256 = sha
+	if err := o.connect(ctx, c); err != nil {
+		return nil, err
+	}
+	// The union is built before the record is written: a journal never
+	// holds added targets that resume and release could not rebuild.
+	added := append(slices.Clone(st.added), a)
+	trial := *st
+	trial.added = added
+	u, uin, err := trial.checked(c.root())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := o.Journal.Record(RecTargetsAdded, a, nil); err != nil {
+		return nil, fmt.Errorf("journal added targets: %w", err)
+	}
+	st.added = added
+	return execute(ctx, u, uin, st, o)
+}
+
+// newTargets are the targets of run c (inputs in) that the case's run does
+// not hold yet. The target input is the journaled one, or else the pod
+// input of c that names many pods, or else its one pod input (or the one
+// pod input whose value changed); every other input that does not derive
+// from it must equal the journaled one.
+func newTargets(c *Checked, in Inputs, st *journalState) (TargetsAdded, error) {
+	pod := st.start.TargetInput
+	if pod == "" && len(st.added) > 0 {
+		pod = st.added[0].TargetInput
+	}
+	if pod == "" {
+		pod = c.targetInput
+	}
+	given, was := in.strings(), st.start.Inputs
+	if pod == "" {
+		var pods, changed []string
+		for _, d := range c.Inputs {
+			if d.Type == action.Pod && d.From == "" {
+				pods = append(pods, d.Name)
+				if given[d.Name] != was[d.Name] {
+					changed = append(changed, d.Name)
+				}
+			}
+		}
+		switch {
+		case len(pods) == 1:
+			pod = pods[0]
+		case len(changed) == 1:
+			pod = changed[0]
+		default:
+			return TargetsAdded{}, fmt.Errorf("%w: playbook %s: cannot tell which pod input names the added targets (pod inputs %s, changed %s)", ErrInvalid, c.Metadata.Name, strings.Join(pods, ", "), strings.Join(changed, ", "))
+		}
+	}
+	if c.targetInput != "" && c.targetInput != pod {
+		return TargetsAdded{}, fmt.Errorf("%w: the run's targets are input %s, not %s", ErrInvalid, pod, c.targetInput)
+	}
+	var diff []string
+	for _, d := range c.Inputs {
+		if d.Name == pod || strings.HasPrefix(d.From, pod+".") {
+			continue
+		}
+		if given[d.Name] != was[d.Name] {
+			diff = append(diff, fmt.Sprintf("%s is %q, the run's is %q", d.Name, given[d.Name], was[d.Name]))
+		}
+	}
+	if len(diff) > 0 {
+		return TargetsAdded{}, fmt.Errorf("%w: adding targets to the run of %s changes only input %s: %s", ErrInvalid, st.start.Playbook, pod, strings.Join(diff, "; "))
+	}
+	have := map[string]bool{}
+	if len(st.start.Targets) == 0 {
+		have[was[pod]] = true
+	}
+	for _, t := range st.start.Targets {
+		have[t[pod]] = true
+	}
+	for _, a := range st.added {
+		for _, t := range a.Targets {
+			have[t[pod]] = true
+		}
+	}
+	news := c.targets
+	if len(news) == 0 {
+		news = []Inputs{in}
+	}
+	a := TargetsAdded{TargetInput: pod}
+	var dup []string
+	for _, t := range news {
+		ts := t.strings()
+		if have[ts[pod]] {
+			dup = append(dup, ts[pod])
+			continue
+		}
+		a.Targets = append(a.Targets, ts)
+	}
+	if len(dup) > 0 {
+		return TargetsAdded{}, fmt.Errorf("%w: the run of %s already holds %s %s: give only new targets (resume retries the steps of those already there)", ErrInvalid, st.start.Playbook, pod, strings.Join(dup, ", "))
+	}
+	return a, nil
 }
 
 // parseInputs parses journaled inputs by their declared types.
@@ -437,7 +587,7 @@ type runner struct {
 }
 
 func (r *runner) serialise(cs *cstep) func() {
-	if cs.target == "" || cs.spec.Kind != action.Contain {
+	if cs.local == "" || cs.spec.Kind != action.Contain {
 		return func() {}
 	}
 	m, _ := r.contain.LoadOrStore(cs.local, &sync.Mutex{})
@@ -513,10 +663,12 @@ func execute(ctx context.Context, c *Checked, in Inputs, st *journalState, o Opt
 			res := r.res[id]
 			r.mu.Unlock()
 			if cs := r.c.steps[id]; res.Status == StatusFailed && cs.OnError != OnErrorContinue {
-				if cs.target == "" {
+				if cs.local == "" {
 					stopping = true
 				} else {
-					aborted[cs.target] = true // the other targets go on
+					// The other targets go on; a run that took added
+					// targets keeps its first target's steps under "".
+					aborted[cs.target] = true
 				}
 			}
 		case <-ctxDone:

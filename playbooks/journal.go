@@ -23,6 +23,9 @@ const (
 	// RecContainWithoutCapture journals the responder's decision to run a
 	// step whose required captures are incomplete (ContainWithoutCapture).
 	RecContainWithoutCapture = "step.contain-without-capture"
+	// RecTargetsAdded journals a second run of the same playbook into the
+	// case adding targets to its run (TargetsAdded).
+	RecTargetsAdded = "playbook.targets-added"
 )
 
 // Step statuses. Succeeded and ConditionFalse are final: resume keeps them.
@@ -72,6 +75,15 @@ type RunStart struct {
 	Targets     []map[string]string `json:"targets,omitempty"`
 }
 
+// TargetsAdded is journaled when a run of the same playbook adds targets
+// to the case's run: each new target's inputs, TargetInput naming the pod
+// input that varies. Resume, release and status run over the union.
+type TargetsAdded struct {
+	SHA256      string              `json:"sha256"`
+	TargetInput string              `json:"target_input"`
+	Targets     []map[string]string `json:"targets"`
+}
+
 // Intent is journaled before a step's first side effect.
 type Intent struct {
 	Step   string          `json:"step"`
@@ -106,6 +118,8 @@ type journalState struct {
 	// result: release undoes steps in reverse order of it.
 	last   map[string]int64
 	undone map[string]StepResult
+	// added are the targets later runs added, in journal order.
+	added []TargetsAdded
 }
 
 func readJournal(j Journal) (*journalState, error) {
@@ -122,6 +136,12 @@ func readJournal(j Journal) (*journalState, error) {
 			}
 			st.start = &s
 			st.startAt, _ = time.Parse(evidence.TimeFormat, r.Time)
+		case RecTargetsAdded:
+			var a TargetsAdded
+			if err := json.Unmarshal(r.Details, &a); err != nil {
+				return nil, fmt.Errorf("custody record %d: %w", r.Seq, err)
+			}
+			st.added = append(st.added, a)
 		case RecIntent:
 			var in Intent
 			if err := json.Unmarshal(r.Details, &in); err != nil {

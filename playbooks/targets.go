@@ -21,7 +21,8 @@ const TargetSep = "@"
 // from it). Step IDs become ID@POD, needs and expressions stay within one
 // target, and --approve ID approves the step for every target.
 func (c *Checked) ForTargets(pod string, targets []Inputs) *Checked {
-	out := &Checked{Playbook: c.Playbook, steps: map[string]*cstep{}, env: c.env, outs: c.outs, targets: targets, targetInput: pod}
+	out := &Checked{Playbook: c.Playbook, steps: map[string]*cstep{}, env: c.env, outs: c.outs, targets: targets, targetInput: pod, base: c.root()}
+	c = out.base
 	for _, in := range targets {
 		t, _ := in[pod].(string)
 		key := func(id string) string { return id + TargetSep + t }
@@ -38,6 +39,30 @@ func (c *Checked) ForTargets(pod string, targets []Inputs) *Checked {
 			out.Order = append(out.Order, st.ID)
 		}
 	}
+	return out
+}
+
+// root is the playbook as validated, before any ForTargets.
+func (c *Checked) root() *Checked {
+	if c.base != nil {
+		return c.base
+	}
+	return c
+}
+
+// withAdded is the single-target run in (plain step IDs) joined by the
+// added targets (steps ID@POD): what a run becomes when a second run adds
+// targets to it.
+func (c *Checked) withAdded(pod string, in Inputs, added []Inputs) *Checked {
+	c = c.root()
+	out := c.ForTargets(pod, added)
+	out.first = in
+	for _, id := range c.Order {
+		cs := *c.steps[id]
+		cs.local = id // its own playbook ID: approvals and serialising as for the others
+		out.steps[id] = &cs
+	}
+	out.Order = append(slices.Clone(c.Order), out.Order...)
 	return out
 }
 
@@ -223,6 +248,9 @@ func (c *Checked) outputScopes(in Inputs) []outputScope {
 		return []outputScope{{in: in}}
 	}
 	var out []outputScope
+	if c.first != nil {
+		out = append(out, outputScope{in: c.first})
+	}
 	for _, t := range c.targets {
 		k, _ := t[c.targetInput].(string)
 		out = append(out, outputScope{key: k, in: t})

@@ -35,6 +35,11 @@ type Checked struct {
 	// (ForTargets), keyed by the value of input targetInput.
 	targets     []Inputs
 	targetInput string
+	// first is, in a single-target run that took added targets, the
+	// first target's inputs: its steps keep their plain IDs.
+	first Inputs
+	// base is the playbook as validated, before ForTargets.
+	base *Checked
 }
 
 type cstep struct {

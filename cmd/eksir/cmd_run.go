@@ -38,7 +38,7 @@ var containWithoutCaptureFlag = &cli.BoolFlag{Name: "contain-without-capture",
 // runCommand declares `eksir run`.
 func runCommand() *cli.Command {
 	return &cli.Command{
-		Name: "run", Usage: "run a playbook, journaling every step into the incident's custody log",
+		Name: "run", Usage: "run a playbook, journaling every step into the incident's custody log; into a case holding a run of the same playbook, add new pods to it",
 		UsageText: "eksir run PLAYBOOK [target flags] [--incident ID] [--yes | --approve STEP,...] [--parallel N] [--contain-without-capture] [--drill]",
 		Flags: append(append(targetCLIFlags(), approvalFlags()...), containWithoutCaptureFlag,
 			&cli.BoolFlag{Name: "drill", Usage: "game day: seal, release (asking unless --yes) and print a drill score; only for playbooks marked drill: true and targets labelled " + playbooks.DrillLabel + "=true (the pod or its namespace)"}),
