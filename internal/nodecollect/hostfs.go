@@ -42,7 +42,7 @@ type ListDoc struct {
 type FileEntry struct {
 	// Path is relative to the root, '/'-separated.
 	Path string `json:"path"`
-	// Type is file, symlink, fifo, socket, device or other.
+	// Type is file, symlink, fifo, socket, char, block or other (modeType).
 	Type  string `json:"type"`
 	Size  int64  `json:"size"`
 	Mode  string `json:"mode"`
@@ -107,7 +107,7 @@ func (c *Collector) List(ctx context.Context, dir, p string) (*ListDoc, error) {
 }
 
 func (c *Collector) fileEntry(root *os.Root, name string, fi fs.FileInfo, e *errs) FileEntry {
-	ent := FileEntry{Path: name, Type: entryType(fi.Mode()), Size: fi.Size(), Mode: fi.Mode().String(),
+	ent := FileEntry{Path: name, Type: modeType(fi.Mode()), Size: fi.Size(), Mode: fi.Mode().String(),
 		MTime: fi.ModTime().UTC().Format(time.RFC3339Nano)}
 	if ent.Type == "symlink" {
 		t, err := root.Readlink(name)
@@ -119,22 +119,6 @@ func (c *Collector) fileEntry(root *os.Root, name string, fi fs.FileInfo, e *err
 	return ent
 }
 
-func entryType(m fs.FileMode) string {
-	switch {
-	case m.IsRegular():
-		return "file"
-	case m&fs.ModeSymlink != 0:
-		return "symlink"
-	case m&fs.ModeNamedPipe != 0:
-		return "fifo"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeDevice != 0:
-		return "device"
-	}
-	return "other"
-}
-
 // openRegular opens p under root for reading, refusing anything whose own
 // entry (not a symlink's target) is not a regular file, and checks that
 // what was opened is the file that was checked.
@@ -144,7 +128,7 @@ func openRegular(root *os.Root, p string) (*os.File, fs.FileInfo, error) {
 		return nil, nil, err
 	}
 	if !before.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("%s: %w (%s)", p, ErrNotRegular, entryType(before.Mode()))
+		return nil, nil, fmt.Errorf("%s: %w (%s)", p, ErrNotRegular, modeType(before.Mode()))
 	}
 	// O_NONBLOCK so that a FIFO swapped in after the check cannot hang us.
 	f, err := root.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
@@ -232,7 +216,7 @@ func (c *Collector) RemoveFile(ctx context.Context, dir, p, wantSHA256 string) (
 	case err != nil:
 		return nil, fmt.Errorf("remove: %w", err)
 	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("remove %s: %w (%s)", rel, ErrNotRegular, entryType(fi.Mode()))
+		return nil, fmt.Errorf("remove %s: %w (%s)", rel, ErrNotRegular, modeType(fi.Mode()))
 	default:
 		if err := ctx.Err(); err != nil {
 			return nil, err

@@ -158,12 +158,15 @@ func fdType(t string) string {
 	return "other"
 }
 
+// modeType names a file's type, as the files and list artefacts report it.
 func modeType(m fs.FileMode) string {
 	switch {
 	case m.IsRegular():
 		return "file"
 	case m.IsDir():
 		return "dir"
+	case m&fs.ModeSymlink != 0:
+		return "symlink"
 	case m&fs.ModeSocket != 0:
 		return "socket"
 	case m&fs.ModeNamedPipe != 0:
