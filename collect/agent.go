@@ -114,8 +114,9 @@ type agent struct {
 // checks, by asking the binary for its own SHA-256, that what runs there is
 // what was sent.
 func deliverAgent(ctx context.Context, ex Executor, ns, pod, container, where string, bin *collectorBinary) (*agent, error) {
-	var out bytes.Buffer
-	if err := ex.Exec(ctx, ns, pod, container, []string{"sh", "-c", installScript(bin.sha256, len(bin.data))}, bytes.NewReader(bin.data), &out, nil); err != nil {
+	// What the node answers is untrusted: a path, kept short.
+	out := &limitedBuffer{max: 4096}
+	if err := ex.Exec(ctx, ns, pod, container, []string{"sh", "-c", installScript(bin.sha256, len(bin.data))}, bytes.NewReader(bin.data), out, nil); err != nil {
 		return nil, fmt.Errorf("deliver the collector into %s/%s (%s) over exec stdin: %w", ns, pod, container, err)
 	}
 	path := strings.TrimSpace(out.String())
@@ -249,9 +250,11 @@ type agentVersionDoc struct {
 }
 
 func agentVersion(ctx context.Context, ex Executor, ns, pod, container, path string) (agentVersionDoc, error) {
-	var out bytes.Buffer
+	// A version document is small; a node that streams more is not
+	// answering with the eksir collector.
+	out := &limitedBuffer{max: 64 << 10}
 	var v agentVersionDoc
-	if err := ex.Exec(ctx, ns, pod, container, []string{path, "version"}, nil, &out, nil); err != nil {
+	if err := ex.Exec(ctx, ns, pod, container, []string{path, "version"}, nil, out, nil); err != nil {
 		return v, fmt.Errorf("run the collector in %s/%s: %w", ns, pod, err)
 	}
 	var doc struct {

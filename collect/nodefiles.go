@@ -174,6 +174,9 @@ func podLogFiles(ctx context.Context, s *store, a *agent, base string, src evide
 		return s.notCollected(listing, evidence.ItemInfo{Source: psrc, Method: a.method([]string{"list", "--root", hostRoot, dir})}, err.Error())
 	}
 	files, err := parseListing(out.Bytes())
+	if err != nil && out.Len() == out.max {
+		err = fmt.Errorf("the listing of %s is over %d bytes, which no pod's log folder needs: %w", dir, out.max, err)
+	}
 	if err != nil {
 		return s.notCollected(listing, evidence.ItemInfo{Source: psrc, Method: a.method([]string{"list", "--root", hostRoot, dir})}, err.Error())
 	}
