@@ -3,6 +3,7 @@ package lab_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/eksir/eksir/internal/awstarget"
 	"net/url"
 	"os"
 	"os/exec"
@@ -90,7 +91,7 @@ func TestCryptoMinerBothSides(t *testing.T) {
 		if !strings.HasPrefix(n.Name, env.Prefix) {
 			continue // another test's nodes
 		}
-		_, id, err := lab.ParseProviderID(n.Spec.ProviderID)
+		_, id, err := awstarget.ParseProviderID(n.Spec.ProviderID)
 		if err != nil {
 			t.Fatalf("node %s: %v", n.Name, err)
 		}

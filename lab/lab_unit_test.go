@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"errors"
+	"github.com/eksir/eksir/internal/awstarget"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,13 +84,13 @@ func TestCRILines(t *testing.T) {
 }
 
 func TestProviderID(t *testing.T) {
-	az, id, err := ParseProviderID(providerID("us-east-1a", "i-0123456789abcdef0"))
+	az, id, err := awstarget.ParseProviderID(providerID("us-east-1a", "i-0123456789abcdef0"))
 	if err != nil || az != "us-east-1a" || id != "i-0123456789abcdef0" {
 		t.Errorf("round trip: %q %q %v", az, id, err)
 	}
 	for _, bad := range []string{"", "aws:///us-east-1a", "gce://p/z/n", "aws:///us-east-1a/vol-1", "aws:///a/i-1/x"} {
-		if _, _, err := ParseProviderID(bad); err == nil {
-			t.Errorf("ParseProviderID(%q): want error", bad)
+		if _, _, err := awstarget.ParseProviderID(bad); err == nil {
+			t.Errorf("awstarget.ParseProviderID(%q): want error", bad)
 		}
 	}
 }

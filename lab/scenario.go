@@ -223,19 +223,6 @@ func providerID(az, instanceID string) string {
 	return "aws:///" + az + "/" + instanceID
 }
 
-// ParseProviderID splits an EKS providerID into zone and instance ID.
-func ParseProviderID(id string) (az, instanceID string, err error) {
-	rest, ok := strings.CutPrefix(id, "aws:///")
-	if !ok {
-		return "", "", fmt.Errorf("providerID %q: want aws:///<zone>/<instance-id>", id)
-	}
-	az, instanceID, ok = strings.Cut(rest, "/")
-	if !ok || az == "" || !strings.HasPrefix(instanceID, "i-") || strings.Contains(instanceID, "/") {
-		return "", "", fmt.Errorf("providerID %q: want aws:///<zone>/<instance-id>", id)
-	}
-	return az, instanceID, nil
-}
-
 // oidcID is a stable, EKS-looking OIDC provider ID for a cluster name.
 func oidcID(cluster string) string {
 	sum := sha256.Sum256([]byte("oidc/" + cluster))
