@@ -3,7 +3,6 @@ package lab_test
 import (
 	"context"
 	"encoding/json"
-	"github.com/eksir/eksir/internal/awstarget"
 	"net/url"
 	"os"
 	"os/exec"
@@ -23,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	eaws "github.com/eksir/eksir/internal/aws"
+	"github.com/eksir/eksir/internal/awstarget"
 	"github.com/eksir/eksir/internal/kube"
 	"github.com/eksir/eksir/internal/labtest"
 	"github.com/eksir/eksir/lab"

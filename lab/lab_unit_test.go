@@ -3,13 +3,14 @@ package lab
 import (
 	"context"
 	"errors"
-	"github.com/eksir/eksir/internal/awstarget"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eksir/eksir/internal/awstarget"
 )
 
 func TestParseStat(t *testing.T) {
