@@ -274,7 +274,11 @@ func writeFault(w http.ResponseWriter, c call, f Fault) {
 		if code == "ServiceUnavailable" {
 			code = "ServiceUnavailableException"
 		}
-		h.Set("Content-Type", "application/x-amz-json-1.1")
+		if c.proto == awsJSON {
+			h.Set("Content-Type", "application/x-amz-json-1.1")
+		} else {
+			h.Set("Content-Type", "application/json")
+		}
 		h.Set("X-Amzn-ErrorType", code)
 		w.WriteHeader(status)
 		fmt.Fprintf(w, `{"__type":%q,"message":%q}`, code, msg)

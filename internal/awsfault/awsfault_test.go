@@ -9,12 +9,14 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -149,12 +151,20 @@ func TestAlwaysFailCode(t *testing.T) {
 			_, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 			return err
 		}},
+		{"eks", "GET /clusters", awsfault.Throttle, "ThrottlingException", func(cfg aws.Config) error {
+			_, err := eks.NewFromConfig(cfg).ListClusters(ctx, &eks.ListClustersInput{})
+			return err
+		}},
+		{"eks", "GET /clusters", awsfault.Unavailable, "ServiceUnavailableException", func(cfg aws.Config) error {
+			_, err := eks.NewFromConfig(cfg).ListClusters(ctx, &eks.ListClustersInput{})
+			return err
+		}},
 		{"s3", "PutObject", awsfault.Throttle, "SlowDown", func(cfg aws.Config) error {
 			_, err := eaws.S3(cfg).PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("b"), Key: aws.String("k"), Body: bytes.NewReader([]byte("x"))})
 			return err
 		}},
 	} {
-		t.Run(c.service+"-"+c.op+"-"+c.fault.String(), func(t *testing.T) {
+		t.Run(c.service+"-"+strings.ReplaceAll(c.op, " /", "")+"-"+c.fault.String(), func(t *testing.T) {
 			_, p, cfg := start(t, awsfault.Options{Faults: []awsfault.Fault{c.fault},
 				Always: func(service, op string) bool { return service == c.service && op == c.op }}, 2)
 			err := c.call(cfg)
