@@ -7,7 +7,8 @@
 // with the AWS error code.
 //
 // The proxy tells the service by the SigV4 signing scope of the
-// Authorization header (Credential=KEY/DATE/REGION/SERVICE/aws4_request)
+// Authorization header (Credential=KEY/DATE/REGION/SERVICE/aws4_request;
+// "unsigned" without one)
 // and the operation by the protocol: the Action form field of the query
 // protocols (EC2, IAM, STS, Auto Scaling), the X-Amz-Target header of the
 // JSON protocols (CloudWatch Logs, SSM, CloudTrail), the x-id query
@@ -189,17 +190,17 @@ type call struct {
 // only for form-encoded requests, and restored for the forwarded request.
 func identify(r *http.Request) (call, error) {
 	var c call
-	auth := r.Header.Get("Authorization")
-	_, scope, ok := strings.Cut(auth, "Credential=")
-	if !ok {
-		return c, fmt.Errorf("no SigV4 Authorization header: cannot tell the service")
+	// Unsigned calls (STS AssumeRoleWithWebIdentity, which IRSA makes)
+	// carry no scope: they are service "unsigned", still subject to faults.
+	c.service = "unsigned"
+	if _, scope, ok := strings.Cut(r.Header.Get("Authorization"), "Credential="); ok {
+		scope, _, _ = strings.Cut(scope, ",")
+		parts := strings.Split(scope, "/")
+		if len(parts) != 5 {
+			return c, fmt.Errorf("unexpected SigV4 signing scope %q", scope)
+		}
+		c.service = parts[3]
 	}
-	scope, _, _ = strings.Cut(scope, ",")
-	parts := strings.Split(scope, "/")
-	if len(parts) != 5 {
-		return c, fmt.Errorf("unexpected signing scope %q", scope)
-	}
-	c.service = parts[3]
 	switch {
 	case r.Header.Get("X-Amz-Target") != "":
 		t := r.Header.Get("X-Amz-Target")
