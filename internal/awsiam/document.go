@@ -91,13 +91,13 @@ func (s *Statements) UnmarshalJSON(b []byte) error {
 	}
 	var l []json.RawMessage
 	if err := json.Unmarshal(b, &l); err != nil {
-		return fmt.Errorf("Statement: want an object or a list of objects: %w", err)
+		return fmt.Errorf("element Statement: want an object or a list of objects: %w", err)
 	}
 	out := make(Statements, 0, len(l))
 	for i, raw := range l {
 		var st Statement
 		if err := strictUnmarshal(raw, &st); err != nil {
-			return fmt.Errorf("Statement[%d]: %w", i, err)
+			return fmt.Errorf("statement %d: %w", i, err)
 		}
 		out = append(out, st)
 	}
