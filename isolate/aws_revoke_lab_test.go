@@ -581,3 +581,94 @@ func TestAWSRevokeAccessKey(t *testing.T) {
 	wantBadInput(t, err, "access-key")
 	sameWorld(t, "after bad input", f.world(t), want)
 }
+
+// TestAWSRevokeResume builds, with the admin's clients, the state a kill -9
+// leaves at each step boundary of revoke.instance-profile and
+// revoke.access-key (record written, change not made; change made, policy
+// not put), then runs the step again: it completes without repeating a
+// change, and Undo restores the state before the incident exactly.
+func TestAWSRevokeResume(t *testing.T) {
+	f := setupAWS(t)
+	ctx, env := t.Context(), f.s.Env
+	h := naming.ShortHash(env.Incident, 10)
+	before := f.world(t)
+	inst := f.s.Seed.Targets[lab.TargetInstance]
+	profile := before.Associations[inst]
+	role := profile[strings.LastIndex(profile, "/")+1:] // the seed names the profile after its role
+	ip := f.action(t, "revoke.instance-profile")
+	ipCall := action.Call{Step: "t", Params: map[string]any{"instance": inst}}
+
+	assocID := func() string {
+		out, err := f.ec2.DescribeIamInstanceProfileAssociations(ctx, &ec2.DescribeIamInstanceProfileAssociationsInput{
+			Filters: []ec2types.Filter{{Name: aws.String("instance-id"), Values: []string{inst}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range out.IamInstanceProfileAssociations {
+			if a.State == ec2types.IamInstanceProfileAssociationStateAssociated {
+				return aws.ToString(a.AssociationId)
+			}
+		}
+		return ""
+	}
+	tagInstance := func() {
+		if _, err := f.ec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{inst},
+			Tags: []ec2types.Tag{{Key: aws.String("eksir.io/instance-profile-" + h), Value: aws.String(profile)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, stage := range []string{"tagged", "disassociated"} {
+		tagInstance()
+		if stage == "disassociated" {
+			if _, err := f.ec2.DisassociateIamInstanceProfile(ctx, &ec2.DisassociateIamInstanceProfileInput{AssociationId: aws.String(assocID())}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		plan, err := ip.Plan(ctx, env, ipCall)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range plan.Changes {
+			if c.Verb == "tag" || stage == "disassociated" && c.Verb == "disassociate" {
+				t.Errorf("%s: plan repeats %s", stage, c.Verb)
+			}
+		}
+		res, err := ip.Run(ctx, env, ipCall)
+		if err != nil {
+			t.Fatalf("%s: %v", stage, err)
+		}
+		name, sid := policyName(env.Incident)
+		if w := f.world(t); w.Associations[inst] != "" || len(w.RolePolicies[role]) != len(before.RolePolicies[role])+1 ||
+			!awsiam.Equal(f.rolePolicies(t, role)[name], awsiam.DenyOlderSessions(sid, revokeTime)) {
+			t.Fatalf("%s: after Run: %+v %v", stage, w.Associations, w.RolePolicies[role])
+		}
+		if _, err := ip.(action.Reverser).Undo(ctx, env, ipCall, res.Undo); err != nil {
+			t.Fatal(err)
+		}
+		sameWorld(t, stage+": after Undo", f.world(t), before)
+	}
+
+	// Killed with the statuses recorded and the key deactivated, before
+	// the policy: the resumed run must not take Inactive as the original.
+	ak := f.action(t, "revoke.access-key")
+	user, key := f.s.Seed.IAMUser, f.s.Seed.Targets[lab.TargetAccessKey]
+	akCall := action.Call{Step: "t", Params: map[string]any{"access-key": key}}
+	if _, err := f.iam.TagUser(ctx, &iam.TagUserInput{UserName: aws.String(user), Tags: []iamtypes.Tag{{Key: aws.String("eksir.io/access-keys-" + h), Value: aws.String(key + "=Active")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.iam.UpdateAccessKey(ctx, &iam.UpdateAccessKeyInput{UserName: aws.String(user), AccessKeyId: aws.String(key), Status: iamtypes.StatusTypeInactive}); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := ak.Plan(ctx, env, akCall)
+	if err != nil || len(plan.Changes) != 1 || plan.Changes[0].Verb != "put-policy" {
+		t.Fatalf("resumed plan: %+v, %v", plan, err)
+	}
+	res, err := ak.Run(ctx, env, akCall)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ak.(action.Reverser).Undo(ctx, env, akCall, res.Undo); err != nil {
+		t.Fatal(err)
+	}
+	sameWorld(t, "access key: after Undo", f.world(t), before)
+}
