@@ -56,7 +56,7 @@ const (
 
 // Register adds the containment actions to r.
 func Register(r *action.Registry) {
-	r.Register(PodNetwork{}, CordonNode{}, Label{}, RevokeServiceAccount{})
+	r.Register(PodNetwork{}, CordonNode{}, Label{}, RevokeServiceAccount{}, InstanceNetwork{}, InstanceProtect{})
 }
 
 // LabelValue turns an incident ID into a label value: the ID itself when it
