@@ -209,6 +209,7 @@ func (a InstanceProtect) Plan(ctx context.Context, env *action.Env, call action.
 	case inst.ASG == "" || mode == ASGNone:
 	case mode == ASGProtect && !inst.ScaleInProtected:
 		p.Changes = append(p.Changes, action.Change{Verb: "protect", Object: "autoscaling-group " + inst.ASG, Detail: "ProtectedFromScaleIn for " + inst.ID})
+		p.Warnings = append(p.Warnings, "scale-in protection does not stop "+inst.ASG+" from replacing "+inst.ID+" if its health checks fail (an isolated node may fail them): asg=detach avoids that")
 	case mode == ASGDetach:
 		p.Changes = append(p.Changes, action.Change{Verb: "detach", Object: "autoscaling-group " + inst.ASG, Detail: inst.ID + ", desired capacity unchanged"})
 		p.Warnings = append(p.Warnings, "detach: "+inst.ASG+" launches a replacement instance (desired capacity is kept); release attaches "+inst.ID+" again, which raises the desired capacity by one")
@@ -282,7 +283,9 @@ func (a InstanceProtect) Run(ctx context.Context, env *action.Env, call action.C
 	if !stop {
 		err := setFlag(ctx, e, inst.ID, ec2types.InstanceAttributeNameDisableApiStop, true)
 		switch {
-		case err != nil && spot && isCode(err, "UnsupportedOperation", "InvalidParameterCombination"):
+		case err != nil && spot && awstarget.ErrorCode(err) != "":
+			// EC2 may refuse stop protection on Spot too; the rest still
+			// matters more than this flag.
 			res.Warnings = append(res.Warnings, "stop protection refused for the Spot Instance: "+awstarget.ErrorCode(err))
 		case err != nil:
 			return res, err
