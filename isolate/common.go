@@ -57,6 +57,7 @@ const (
 // Register adds the containment actions to r.
 func Register(r *action.Registry) {
 	r.Register(PodNetwork{}, CordonNode{}, Label{}, RevokeServiceAccount{},
+		InstanceNetwork{}, InstanceProtect{},
 		RevokeInstanceProfile{}, RevokeIRSARole{}, RevokePodIdentity{}, RevokeAccessKey{})
 }
 

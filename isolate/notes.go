@@ -13,6 +13,10 @@ var (
 	labelNotes string
 	//go:embed notes/revoke-service-account.md
 	revokeNotes string
+	//go:embed notes/instance-network.md
+	instanceNetworkNotes string
+	//go:embed notes/instance-protect.md
+	instanceProtectNotes string
 )
 
 var (

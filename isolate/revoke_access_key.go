@@ -79,7 +79,7 @@ const (
 )
 
 // keysTag is the user tag holding the statuses the incident found.
-func keysTag(incident string) string { return incidentTag("access-keys", incident) }
+func keysTag(incident string) string { return recordTag("access-keys", incident) }
 
 // encodeKeys writes key statuses as an IAM tag value: "ID=Status ID=Status"
 // (tag values allow letters, digits, spaces and _.:/=+-@, not commas).

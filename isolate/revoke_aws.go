@@ -46,9 +46,9 @@ func denyPodPolicy(incident, pod string) (name, sid string) {
 	return "eksir-deny-pod-" + h + "-" + p, "EksirDenyPod" + h + p
 }
 
-// incidentTag is the key of the per-incident tag an action keeps its
+// recordTag is the key of the per-incident tag an action keeps its
 // record in on an EC2 instance or IAM user.
-func incidentTag(what, incident string) string {
+func recordTag(what, incident string) string {
 	return naming.Domain + "/" + what + "-" + naming.ShortHash(incident, 10)
 }
 

@@ -89,7 +89,7 @@ type profileState struct {
 }
 
 // profileTag is the instance tag holding the disassociated profile's ARN.
-func profileTag(incident string) string { return incidentTag("instance-profile", incident) }
+func profileTag(incident string) string { return recordTag("instance-profile", incident) }
 
 func (RevokeInstanceProfile) read(ctx context.Context, ec profileEC2API, incident, id string) (profileState, error) {
 	st := profileState{instance: id}

@@ -23,15 +23,18 @@ import (
 
 // awsWorld is what seeding created in the emulated account.
 type awsWorld struct {
-	Account, Region, Cluster    string
-	VPC, SecurityGroup, ASG     string
-	NodeRole, InstanceProfile   string
-	OIDCProviderArn, OIDCIssuer string
-	IRSARoleArn, IRSARoleName   string
-	LeakedUser, AccessKeyID     string
-	EvidenceBucket              string
-	Instances                   []instance // sorted by private IP
-	DataVolume, DataVolumeAZ    string     // the EBS volume behind the suspect's PV
+	Account, Region, Cluster string
+	VPC, SecurityGroup, ASG  string
+	// The suspect's second interface (a trunk for security groups for pods),
+	// a branch interface of it, and their group.
+	PodsSecurityGroup, TrunkENI, BranchENI string
+	NodeRole, InstanceProfile              string
+	OIDCProviderArn, OIDCIssuer            string
+	IRSARoleArn, IRSARoleName              string
+	LeakedUser, AccessKeyID                string
+	EvidenceBucket                         string
+	Instances                              []instance // sorted by private IP
+	DataVolume, DataVolumeAZ               string     // the EBS volume behind the suspect's PV
 }
 
 type instance struct {
@@ -87,6 +90,7 @@ func seedAWS(ctx context.Context, cfg aws.Config, sc Scenario, cluster string, n
 	var (
 		g       errgroup.Group
 		results = make([][]instance, len(zones))
+		subnets = map[string]string{}
 	)
 	for zi, z := range zones {
 		az := cfg.Region + z
@@ -100,14 +104,17 @@ func seedAWS(ctx context.Context, cfg aws.Config, sc Scenario, cluster string, n
 			continue
 		}
 		subnet := aws.ToString(sn.Subnet.SubnetId)
+		subnets[az] = subnet
 		g.Go(func() error {
 			out, err := ec2c.RunInstances(ctx, &ec2.RunInstancesInput{
 				ImageId: aws.String(nodeAMI), InstanceType: ec2types.InstanceType(nodeInstanceType),
 				MinCount: aws.Int32(int32(perZone[zi])), MaxCount: aws.Int32(int32(perZone[zi])),
-				SubnetId: aws.String(subnet), SecurityGroupIds: []string{w.SecurityGroup},
+				// The group goes on the interface, not SecurityGroupIds: moto
+				// merges the latter into every interface's groups.
+				NetworkInterfaces:  []ec2types.InstanceNetworkInterfaceSpecification{{DeviceIndex: aws.Int32(0), SubnetId: aws.String(subnet), Groups: []string{w.SecurityGroup}}},
 				IamInstanceProfile: &ec2types.IamInstanceProfileSpecification{Name: aws.String(w.InstanceProfile)},
 				BlockDeviceMappings: []ec2types.BlockDeviceMapping{
-					{DeviceName: aws.String("/dev/xvda"), Ebs: &ec2types.EbsBlockDevice{VolumeSize: aws.Int32(20), VolumeType: ec2types.VolumeTypeGp3}},
+					{DeviceName: aws.String("/dev/xvda"), Ebs: &ec2types.EbsBlockDevice{VolumeSize: aws.Int32(20), VolumeType: ec2types.VolumeTypeGp3, DeleteOnTermination: aws.Bool(true)}},
 					{DeviceName: aws.String("/dev/xvdb"), Ebs: &ec2types.EbsBlockDevice{VolumeSize: aws.Int32(100), VolumeType: ec2types.VolumeTypeGp3}},
 				},
 				MetadataOptions: &ec2types.InstanceMetadataOptionsRequest{HttpTokens: ec2types.HttpTokensStateRequired, HttpPutResponseHopLimit: aws.Int32(2)},
@@ -162,6 +169,9 @@ func seedAWS(ctx context.Context, cfg aws.Config, sc Scenario, cluster string, n
 		return nil, fmt.Errorf("attach the suspect's data volume: %w", err)
 	}
 
+	if err := seedPodsENIs(ctx, ec2c, w, subnets[suspect.AZ], cluster); err != nil {
+		return nil, err
+	}
 	if err := seedASG(ctx, autoscaling.NewFromConfig(cfg), w); err != nil {
 		return nil, err
 	}
@@ -169,6 +179,40 @@ func seedAWS(ctx context.Context, cfg aws.Config, sc Scenario, cluster string, n
 		return nil, err
 	}
 	return w, nil
+}
+
+// seedPodsENIs gives the suspect a second interface (device 1) with a
+// "pods" security group, and a branch interface hanging from it as the VPC
+// resource controller makes them for security groups for pods: moto has no
+// trunk or branch interface types, so the pair is the controller's tag on
+// an unattached interface, which is how branches are found.
+func seedPodsENIs(ctx context.Context, ec2c *ec2.Client, w *awsWorld, subnet, cluster string) error {
+	sg, err := ec2c.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("eks-pods-sg-" + cluster),
+		Description: aws.String("security group for pods"), VpcId: aws.String(w.VPC), TagSpecifications: tags(ec2types.ResourceTypeSecurityGroup, cluster, nil)})
+	if err != nil {
+		return fmt.Errorf("create pods security group: %w", err)
+	}
+	w.PodsSecurityGroup = aws.ToString(sg.GroupId)
+	trunk, err := ec2c.CreateNetworkInterface(ctx, &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String(subnet), Groups: []string{w.PodsSecurityGroup},
+		Description: aws.String("trunk interface for security groups for pods")})
+	if err != nil {
+		return fmt.Errorf("create the suspect's second interface: %w", err)
+	}
+	w.TrunkENI = aws.ToString(trunk.NetworkInterface.NetworkInterfaceId)
+	if _, err := ec2c.AttachNetworkInterface(ctx, &ec2.AttachNetworkInterfaceInput{NetworkInterfaceId: aws.String(w.TrunkENI), InstanceId: aws.String(w.Instances[0].ID), DeviceIndex: aws.Int32(1)}); err != nil {
+		return fmt.Errorf("attach the suspect's second interface: %w", err)
+	}
+	branch, err := ec2c.CreateNetworkInterface(ctx, &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String(subnet), Groups: []string{w.PodsSecurityGroup},
+		Description: aws.String("aws-k8s-branch-eni"),
+		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeNetworkInterface, Tags: []ec2types.Tag{
+			{Key: aws.String("vpcresources.k8s.aws/trunk-eni-id"), Value: aws.String(w.TrunkENI)},
+			{Key: aws.String("eks:eni:owner"), Value: aws.String("eks-vpc-resource-controller")},
+			{Key: aws.String("kubernetes.io/cluster/" + cluster), Value: aws.String("owned")}}}}})
+	if err != nil {
+		return fmt.Errorf("create the suspect's branch interface: %w", err)
+	}
+	w.BranchENI = aws.ToString(branch.NetworkInterface.NetworkInterfaceId)
+	return nil
 }
 
 func seedIAM(ctx context.Context, iamc *iam.Client, sc Scenario, w *awsWorld) error {
