@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/eksir/eksir/action"
@@ -27,20 +28,23 @@ import (
 	"github.com/eksir/eksir/lab"
 )
 
-// awsFixture is a seeded scenario whose action env talks to moto.
+// awsFixture is a seeded scenario (2 nodes x 2 pods) whose action env
+// talks to moto, with the clock of revokeTime.
 type awsFixture struct {
 	s        *labtest.Scenario
 	ec2      *ec2.Client
 	asg      *autoscaling.Client
+	iam      *iam.Client
 	instance string
 	vpc      string
 }
 
 func setupAWS(t *testing.T) *awsFixture {
 	t.Helper()
-	s := labtest.SeedScenario(t, 2, 1, isolate.Register)
+	s := labtest.SeedScenario(t, 2, 2, isolate.Register)
 	s.Env.AWS = s.Lab.AWS
-	return &awsFixture{s: s, ec2: ec2.NewFromConfig(s.Lab.AWS), asg: autoscaling.NewFromConfig(s.Lab.AWS),
+	s.Env.Now = func() time.Time { return revokeTime }
+	return &awsFixture{s: s, ec2: ec2.NewFromConfig(s.Lab.AWS), asg: autoscaling.NewFromConfig(s.Lab.AWS), iam: iam.NewFromConfig(s.Lab.AWS),
 		instance: s.Seed.Targets[lab.TargetInstance], vpc: s.Seed.VPC}
 }
 

@@ -18,7 +18,6 @@ import (
 
 	"github.com/eksir/eksir/action"
 	"github.com/eksir/eksir/internal/awsiam"
-	"github.com/eksir/eksir/internal/labtest"
 	"github.com/eksir/eksir/internal/naming"
 	"github.com/eksir/eksir/isolate"
 	"github.com/eksir/eksir/lab"
@@ -27,36 +26,6 @@ import (
 // revokeTime is the clock of the AWS revocation tests: the deny policies
 // carry it, and the tests compare documents, never wall-clock times.
 var revokeTime = time.Date(2026, 11, 30, 11, 0, 0, 0, time.UTC)
-
-type awsFixture struct {
-	s   *labtest.Scenario
-	iam *iam.Client
-	ec2 *ec2.Client
-}
-
-func setupAWS(t *testing.T) *awsFixture {
-	t.Helper()
-	s := labtest.SeedScenario(t, 2, 2, isolate.Register)
-	s.Env.AWS = s.Lab.AWS
-	s.Env.Now = func() time.Time { return revokeTime }
-	return &awsFixture{s: s, iam: iam.NewFromConfig(s.Lab.AWS), ec2: ec2.NewFromConfig(s.Lab.AWS)}
-}
-
-func (f *awsFixture) action(t *testing.T, name string) action.Action {
-	t.Helper()
-	a, ok := f.s.Registry.Lookup(name)
-	if !ok {
-		t.Fatalf("action %s not registered", name)
-	}
-	return a
-}
-
-// envFor is the scenario's env for another incident.
-func (f *awsFixture) envFor(incident string) *action.Env {
-	e := *f.s.Env
-	e.Incident = incident
-	return &e
-}
 
 func policyName(incident string) (string, string) {
 	h := naming.ShortHash(incident, 10)
@@ -129,19 +98,6 @@ func (f *awsFixture) associations(t *testing.T) map[string]string {
 		}
 	}
 	return out
-}
-
-func (f *awsFixture) instanceTags(t *testing.T, id string) map[string]string {
-	t.Helper()
-	out, err := f.ec2.DescribeInstances(t.Context(), &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]string{}
-	for _, tg := range out.Reservations[0].Instances[0].Tags {
-		m[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
-	}
-	return m
 }
 
 func (f *awsFixture) keys(t *testing.T, user string) map[string]string {
@@ -254,7 +210,7 @@ func allClean(t *testing.T, rs []action.Restored) {
 func TestAWSRevokeInstanceProfile(t *testing.T) {
 	f := setupAWS(t)
 	ctx, env := t.Context(), f.s.Env
-	a := f.action(t, "revoke.instance-profile")
+	a := f.act(t, "revoke.instance-profile")
 	inst := f.s.Seed.Targets[lab.TargetInstance]
 	call := action.Call{Step: "t", Params: map[string]any{"instance": inst}}
 	before := f.world(t)
@@ -353,7 +309,7 @@ func TestAWSRevokeInstanceProfile(t *testing.T) {
 func TestAWSRevokeIRSARole(t *testing.T) {
 	f := setupAWS(t)
 	ctx, env := t.Context(), f.s.Env
-	a := f.action(t, "revoke.irsa-role")
+	a := f.act(t, "revoke.irsa-role")
 	roleARN := f.s.Seed.Targets[lab.TargetIAMRole]
 	role := roleName(t, roleARN)
 	pod := f.s.NS + "/" + f.s.Pod
@@ -396,7 +352,7 @@ func TestAWSRevokeIRSARole(t *testing.T) {
 
 	// A second incident on the same role: its own policy; releasing the
 	// first keeps the second's.
-	env2 := f.envFor(env.Incident + "-b")
+	env2 := f.envFor(env.Incident+"-b", nil)
 	name2, sid2 := policyName(env2.Incident)
 	if _, err := a.Run(ctx, env2, byRole); err != nil {
 		t.Fatal(err)
@@ -479,7 +435,7 @@ func frontendPod(t *testing.T, f *awsFixture) string {
 func TestAWSRevokeAccessKey(t *testing.T) {
 	f := setupAWS(t)
 	ctx, env := t.Context(), f.s.Env
-	a := f.action(t, "revoke.access-key")
+	a := f.act(t, "revoke.access-key")
 	user, key := f.s.Seed.IAMUser, f.s.Seed.Targets[lab.TargetAccessKey]
 	// A second key, Inactive before the incident: release must leave it so.
 	k2, err := f.iam.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(user)})
@@ -595,7 +551,7 @@ func TestAWSRevokeResume(t *testing.T) {
 	inst := f.s.Seed.Targets[lab.TargetInstance]
 	profile := before.Associations[inst]
 	role := profile[strings.LastIndex(profile, "/")+1:] // the seed names the profile after its role
-	ip := f.action(t, "revoke.instance-profile")
+	ip := f.act(t, "revoke.instance-profile")
 	ipCall := action.Call{Step: "t", Params: map[string]any{"instance": inst}}
 
 	assocID := func() string {
@@ -650,7 +606,7 @@ func TestAWSRevokeResume(t *testing.T) {
 
 	// Killed with the statuses recorded and the key deactivated, before
 	// the policy: the resumed run must not take Inactive as the original.
-	ak := f.action(t, "revoke.access-key")
+	ak := f.act(t, "revoke.access-key")
 	user, key := f.s.Seed.IAMUser, f.s.Seed.Targets[lab.TargetAccessKey]
 	akCall := action.Call{Step: "t", Params: map[string]any{"access-key": key}}
 	if _, err := f.iam.TagUser(ctx, &iam.TagUserInput{UserName: aws.String(user), Tags: []iamtypes.Tag{{Key: aws.String("eksir.io/access-keys-" + h), Value: aws.String(key + "=Active")}}}); err != nil {

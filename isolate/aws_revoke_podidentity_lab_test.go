@@ -87,7 +87,7 @@ func routeEKS(cfg aws.Config, base string) aws.Config {
 func TestAWSRevokePodIdentity(t *testing.T) {
 	f := setupAWS(t)
 	ctx := t.Context()
-	a := f.action(t, "revoke.pod-identity")
+	a := f.act(t, "revoke.pod-identity")
 	kc := f.s.Lab.Kube.Typed
 	ns := f.s.NS
 
