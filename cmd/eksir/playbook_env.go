@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -91,6 +92,9 @@ func preparePlaybook(c *cli.Context) (*prepared, error) {
 	resolvers := map[action.Cloud]playbooks.TargetResolver{}
 	if p.env.Kube != nil {
 		resolvers[action.Kubernetes] = playbooks.KubeTargets(p.env.Kube)
+	}
+	if slices.Contains(p.ck.Clouds(), action.AWS) {
+		resolvers[action.AWS] = playbooks.AWSTargets(p.env.AWS)
 	}
 	pod, targets, err := playbooks.ResolveTargets(c.Context, p.ck, given, resolvers)
 	if err != nil {
