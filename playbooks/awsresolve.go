@@ -122,8 +122,15 @@ func (t *awsTargets) role(ctx context.Context, ref string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("look up IAM role %s: %w", name, err)
 	}
-	if got := aws.ToString(out.Role.Arn); got != ref {
-		// Same name, another path: the ARN given is not the role's.
+	got := aws.ToString(out.Role.Arn)
+	switch {
+	case got == ref:
+	case a.Resource == "role/"+name:
+		// Without its path, as a session's ARN names a role (GuardDuty
+		// findings, CloudTrail): the role's own ARN is the canonical one.
+		return got, nil
+	default:
+		// Another path: the ARN given is not the role's.
 		return "", &TargetError{Msg: fmt.Sprintf("IAM role %s is %s, not %s", name, got, ref), Hint: "give the role's ARN as 'aws iam get-role --role-name " + name + "' prints it"}
 	}
 	return ref, nil

@@ -49,6 +49,9 @@ func TestLabAWSTargets(t *testing.T) {
 	keyID := aws.ToString(key.AccessKey.AccessKeyId)
 	roleARN := aws.ToString(role.Role.Arn)
 
+	if got, err := playbooks.AWSTargets(le.AWS).Resolve(ctx, action.IAMRole, strings.Replace(roleARN, "/apps/", "/", 1)); got != roleARN || err != nil {
+		t.Errorf("role ARN without its path: %q %v, want %s", got, err, roleARN)
+	}
 	before := awsState(t, le)
 	r := playbooks.AWSTargets(le.AWS)
 	for _, tc := range []struct {
@@ -59,7 +62,7 @@ func TestLabAWSTargets(t *testing.T) {
 		{action.Instance, "i-0123456789abcdef0", "instance i-0123456789abcdef0 not found"},
 		{action.Instance, dead, "is terminated"},
 		{action.IAMRole, roleARN, ""},
-		{action.IAMRole, strings.Replace(roleARN, "/apps/", "/", 1), "is " + roleARN},
+		{action.IAMRole, strings.Replace(roleARN, "/apps/", "/other/", 1), "is " + roleARN},
 		{action.IAMRole, "arn:aws:iam::" + le.Account + ":role/nobody", "role nobody not found in account " + le.Account},
 		{action.IAMRole, "arn:aws:iam::999999999999:role/web", "is in account 999999999999; these credentials are for account " + le.Account},
 		{action.AccessKey, keyID, ""},
