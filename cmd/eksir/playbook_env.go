@@ -59,6 +59,8 @@ type prepared struct {
 	in       playbooks.Inputs
 	env      *action.Env
 	incident string
+	// finding is --finding's, nil without it.
+	finding *givenFinding
 }
 
 // preparePlaybook loads and validates the playbook argument, picks the
@@ -78,6 +80,9 @@ func preparePlaybook(c *cli.Context) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
+	if p.finding, err = findingInputs(c, p.ck, given); err != nil {
+		return nil, err
+	}
 	p.incident = c.String(incFlag.Name)
 	if p.incident == "" {
 		p.incident = playbooks.NewIncidentID(time.Now())
@@ -86,6 +91,9 @@ func preparePlaybook(c *cli.Context) (*prepared, error) {
 		return nil, err
 	}
 	p.env = actionEnv(c, p.incident, nil)
+	if p.finding != nil && p.env.Cluster == "" {
+		p.env.Cluster = p.finding.Cluster
+	}
 	if err := action.Connect(c.Context, p.env, p.ck.Clouds(), connector{c}); err != nil {
 		return nil, err
 	}
