@@ -18,6 +18,7 @@ import (
 	"github.com/eksir/eksir/evidence"
 	"github.com/eksir/eksir/internal/labtest"
 	"github.com/eksir/eksir/lab"
+	"github.com/eksir/eksir/playbooks"
 )
 
 const findingFixtures = "../../internal/finding/testdata/"
@@ -322,4 +323,16 @@ var createOpts = metav1.CreateOptions{}
 
 func nodeNamed(name string) *corev1.Node {
 	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
+}
+
+// TestAttributesDoc keeps docs/playbooks.md's table of from attributes
+// equal to playbooks.Attributes.
+func TestAttributesDoc(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/playbooks.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := playbooks.AttributesMarkdown(); !strings.Contains(string(doc), want) {
+		t.Errorf("docs/playbooks.md lacks the attribute table; put in:\n%s", want)
+	}
 }
