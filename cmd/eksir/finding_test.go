@@ -158,6 +158,11 @@ func TestLabFindingPlan(t *testing.T) {
 	if plan.Inputs["pod"] != res.Targets[lab.TargetPod] || plan.Inputs["node"] != res.Targets[lab.TargetNode] || plan.Finding.ID != "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b" {
 		t.Errorf("plan from the finding: inputs %v finding %q, want pod %s on %s", plan.Inputs, plan.Finding.ID, res.Targets[lab.TargetPod], res.Targets[lab.TargetNode])
 	}
+	stdout, _, code = runCLI(t, "plan", "--finding", path, "--kubeconfig", le.State.Kubeconfig, "pod-compromise")
+	if head := "finding 5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b: CryptoCurrency:Runtime/BitcoinTool.B!DNS (severity 8, account " + res.Account + ", region " + res.Region +
+		", cluster " + res.Cluster + "): pod " + res.Targets[lab.TargetPod] + ", instance " + res.Targets[lab.TargetInstance]; code != 0 || !strings.HasPrefix(stdout, head) {
+		t.Errorf("text plan: exit %d, want it to start with %q:\n%s", code, head, stdout)
+	}
 	// A flag wins over the finding.
 	other := strings.Replace(res.Targets[lab.TargetPod], "/", "/no-such-", 1)
 	_, stderr, code = runCLI(t, "plan", "--finding", path, "--pod", other, "--kubeconfig", le.State.Kubeconfig, "pod-compromise")
