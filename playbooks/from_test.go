@@ -166,3 +166,20 @@ func TestInputFromAWS(t *testing.T) {
 		}
 	}
 }
+
+// TestDerivesFrom: what a second run may change along with a pod input
+// includes what derives from it through another derived input.
+func TestDerivesFrom(t *testing.T) {
+	c := mustCheck(t, testRegistry(newWorld()), awsFromPlaybook)
+	for _, tc := range []struct {
+		name, src string
+		want      bool
+	}{
+		{"node", "pod", true}, {"instance", "pod", true}, {"instance", "node", true}, {"role", "pod", true},
+		{"pod", "pod", false}, {"pod", "node", false}, {"node", "instance", false},
+	} {
+		if got := derivesFrom(c.Playbook, tc.name, tc.src); got != tc.want {
+			t.Errorf("derivesFrom(%s, %s) = %v", tc.name, tc.src, got)
+		}
+	}
+}
