@@ -109,6 +109,11 @@ type Spec struct {
 	// Volatile marks collection of state that containment may destroy
 	// (processes, memory, sockets): the validator orders it first.
 	Volatile bool `json:"volatile,omitempty"`
+	// Preserves marks containment that destroys no state but keeps it
+	// (termination and stop protection, volumes kept on termination): it
+	// may, and should, run before volatile capture, so the capture-first
+	// rule does not apply to it.
+	Preserves bool `json:"preserves,omitempty"`
 	// Notes is Markdown for responders beyond Doc: what the action changes
 	// or writes, in order, and what Undo restores. Markdown prints it
 	// under the action in docs/actions.md.

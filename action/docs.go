@@ -66,6 +66,9 @@ func writeSpec(b *bytes.Buffer, s Spec) {
 	if s.Volatile {
 		b.WriteString(" · volatile (ordered first)")
 	}
+	if s.Preserves {
+		b.WriteString(" · preserves (may run before volatile capture)")
+	}
 	fmt.Fprintf(b, " · reversible: **%s**", yesNo(s.Reversible))
 	if s.RevokesCredential {
 		b.WriteString(" · revokes a credential (release keeps it revoked without `--restore-credentials`)")

@@ -33,6 +33,9 @@ func IAMPolicy(specs []Spec) ([]byte, error) {
 	var keys []string
 	for _, s := range specs {
 		for _, p := range s.Permissions.IAM {
+			if len(p.Actions) == 0 {
+				continue // a statement without actions is not valid IAM
+			}
 			res := slices.Clone(p.Resources)
 			if len(res) == 0 {
 				res = []string{"*"}
@@ -79,6 +82,51 @@ func IAMPolicy(specs []Spec) ([]byte, error) {
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	return append(b, '\n'), err
+}
+
+// IAMAllows reports whether some IAM permission of specs names iamAction
+// ("ec2:DescribeInstances"), matching as IAM does: case-insensitively, with
+// '*' for any run of characters and '?' for one. Resources and conditions
+// are not weighed: it answers whether the generated policy can allow the
+// call at all, the check a recorded call needs.
+func IAMAllows(specs []Spec, iamAction string) bool {
+	for _, s := range specs {
+		for _, p := range s.Permissions.IAM {
+			for _, a := range p.Actions {
+				if iamMatch(strings.ToLower(a), strings.ToLower(iamAction)) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// iamMatch matches name against an IAM action pattern with '*' and '?'.
+func iamMatch(pattern, name string) bool {
+	// Iterative wildcard matching: on a mismatch, let the last '*' absorb
+	// one more character; linear in practice, no recursion.
+	p, n, star, mark := 0, 0, -1, 0
+	for n < len(name) {
+		switch {
+		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == name[n]):
+			p++
+			n++
+		case p < len(pattern) && pattern[p] == '*':
+			star, mark = p, n
+			p++
+		case star >= 0:
+			p = star + 1
+			mark++
+			n = mark
+		default:
+			return false
+		}
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
 }
 
 // ClusterRole returns a ClusterRole granting exactly the Kubernetes

@@ -56,7 +56,8 @@ const (
 
 // Register adds the containment actions to r.
 func Register(r *action.Registry) {
-	r.Register(PodNetwork{}, CordonNode{}, Label{}, RevokeServiceAccount{})
+	r.Register(PodNetwork{}, CordonNode{}, Label{}, RevokeServiceAccount{},
+		RevokeInstanceProfile{}, RevokeIRSARole{}, RevokePodIdentity{}, RevokeAccessKey{})
 }
 
 // LabelValue turns an incident ID into a label value: the ID itself when it

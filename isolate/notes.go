@@ -14,3 +14,14 @@ var (
 	//go:embed notes/revoke-service-account.md
 	revokeNotes string
 )
+
+var (
+	//go:embed notes/revoke-instance-profile.md
+	revokeInstanceProfileNotes string
+	//go:embed notes/revoke-irsa-role.md
+	revokeIRSANotes string
+	//go:embed notes/revoke-pod-identity.md
+	revokePodIdentityNotes string
+	//go:embed notes/revoke-access-key.md
+	revokeAccessKeyNotes string
+)

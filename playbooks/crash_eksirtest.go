@@ -6,11 +6,13 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	eaws "github.com/eksir/eksir/internal/aws"
 	"github.com/eksir/eksir/internal/kube"
 )
 
@@ -20,7 +22,9 @@ import (
 //	before  after the step's intent is journaled, before the action runs
 //	after   after the action returned, before its result is journaled
 //	inside  right after the action's first mutating Kubernetes request
-//	        (through every client internal/kube builds)
+//	        (through every client internal/kube builds) or first
+//	        successful mutating AWS operation (through every
+//	        configuration internal/aws loads; see awsReadOnly)
 //
 // EKSIR_TEST_SLOW_AT=STEP:DURATION makes that step wait DURATION after its
 // intent is journaled, before its action runs, or until the step's context
@@ -68,6 +72,11 @@ func init() {
 	}
 	if step, ok := strings.CutSuffix(spec, ":inside"); ok {
 		kube.SetTestTransport(func(rt http.RoundTripper) http.RoundTripper { return crashRT{rt, step} })
+		eaws.SetTestHook(func(_ context.Context, service, op string) {
+			if cur, _ := crashStep.Load().(string); cur == step && !awsReadOnly(service, op) {
+				die()
+			}
+		})
 	}
 }
 
@@ -88,4 +97,20 @@ func (c crashRT) RoundTrip(req *http.Request) (*http.Response, error) {
 		die()
 	}
 	return resp, err
+}
+
+// awsReadOnlyPrefixes start the names of the AWS operations that change
+// nothing in the account. Generate* (IAM credential and access reports) and
+// the STS service (AssumeRole and friends hand out credentials; the
+// account's resources are untouched) count as reading too: a crash after
+// them proves nothing about resuming a change. Every other operation
+// (Create, Put, Modify, Associate, Disassociate, Attach, Detach, Delete,
+// Update, Set, Revoke, Authorize, Stop, Start, Tag...) mutates.
+var awsReadOnlyPrefixes = []string{"Describe", "Get", "List", "Head", "Lookup", "Search", "Simulate", "Check", "Generate", "Filter"}
+
+func awsReadOnly(service, op string) bool {
+	if service == "STS" {
+		return true
+	}
+	return slices.ContainsFunc(awsReadOnlyPrefixes, func(p string) bool { return strings.HasPrefix(op, p) })
 }

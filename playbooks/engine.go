@@ -890,7 +890,9 @@ func (r *runner) step(id string) error {
 			return r.finish(id, StepResult{Status: StatusFailed, Error: err.Error()})
 		}
 		if !ok {
-			return r.finish(id, StepResult{Status: StatusConditionFalse})
+			// The reason is the condition itself, which the playbook
+			// writes to read as one (inputs.aws_credentials.contains("irsa")).
+			return r.finish(id, StepResult{Status: StatusConditionFalse, Error: "skipped: when " + cs.When + " is false"})
 		}
 	}
 	call, _, err := r.c.call(sctx, cs, vars, true)

@@ -103,6 +103,8 @@ type labelAct struct {
 	name string
 	// revokes declares the action a credential revocation.
 	revokes bool
+	// preserves declares containment that destroys nothing (protection).
+	preserves bool
 }
 
 type labelUndo struct {
@@ -111,7 +113,7 @@ type labelUndo struct {
 }
 
 func (a labelAct) Spec() action.Spec {
-	return action.Spec{Name: a.name, Doc: "test containment", Kind: action.Contain, Reversible: true, RevokesCredential: a.revokes,
+	return action.Spec{Name: a.name, Doc: "test containment", Kind: action.Contain, Reversible: true, RevokesCredential: a.revokes, Preserves: a.preserves,
 		Params: []action.Param{
 			{Name: "target", Type: action.String, Required: true, Doc: "target"},
 			{Name: "value", Type: action.String, Default: "quarantine", Enum: []string{"quarantine", "watch"}, Doc: "label value"},
@@ -182,6 +184,7 @@ func testRegistry(w *world) *action.Registry {
 		collectAct{w: w, name: "test.volatile", volatile: true},
 		labelAct{w: w, name: "test.label"},
 		labelAct{w: w, name: "revoke.test", revokes: true},
+		labelAct{w: w, name: "test.protect", preserves: true},
 	)
 	return r
 }

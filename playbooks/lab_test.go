@@ -122,10 +122,12 @@ func setupLab(t *testing.T) *labFixture {
 		}
 	}
 	env = append(env, "KUBECONFIG="+le.State.Kubeconfig, "EKSIR_SIGNING_KEY="+key, "EKSIR_CASE_DIR="+filepath.Join(dir, "cases"),
-		"AWS_REGION="+le.State.Region, "AWS_ENDPOINT_URL="+le.State.AWSEndpoint, "AWS_ACCESS_KEY_ID=AKIAEKSIRLABTEST0000", "AWS_SECRET_ACCESS_KEY=test",
 		"EKSIR_EXAMINER=lab-test",
 		// labtest.Main built the static collector the binary delivers.
 		"EKSIR_COLLECTOR_DIR="+os.Getenv("EKSIR_COLLECTOR_DIR"))
+	// The binary reaches the test's moto account (the seed's instances,
+	// roles and keys) through a responder key created there.
+	env = append(env, le.AWSEnv(t)...)
 	return &labFixture{le: le, seed: res, ns: ns, pod: pod, dir: dir, env: env}
 }
 

@@ -429,7 +429,8 @@ func (c *Checked) params(e *errs, cs *cstep) {
 // volatileFirst enforces the capture-first rule: in a playbook that both
 // captures volatile state and contains, every containment step must come
 // after every volatile capture, because containment (isolating, cordoning,
-// killing) can destroy that state.
+// killing) can destroy that state. Containment that preserves (Spec.Preserves:
+// protection from termination) is exempt: it belongs before the capture.
 func (c *Checked) volatileFirst(e *errs) {
 	var vol, con []*cstep
 	for _, id := range c.Order {
@@ -440,7 +441,7 @@ func (c *Checked) volatileFirst(e *errs) {
 		if cs.spec.Volatile {
 			vol = append(vol, cs)
 		}
-		if cs.spec.Kind == action.Contain {
+		if cs.spec.Kind == action.Contain && !cs.spec.Preserves {
 			con = append(con, cs)
 		}
 	}

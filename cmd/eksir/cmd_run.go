@@ -51,7 +51,7 @@ func resumeCommand() *cli.Command {
 	return &cli.Command{
 		Name: "resume", Usage: "continue an interrupted run from its journal; no step's side effect happens twice",
 		UsageText: "eksir resume --incident ID [--yes | --approve STEP,...] [--parallel N] [--contain-without-capture]",
-		Flags:     append([]cli.Flag{incFlag, keyFlag, actFlag, kubeconfigFlag, kubeCtxFlag, regionFlag, clusterFlag, containWithoutCaptureFlag}, approvalFlags()...),
+		Flags:     append([]cli.Flag{incFlag, keyFlag, actFlag, kubeconfigFlag, kubeCtxFlag, regionFlag, profileFlag, roleARNFlag, externalIDFlag, awsTimeoutFlag, clusterFlag, containWithoutCaptureFlag}, approvalFlags()...),
 		Action:    fromJournal(playbooks.Resume, "resume"),
 	}
 }
@@ -61,7 +61,7 @@ func releaseCommand() *cli.Command {
 	return &cli.Command{
 		Name: "release", Usage: "undo the run's containment steps in reverse order; evidence is never deleted",
 		UsageText: "eksir release --incident ID [--yes | --approve STEP,...] [--restore-credentials]",
-		Flags: append([]cli.Flag{incFlag, keyFlag, actFlag, kubeconfigFlag, kubeCtxFlag, regionFlag, clusterFlag,
+		Flags: append([]cli.Flag{incFlag, keyFlag, actFlag, kubeconfigFlag, kubeCtxFlag, regionFlag, profileFlag, roleARNFlag, externalIDFlag, awsTimeoutFlag, clusterFlag,
 			&cli.BoolFlag{Name: "restore-credentials", Usage: "also re-enable revoked credentials"}}, approvalFlags()...),
 		Action: fromJournal(playbooks.Release, "release"),
 	}
@@ -89,7 +89,7 @@ func engineOptions(c *cli.Context, env *action.Env, cs *evidence.Case) (playbook
 			}
 		}
 	}
-	o := playbooks.Options{Env: env, Connector: connector{c}, Journal: playbooks.CaseJournal(cs), Yes: c.Bool("yes"), Approved: approved,
+	o := playbooks.Options{Env: env, Connector: connector{c, env.Incident}, Journal: playbooks.CaseJournal(cs), Yes: c.Bool("yes"), Approved: approved,
 		Parallel: c.Int("parallel"), RestoreCredentials: c.Bool("restore-credentials"), ContainWithoutCapture: c.Bool(containWithoutCaptureFlag.Name),
 		Stop: c.Context}
 	stopNotice := interruptNotice(c)

@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/eksir/eksir/action"
+	eaws "github.com/eksir/eksir/internal/aws"
 	"github.com/eksir/eksir/playbooks"
 )
 
@@ -19,6 +20,15 @@ var (
 	kubeCtxFlag    = &cli.StringFlag{Name: "context", Usage: "kubeconfig context (default: the current one)"}
 	regionFlag     = &cli.StringFlag{Name: "region", EnvVars: []string{"AWS_REGION"}, Usage: "AWS region"}
 	clusterFlag    = &cli.StringFlag{Name: "cluster", EnvVars: []string{"EKSIR_CLUSTER"}, Usage: "cluster name, recorded in evidence sources"}
+)
+
+// AWS flags like the AWS CLI's; AWS_ENDPOINT_URL and the rest of the SDK's
+// environment apply as well.
+var (
+	profileFlag    = &cli.StringFlag{Name: "profile", EnvVars: []string{"AWS_PROFILE"}, Usage: "AWS shared config profile"}
+	roleARNFlag    = &cli.StringFlag{Name: "role-arn", EnvVars: []string{"EKSIR_ROLE_ARN"}, Usage: "IAM role to assume for every AWS call (respond from a security account into the workload account); session eksir-INCIDENT"}
+	externalIDFlag = &cli.StringFlag{Name: "external-id", EnvVars: []string{"EKSIR_EXTERNAL_ID"}, Usage: "external ID the role's trust policy asks for (with --role-arn)"}
+	awsTimeoutFlag = &cli.DurationFlag{Name: "aws-timeout", EnvVars: []string{"EKSIR_AWS_TIMEOUT"}, Value: eaws.DefaultTimeout, Usage: "bound on each AWS call, retries included"}
 )
 
 // targetCLIFlags are a flag per target type (package action declares
@@ -32,7 +42,7 @@ func targetCLIFlags() []cli.Flag {
 	}
 	return append(fs,
 		&cli.StringSliceFlag{Name: "set", Usage: "input NAME=VALUE (repeatable), for inputs without a target flag"}, findingFlag,
-		incFlag, keyFlag, actFlag, kubeconfigFlag, kubeCtxFlag, regionFlag, clusterFlag)
+		incFlag, keyFlag, actFlag, kubeconfigFlag, kubeCtxFlag, regionFlag, profileFlag, roleARNFlag, externalIDFlag, awsTimeoutFlag, clusterFlag)
 }
 
 // targetUsage is the target flags for a command's usage line.

@@ -30,7 +30,11 @@ func kubeOptions(c *cli.Context) kube.Options {
 
 // connector builds clients from the command's flags, only when asked: the
 // engine asks for the clouds the playbook's actions and targets declare.
-type connector struct{ c *cli.Context }
+// incident names the session of an assumed role.
+type connector struct {
+	c        *cli.Context
+	incident string
+}
 
 func (k connector) Kubernetes(context.Context) (kubernetes.Interface, *rest.Config, error) {
 	kc, err := kube.New(kubeOptions(k.c))
@@ -41,7 +45,15 @@ func (k connector) Kubernetes(context.Context) (kubernetes.Interface, *rest.Conf
 }
 
 func (k connector) AWS(ctx context.Context) (aws.Config, error) {
-	return eaws.Load(ctx, eaws.Options{Region: k.c.String(regionFlag.Name)})
+	if k.c.String(externalIDFlag.Name) != "" && k.c.String(roleARNFlag.Name) == "" {
+		return aws.Config{}, usagef("add --role-arn, or drop --external-id", "--external-id without --role-arn")
+	}
+	t := k.c.Duration(awsTimeoutFlag.Name)
+	if t <= 0 {
+		return aws.Config{}, usagef("give a positive duration such as 30s", "--aws-timeout %s must be positive", t)
+	}
+	return eaws.Load(ctx, eaws.Options{Region: k.c.String(regionFlag.Name), Profile: k.c.String(profileFlag.Name),
+		RoleARN: k.c.String(roleARNFlag.Name), ExternalID: k.c.String(externalIDFlag.Name), Incident: k.incident, Timeout: t})
 }
 
 // actionEnv is what actions may touch, without clients: they come from
@@ -94,7 +106,7 @@ func preparePlaybook(c *cli.Context) (*prepared, error) {
 	if p.finding != nil && p.env.Cluster == "" {
 		p.env.Cluster = p.finding.Cluster
 	}
-	if err := action.Connect(c.Context, p.env, p.ck.Clouds(), connector{c}); err != nil {
+	if err := action.Connect(c.Context, p.env, p.ck.Clouds(), connector{c, p.incident}); err != nil {
 		return nil, err
 	}
 	resolvers := map[action.Cloud]playbooks.TargetResolver{}

@@ -193,12 +193,18 @@ func Start(t testing.TB) *Env {
 		t.Fatalf("create test namespace: %v", err)
 	}
 	env.AWS, err = eaws.Load(ctx, eaws.Options{Region: shared.Region, Endpoint: shared.AWSEndpoint,
-		StaticKey: "AKIAEKSIRLABTEST0000", StaticSecret: "test", Headers: map[string]string{"x-moto-account-id": env.Account}})
+		StaticKey: labKey, StaticSecret: labSecret, Headers: map[string]string{"x-moto-account-id": env.Account}})
 	if err != nil {
 		t.Fatalf("AWS config: %v", err)
 	}
 	return env
 }
+
+// The lab's dummy credentials: moto accepts any.
+const (
+	labKey    = "AKIAEKSIRLABTEST0000"
+	labSecret = "test"
+)
 
 // prefixFor derives a short DNS-label prefix from the test name, unique per
 // Start call.
