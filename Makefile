@@ -53,6 +53,7 @@ host-tools: ## install the host tools the tests need (Debian packages) when miss
 test: build lab-check host-tools ## the whole suite: unit and integration tests (real lab), with -race, and a short parser fuzz
 	EKSIR_BIN=$(BIN) EKSIR_COLLECTOR_DIR=$(CURDIR)/bin $(GO) test -race -count=1 ./...
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10s ./playbooks/
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 5s ./internal/finding/
 	$(GO) test -run '^$$' -fuzz FuzzMountinfo -fuzztime 5s ./internal/procfs/
 	$(GO) test -run '^$$' -fuzz FuzzOpen -fuzztime 5s -fuzzminimizetime 1s ./internal/journal/
 	cd tools/collector-image && $(GO) test ./...

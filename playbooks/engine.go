@@ -507,7 +507,7 @@ func newTargets(c *Checked, in Inputs, st *journalState) (TargetsAdded, error) {
 	}
 	var diff []string
 	for _, d := range c.Inputs {
-		if d.Name == pod || strings.HasPrefix(d.From, pod+".") {
+		if d.Name == pod || derivesFrom(c.Playbook, d.Name, pod) {
 			continue
 		}
 		if given[d.Name] != was[d.Name] {

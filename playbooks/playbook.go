@@ -64,7 +64,7 @@ type Input struct {
 	Doc      string           `json:"doc,omitempty" doc:"what the input is"`
 	// From derives the input, when not given, from another input's
 	// target before any change (see Attributes).
-	From string `json:"from,omitempty" doc:"when the input is not given, resolve it before any change from an attribute of a pod input: POD_INPUT.node (the pod's node, type node) or POD_INPUT.service_account (NAMESPACE/NAME of the pod's service account, type string)" pattern:"^[a-z][a-z0-9_]*\\.(node|service_account)$"`
+	From string `json:"from,omitempty"` // schema: fromSchema, from Attributes
 
 	hasDefault bool
 	pos        map[string]Pos

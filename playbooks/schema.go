@@ -2,6 +2,7 @@ package playbooks
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 
@@ -16,6 +17,7 @@ import (
 // docs/playbook.schema.json is this output for every registered action.
 func JSONSchema(specs ...action.Spec) ([]byte, error) {
 	s := schemaOf(reflect.TypeOf(Playbook{}))
+	s["properties"].(map[string]any)["inputs"].(map[string]any)["items"].(map[string]any)["properties"].(map[string]any)["from"] = fromSchema()
 	if len(specs) > 0 {
 		step := s["properties"].(map[string]any)["steps"].(map[string]any)["items"].(map[string]any)
 		var names []string
@@ -110,4 +112,18 @@ func schemaOf(t reflect.Type) map[string]any {
 		return s
 	}
 	return map[string]any{}
+}
+
+// fromSchema is an input's from, read from Attributes.
+func fromSchema() map[string]any {
+	var names, doc []string
+	for _, n := range attributeNames() {
+		t, a, _ := strings.Cut(n, ".")
+		names = append(names, a)
+		at := Attributes[action.ParamType(t)][a]
+		doc = append(doc, fmt.Sprintf("%s_INPUT.%s (type %s: %s)", strings.ToUpper(t), a, at.Type, at.Doc))
+	}
+	return map[string]any{"type": "string",
+		"description": "when the input is not given, resolve it before any change from an attribute of another input's target: " + strings.Join(doc, "; "),
+		"pattern":     `^[a-z][a-z0-9_]*\.(` + strings.Join(names, "|") + `)$`}
 }

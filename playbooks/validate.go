@@ -129,14 +129,17 @@ func Validate(p *Playbook, reg *action.Registry) (*Checked, error) {
 			continue
 		}
 		src, attr, _ := strings.Cut(in.From, ".")
-		want, known := Attributes[attr]
+		srcType := inputs[src].Type
+		attrs, hasAttrs := Attributes[srcType]
+		want, known := attrs[attr]
 		switch {
+		case !hasAttrs:
+			e.at(in.pos["from"], "name an input of type "+joinTypes(attributeSources(), " or ")+": "+strings.Join(attributeNames(), ", "),
+				"input %q: from %q: %q is not a %s input", in.Name, in.From, src, joinTypes(attributeSources(), " or "))
 		case !known:
-			e.at(in.pos["from"], "use INPUT.node or INPUT.service_account", "input %q: unknown attribute %q in from", in.Name, attr)
-		case inputs[src].Type != action.Pod:
-			e.at(in.pos["from"], "name an input of type pod", "input %q: from %q: %q is not a pod input", in.Name, in.From, src)
-		case in.Type != want:
-			e.at(in.pos["type"], "declare it as type "+string(want), "input %q: from %s gives a %s, not a %s", in.Name, in.From, want, in.Type)
+			e.at(in.pos["from"], "attributes: "+strings.Join(attributeNames(), ", "), "input %q: unknown attribute %q of %s input %q in from", in.Name, attr, srcType, src)
+		case in.Type != want.Type:
+			e.at(in.pos["type"], "declare it as type "+string(want.Type), "input %q: from %s gives a %s, not a %s", in.Name, in.From, want.Type, in.Type)
 		}
 	}
 
@@ -457,4 +460,12 @@ func orNone(l []string) string {
 		return "none registered"
 	}
 	return strings.Join(l, ", ")
+}
+
+func joinTypes(ts []action.ParamType, sep string) string {
+	var s []string
+	for _, t := range ts {
+		s = append(s, string(t))
+	}
+	return strings.Join(s, sep)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 
@@ -15,7 +16,7 @@ import (
 func planCommand() *cli.Command {
 	return &cli.Command{
 		Name: "plan", Usage: "resolve targets and show every step's concrete change and permission check; changes nothing",
-		UsageText: "eksir plan PLAYBOOK " + targetUsage() + " [--set NAME=VALUE]... [--incident ID]",
+		UsageText: "eksir plan PLAYBOOK " + targetUsage() + " [--set NAME=VALUE]... [--finding FILE] [--incident ID]",
 		Flags:     targetCLIFlags(), Action: planAction,
 	}
 }
@@ -32,10 +33,18 @@ func planAction(c *cli.Context) error {
 	}
 	bad := err
 	if jsonOutput(c) {
-		if werr := writeJSON(c.App.Writer, map[string]any{"playbook": ck.Metadata.Name, "incident": incident, "inputs": in, "steps": steps}); werr != nil {
+		out := map[string]any{"playbook": ck.Metadata.Name, "incident": incident, "inputs": in, "steps": steps}
+		if p.finding != nil {
+			out["finding"] = p.finding.Finding
+		}
+		if werr := writeJSON(c.App.Writer, out); werr != nil {
 			return werr
 		}
 		return bad
+	}
+	if f := p.finding; f != nil {
+		fmt.Fprintf(c.App.Writer, "finding %s: %s (severity %g, account %s, region %s, cluster %s): %s\n\n",
+			f.ID, f.Type, f.Severity, f.Account, f.Region, cmp.Or(f.Cluster, "not named"), findingTargets(f.Finding))
 	}
 	failed := printPlan(c.App.Writer, ck.Metadata.Name, incident, steps)
 	if bad != nil {

@@ -39,7 +39,7 @@ var containWithoutCaptureFlag = &cli.BoolFlag{Name: "contain-without-capture",
 func runCommand() *cli.Command {
 	return &cli.Command{
 		Name: "run", Usage: "run a playbook, journaling every step into the incident's custody log; into a case holding a run of the same playbook, add new pods to it",
-		UsageText: "eksir run PLAYBOOK [target flags] [--incident ID] [--yes | --approve STEP,...] [--parallel N] [--contain-without-capture] [--drill]",
+		UsageText: "eksir run PLAYBOOK [target flags] [--finding FILE] [--incident ID] [--yes | --approve STEP,...] [--parallel N] [--contain-without-capture] [--drill]",
 		Flags: append(append(targetCLIFlags(), approvalFlags()...), containWithoutCaptureFlag,
 			&cli.BoolFlag{Name: "drill", Usage: "game day: seal, release (asking unless --yes) and print a drill score; only for playbooks marked drill: true and targets labelled " + playbooks.DrillLabel + "=true (the pod or its namespace)"}),
 		Action: runAction,
@@ -141,6 +141,9 @@ func runAction(c *cli.Context) error {
 		return err
 	}
 	defer cs.Close()
+	if err := keepFinding(c.Context, cs, p.finding); err != nil {
+		return err
+	}
 	env.Evidence = cs
 	o, closeUI := engineOptions(c, env, cs)
 	slog.Info("run", "incident", incident, "playbook", ck.Metadata.Name, "case", cs.Dir())

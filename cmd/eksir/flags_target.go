@@ -41,7 +41,7 @@ func targetCLIFlags() []cli.Flag {
 		fs = append(fs, &cli.StringFlag{Name: tg.Flag, Usage: tg.Usage})
 	}
 	return append(fs,
-		&cli.StringSliceFlag{Name: "set", Usage: "input NAME=VALUE (repeatable), for inputs without a target flag"},
+		&cli.StringSliceFlag{Name: "set", Usage: "input NAME=VALUE (repeatable), for inputs without a target flag"}, findingFlag,
 		incFlag, keyFlag, actFlag, kubeconfigFlag, kubeCtxFlag, regionFlag, profileFlag, roleARNFlag, externalIDFlag, awsTimeoutFlag, clusterFlag)
 }
 

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/eksir/eksir/internal/labtest"
 )
 
 // eksirBin and verifyBin are the binaries under test.
@@ -53,7 +55,7 @@ func runTests(m *testing.M) int {
 			fmt.Fprintf(os.Stderr, "EKSIR_BIN=%s: no eksir-verify beside it ('make build' writes both): %v\n", b, err)
 			return 1
 		}
-		return m.Run()
+		return labtest.Main(m)
 	}
 	dir, err := os.MkdirTemp("", "eksir-bin-")
 	if err != nil {
@@ -75,7 +77,7 @@ func runTests(m *testing.M) int {
 			return 1
 		}
 	}
-	return m.Run()
+	return labtest.Main(m) // the lab starts only for the tests that use it
 }
 
 // result is what one run of eksir produced.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -70,6 +71,8 @@ type prepared struct {
 	in       playbooks.Inputs
 	env      *action.Env
 	incident string
+	// finding is --finding's, nil without it.
+	finding *givenFinding
 }
 
 // preparePlaybook loads and validates the playbook argument, picks the
@@ -89,6 +92,9 @@ func preparePlaybook(c *cli.Context) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
+	if p.finding, err = findingInputs(c, p.ck, given); err != nil {
+		return nil, err
+	}
 	p.incident = c.String(incFlag.Name)
 	if p.incident == "" {
 		p.incident = playbooks.NewIncidentID(time.Now())
@@ -97,12 +103,18 @@ func preparePlaybook(c *cli.Context) (*prepared, error) {
 		return nil, err
 	}
 	p.env = actionEnv(c, p.incident, nil)
+	if p.finding != nil && p.env.Cluster == "" {
+		p.env.Cluster = p.finding.Cluster
+	}
 	if err := action.Connect(c.Context, p.env, p.ck.Clouds(), connector{c, p.incident}); err != nil {
 		return nil, err
 	}
 	resolvers := map[action.Cloud]playbooks.TargetResolver{}
 	if p.env.Kube != nil {
 		resolvers[action.Kubernetes] = playbooks.KubeTargets(p.env.Kube)
+	}
+	if slices.Contains(p.ck.Clouds(), action.AWS) {
+		resolvers[action.AWS] = playbooks.AWSTargets(p.env.AWS)
 	}
 	pod, targets, err := playbooks.ResolveTargets(c.Context, p.ck, given, resolvers)
 	if err != nil {
