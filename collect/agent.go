@@ -90,14 +90,17 @@ func nodeArch(n *corev1.Node) string {
 // the image needs only sh, head, chmod and mv. It reads exactly size bytes
 // rather than up to end of input, because not every runtime closes an
 // exec's stdin when the client does (kwok does not). The part file keeps a
-// half-written binary from ever being run.
+// half-written binary from ever being run; it carries the shell's PID
+// because two steps may deliver into one filesystem at once (a node whose
+// collector pods share a TMPDIR, as the lab's node view does), and the
+// rename is atomic either way.
 func installScript(sum string, size int) string {
 	return fmt.Sprintf(`set -e
 umask 077
 f="${TMPDIR:-/tmp}/eksir-collector-%s"
-head -c %d > "$f.part"
-chmod 700 "$f.part"
-mv -f "$f.part" "$f"
+head -c %d > "$f.$$.part"
+chmod 700 "$f.$$.part"
+mv -f "$f.$$.part" "$f"
 printf '%%s\n' "$f"`, sum[:16], size)
 }
 

@@ -118,11 +118,13 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 // pinned to the node and tolerating every taint (the quarantine taint
 // included). Its working directory is /, so the collector's relative roots
 // ("host", "checkpoints") name those mounts. Its name derives from the
-// incident and node, so a resumed run finds it.
+// incident, step and node, so a resumed run finds it, and two steps of one
+// incident on one node (volatile state and node files, run in parallel)
+// never share a pod that the first to finish deletes.
 func collectorPod(env *action.Env, call action.Call, node string) *corev1.Pod {
 	ns := call.String("collector-namespace")
 	t := true
-	name := "eksir-collector-" + naming.ShortHash(env.Incident+"/"+node, 12)
+	name := "eksir-collector-" + naming.ShortHash(env.Incident+"/"+call.Step+"/"+node, 12)
 	deadline := int64(2 * 3600)
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{

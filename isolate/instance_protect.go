@@ -101,8 +101,11 @@ func (InstanceProtect) Spec() action.Spec {
 		Name: "isolate.instance-protect",
 		Doc: "Keep an EC2 instance and its disks: termination and stop protection, DeleteOnTermination=false on every attached EBS volume, incident tags, " +
 			"and for an Auto Scaling group member scale-in protection or a detach that keeps the desired capacity. Originals are kept in tags for release.",
-		Kind:  action.Contain,
-		Needs: []action.Cloud{action.AWS},
+		Kind: action.Contain,
+		// It keeps state (the instance, its disks, its memory) and changes
+		// nothing on the node: it belongs before the volatile capture.
+		Preserves: true,
+		Needs:     []action.Cloud{action.AWS},
 		Params: []action.Param{
 			{Name: "instance", Type: action.Instance, Required: true, Doc: "the EC2 instance to protect"},
 			{Name: "asg", Type: action.String, Default: ASGProtect, Enum: []string{ASGProtect, ASGDetach, ASGNone},

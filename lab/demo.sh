@@ -3,9 +3,12 @@
 # seeds the crypto-miner scenario, shows the plan of the built-in
 # pod-compromise playbook, runs it (capture volatile state, objects and
 # logs, then isolate the pod's network, label it, cordon its node and
-# revoke its service account), seals the case into a
+# revoke its service account and IRSA role), seals the case into a
 # signed BagIt archive, verifies it (eksir, eksir-verify and the manual
-# script docs/verify-bag.sh), releases the containment, and brings the
+# script docs/verify-bag.sh), releases the containment, then runs the
+# built-in node-compromise playbook on the suspect's node (protect the EC2
+# instance, capture, isolate it with the quarantine security group, revoke
+# its instance profile, cordon) against moto and releases it, and brings the
 # lab down again (also on failure or Ctrl-C). Safe to run twice: `lab up`
 # cleans a dirty lab folder first and each run uses a new incident.
 #
@@ -29,6 +32,8 @@ echo "$targets"
 # shellcheck disable=SC1091
 . "$dir/env"
 pod=$(jq -r '.targets.pod' <<<"$targets")
+node=$(jq -r '.targets.node' <<<"$targets")
+instance=$(jq -r '.targets.instance' <<<"$targets")
 
 rm -rf "$work"; mkdir -p "$work"
 export EKSIR_CASE_DIR="$work/cases"
@@ -67,6 +72,19 @@ step "release the containment"
 # credential stays revoked unless release is given --restore-credentials.
 "$eksir" release --incident "$incident" --yes --restore-credentials
 "$eksir" status --incident "$incident"
+
+node_incident="$incident-node"
+step "plan node-compromise for node $node, instance $instance (changes nothing)"
+"$eksir" plan node-compromise --node "$node" --incident "$node_incident" --set settle=1s
+
+step "run node-compromise (incident $node_incident)"
+"$eksir" run node-compromise --node "$node" --incident "$node_incident" --set settle=1s --yes
+
+step "release node-compromise"
+# The node role's deny-older-sessions policy and the instance profile come
+# back only with --restore-credentials; the lab takes them back.
+"$eksir" release --incident "$node_incident" --yes --restore-credentials
+"$eksir" status --incident "$node_incident"
 
 step "done"
 echo "archive:    $EKSIR_CASE_DIR/$incident.tar.zst"

@@ -45,7 +45,7 @@ func TestPlaybooksShowIsExact(t *testing.T) {
 		}
 	}
 	out, _, code := runCLI(t, "playbooks", "list")
-	if code != 0 || !strings.HasPrefix(out, "game-day\t") {
+	if code != 0 || !strings.HasPrefix(out, "credential-compromise\t") || !strings.Contains(out, "\nnode-compromise\t") {
 		t.Errorf("list: exit %d\n%s", code, out)
 	}
 }
