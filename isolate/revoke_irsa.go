@@ -41,7 +41,6 @@ func (RevokeIRSARole) Spec() action.Spec {
 				{APIGroups: []string{""}, Resources: []string{"pods", "serviceaccounts"}, Verbs: []string{"get", "list"}},
 			},
 			IAM: []action.IAMPermission{
-				{Actions: []string{"sts:GetCallerIdentity"}},
 				{Actions: []string{"iam:GetRole", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy"}, Resources: []string{"arn:aws:iam::*:role/*"}},
 			},
 		},

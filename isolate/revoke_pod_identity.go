@@ -60,7 +60,6 @@ func (RevokePodIdentity) Spec() action.Spec {
 			IAM: []action.IAMPermission{
 				{Actions: []string{"eks:ListPodIdentityAssociations"}, Resources: []string{"arn:aws:eks:*:*:cluster/*"}},
 				{Actions: []string{"eks:DescribePodIdentityAssociation"}, Resources: []string{"arn:aws:eks:*:*:podidentityassociation/*"}},
-				{Actions: []string{"sts:GetCallerIdentity"}},
 				{Actions: []string{"iam:GetRole", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy"}, Resources: []string{"arn:aws:iam::*:role/*"}},
 			},
 		},
