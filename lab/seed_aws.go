@@ -153,6 +153,9 @@ func seedAWS(ctx context.Context, cfg aws.Config, sc Scenario, cluster string, n
 	if len(w.Instances) != nodes {
 		return nil, fmt.Errorf("launched %d instances, want %d", len(w.Instances), nodes)
 	}
+	if err := associateProfiles(ctx, ec2c, w); err != nil {
+		return nil, err
+	}
 
 	// The suspect pod's PersistentVolume: a volume of its own in the suspect
 	// node's zone, attached to that node as the EBS CSI driver would.
@@ -212,6 +215,33 @@ func seedPodsENIs(ctx context.Context, ec2c *ec2.Client, w *awsWorld, subnet, cl
 		return fmt.Errorf("create the suspect's branch interface: %w", err)
 	}
 	w.BranchENI = aws.ToString(branch.NetworkInterface.NetworkInterfaceId)
+	return nil
+}
+
+// associateProfiles gives every node instance its instance profile, as
+// AWS does for each instance a RunInstances call launches; moto associates
+// the profile with the first instance of the call only.
+func associateProfiles(ctx context.Context, ec2c *ec2.Client, w *awsWorld) error {
+	have := map[string]bool{}
+	p := ec2.NewDescribeIamInstanceProfileAssociationsPaginator(ec2c, &ec2.DescribeIamInstanceProfileAssociationsInput{})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("describe instance profile associations: %w", err)
+		}
+		for _, a := range page.IamInstanceProfileAssociations {
+			have[aws.ToString(a.InstanceId)] = true
+		}
+	}
+	for _, in := range w.Instances {
+		if have[in.ID] {
+			continue
+		}
+		if _, err := ec2c.AssociateIamInstanceProfile(ctx, &ec2.AssociateIamInstanceProfileInput{InstanceId: aws.String(in.ID),
+			IamInstanceProfile: &ec2types.IamInstanceProfileSpecification{Name: aws.String(w.InstanceProfile)}}); err != nil {
+			return fmt.Errorf("associate the node instance profile with %s: %w", in.ID, err)
+		}
+	}
 	return nil
 }
 

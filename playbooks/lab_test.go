@@ -12,6 +12,7 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -294,7 +295,7 @@ func TestLabPlanChangesNothing(t *testing.T) {
 	var plan struct {
 		Steps []playbooks.PlannedStep `json:"steps"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &plan); err != nil || len(plan.Steps) != 7 {
+	if err := json.Unmarshal([]byte(r.stdout), &plan); err != nil || len(plan.Steps) != 9 {
 		t.Fatalf("plan json (%v): %v", err, r)
 	}
 	for _, s := range plan.Steps {
@@ -307,6 +308,10 @@ func TestLabPlanChangesNothing(t *testing.T) {
 		}
 		if s.ID == "revoke" && s.Params["service-account"] != f.ns+"/"+lab.Scenarios["crypto-miner"].ServiceAccount {
 			t.Errorf("revoke's service account is not the pod's: %+v", s.Params)
+		}
+		// The pod's IRSA role, found from its spec, with its blast radius.
+		if s.ID == "revoke_irsa" && (s.Plan == nil || !strings.Contains(fmt.Sprint(s.Plan.Changes), path.Base(f.seed.Targets[lab.TargetIAMRole]))) {
+			t.Errorf("revoke_irsa does not plan the pod's role %s: %+v", f.seed.Targets[lab.TargetIAMRole], s.Plan)
 		}
 	}
 	diffSnap(t, "after plan", before, f.snapshot(t))
@@ -360,7 +365,7 @@ func TestLabApprovalWithoutTerminal(t *testing.T) {
 	if got["isolate"] != playbooks.StatusNeedsApproval || got["cordon"] != playbooks.StatusNeedsApproval || got["revoke"] != playbooks.StatusSkipped || got["volatile"] != playbooks.StatusSucceeded {
 		t.Fatalf("status: %v", got)
 	}
-	r = f.eksir(t, nil, "resume", "--incident", "appr-1", "--approve", "isolate,cordon,revoke")
+	r = f.eksir(t, nil, "resume", "--incident", "appr-1", "--approve", "isolate,cordon,revoke,revoke_irsa")
 	if r.code != 0 {
 		t.Fatalf("resume: %v", r)
 	}
@@ -691,6 +696,7 @@ func TestLabBuiltinsUnderGeneratedRoles(t *testing.T) {
 		{"triage", nil},
 		{"pod-compromise", nil},
 		{"game-day", []string{"--drill", "--set", "service_account=" + f.ns + "/checkout-api"}},
+		{"node-compromise", []string{"--node", f.seed.Targets[lab.TargetNode], "--set", "settle=0s"}},
 	} {
 		r := f.eksir(t, nil, "permissions", "--playbook", tc.playbook, "--format", "rbac")
 		if r.code != 0 {
@@ -711,7 +717,11 @@ func TestLabBuiltinsUnderGeneratedRoles(t *testing.T) {
 		}
 		env := []string{"KUBECONFIG=" + f.roleKubeconfig(t, fmt.Sprintf("gen-%d", i), role)}
 		inc := fmt.Sprintf("gen-%d", i)
-		r = f.eksir(t, env, append([]string{"run", tc.playbook, "--pod", target, "--incident", inc, "--yes"}, tc.run...)...)
+		args := []string{"run", tc.playbook, "--incident", inc, "--yes"}
+		if tc.playbook != "node-compromise" {
+			args = append(args, "--pod", target)
+		}
+		r = f.eksir(t, env, append(args, tc.run...)...)
 		if r.code != 0 || strings.Contains(strings.ToLower(r.stdout+r.stderr), "forbidden") {
 			t.Fatalf("%s under its generated roles: %v", tc.playbook, r)
 		}

@@ -27,6 +27,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Fault is a kind of error the proxy injects.
@@ -65,6 +66,10 @@ type Options struct {
 	// Faults are drawn from at random for each injected error; empty means
 	// Throttle only.
 	Faults []Fault
+	// Latency is added before every call is forwarded: the round trip of a
+	// real regional endpoint, which a local emulator does not have, so that
+	// benchmarks weigh call counts and concurrency as AWS would.
+	Latency time.Duration
 }
 
 // Counts are what the proxy did with the calls of one operation.
@@ -138,6 +143,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		http.Error(w, "awsfault: "+err.Error(), http.StatusBadRequest)
 		return
+	}
+	if d := p.o.Latency; d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
 	}
 	fault, inject := p.decide(call)
 	if inject {
