@@ -74,7 +74,7 @@ func (e *enforcement) downgrade(level, reason, warning string) {
 // node is an EC2 instance, and cordoning.
 func (e *enforcement) nodeRemedy() string {
 	if e.Instance != "" {
-		return fmt.Sprintf("isolate the instance %s with security groups (AWS containment) and cordon node %s (isolate.cordon-node)", e.Instance, e.Node)
+		return fmt.Sprintf("isolate the instance %s with its quarantine security group (isolate.instance-network; the node-compromise playbook) and cordon node %s (isolate.cordon-node)", e.Instance, e.Node)
 	}
 	return fmt.Sprintf("cordon node %s (isolate.cordon-node) and contain it outside Kubernetes", e.Node)
 }

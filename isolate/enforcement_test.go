@@ -121,7 +121,7 @@ func TestPodNetworkNotEnforceable(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.reason) || !strings.Contains(err.Error(), "allow-unenforced") {
 				t.Errorf("error does not name the reason %q and the way out: %v", tc.reason, err)
 			}
-			if !strings.Contains(err.Error(), "security groups (AWS containment)") {
+			if !strings.Contains(err.Error(), "quarantine security group (isolate.instance-network") {
 				t.Errorf("error does not name the instance's AWS containment: %v", err)
 			}
 			t.Logf("run: %v", err)

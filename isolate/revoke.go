@@ -22,6 +22,7 @@ import (
 
 	"github.com/eksir/eksir/action"
 	"github.com/eksir/eksir/evidence"
+	"github.com/eksir/eksir/internal/awstarget"
 	"github.com/eksir/eksir/internal/naming"
 )
 
@@ -74,7 +75,7 @@ type RevokeUndo struct {
 
 // IRSARoleAnnotation names the IAM role pods of a ServiceAccount assume
 // with web identity tokens (IAM roles for service accounts).
-const IRSARoleAnnotation = "eks.amazonaws.com/role-arn"
+const IRSARoleAnnotation = awstarget.RoleARNAnnotation
 
 // Spec implements action.Action.
 func (RevokeServiceAccount) Spec() action.Spec {
@@ -548,10 +549,10 @@ func (r RevokeServiceAccount) remaining(ctx context.Context, env *action.Env, sa
 	}
 	if arn := sa.Annotations[IRSARoleAnnotation]; arn != "" {
 		w = append(w, "still valid: IRSA web identity tokens and the AWS credentials already obtained for "+arn+
-			" until they expire; revoking the role's sessions in AWS is a separate step (an IAM revocation action)")
+			" until they expire; revoke.irsa-role denies their sessions in AWS (pod-compromise runs it)")
 	}
 	w = append(w, "not visible from Kubernetes: EKS Pod Identity associations for "+ns+"/"+name+
-		" keep issuing AWS credentials to its pods; check them and revoke the role's sessions in AWS as a separate step")
+		" keep issuing AWS credentials to its pods; revoke.pod-identity denies this pod's sessions in AWS (pod-compromise runs it)")
 	if !call.Bool("delete-tokens") && !call.Bool("recreate") {
 		secrets, err := env.Kube.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{FieldSelector: "type=" + string(corev1.SecretTypeServiceAccountToken)})
 		if err != nil {
