@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -316,4 +317,55 @@ func TestLabCredentialCompromise(t *testing.T) {
 		t.Fatalf("release: %v", r)
 	}
 	restoredExactly(t, before, labtest.AWSSnapshot(t, f.le.AWS))
+}
+
+// kill -9 at every boundary and inside every mutating step of
+// credential-compromise, then resume: the key is inactive, the user and
+// the role each hold exactly one eksir policy; release restores all.
+func TestLabCredentialCompromiseCrashResume(t *testing.T) {
+	f := setupLab(t)
+	key, role := f.seed.Targets[lab.TargetAccessKey], f.seed.Targets[lab.TargetIAMRole]
+	roleName := path.Base(role)
+	ic := iam.NewFromConfig(f.le.AWS)
+	eksirPolicies := func(names []string) (n int) {
+		for _, p := range names {
+			if strings.HasPrefix(p, "eksir-") {
+				n++
+			}
+		}
+		return n
+	}
+	before := labtest.AWSSnapshot(t, f.le.AWS)
+	var points []string
+	for _, s := range []string{"access_key", "role"} {
+		points = append(points, s+":before", s+":inside", s+":after")
+	}
+	for i, p := range points {
+		inc := fmt.Sprintf("cred-crash-%d", i)
+		t.Run(strings.ReplaceAll(p, ":", "-"), func(t *testing.T) {
+			r := f.run(t, crashingBin(t), []string{crashEnv + "=" + p}, "run", "credential-compromise", "--access-key", key, "--iam-role", role, "--incident", inc, "--yes", "--parallel", "1")
+			if !r.killed {
+				t.Fatalf("crash hook did not fire: %v", r)
+			}
+			if r = f.eksir(t, nil, "resume", "--incident", inc, "--yes"); r.code != 0 {
+				t.Fatalf("resume: %v", r)
+			}
+			keys, err := ic.ListAccessKeys(t.Context(), &iam.ListAccessKeysInput{UserName: aws.String(f.seed.IAMUser)})
+			if err != nil || keys.AccessKeyMetadata[0].Status != iamtypes.StatusTypeInactive {
+				t.Errorf("key after resume: %+v %v", keys, err)
+			}
+			up, err := ic.ListUserPolicies(t.Context(), &iam.ListUserPoliciesInput{UserName: aws.String(f.seed.IAMUser)})
+			if err != nil || eksirPolicies(up.PolicyNames) != 1 {
+				t.Errorf("user policies after resume: %+v %v", up, err)
+			}
+			rp, err := ic.ListRolePolicies(t.Context(), &iam.ListRolePoliciesInput{RoleName: aws.String(roleName)})
+			if err != nil || eksirPolicies(rp.PolicyNames) != 1 {
+				t.Errorf("role policies after resume: %+v %v", rp, err)
+			}
+			if r = f.eksir(t, nil, "release", "--incident", inc, "--yes", "--restore-credentials"); r.code != 0 {
+				t.Fatalf("release: %v", r)
+			}
+			restoredExactly(t, before, labtest.AWSSnapshot(t, f.le.AWS))
+		})
+	}
 }
