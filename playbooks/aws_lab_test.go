@@ -253,7 +253,9 @@ func TestLabAWSFaults(t *testing.T) {
 		Always: func(service, op string) bool { return failModify.Load() && op == "ModifyNetworkInterfaceAttribute" }})
 	srv := httptest.NewServer(proxy)
 	defer srv.Close()
-	via := []string{"AWS_ENDPOINT_URL=" + srv.URL}
+	// AWS_MAX_ATTEMPTS, which the SDK reads as the AWS CLI does: at 10%
+	// faults, 6 attempts make a call fail once in a million.
+	via := []string{"AWS_ENDPOINT_URL=" + srv.URL, "AWS_MAX_ATTEMPTS=6"}
 
 	r := f.eksir(t, via, "run", "node-compromise", "--node", node, "--incident", "faults-1", "--yes", "--set", "settle=0s")
 	if r.code != 0 {
@@ -268,7 +270,13 @@ func TestLabAWSFaults(t *testing.T) {
 	}
 
 	failModify.Store(true)
-	r = f.eksir(t, via, "run", "node-compromise", "--node", node, "--incident", "faults-2", "--yes", "--set", "settle=0s")
+	const modify = "ec2:ModifyNetworkInterfaceAttribute"
+	injected := proxy.Counts()[modify].Injected
+	r = f.eksir(t, []string{"AWS_ENDPOINT_URL=" + srv.URL, "AWS_MAX_ATTEMPTS=2"}, "run", "node-compromise", "--node", node, "--incident", "faults-2", "--yes", "--set", "settle=0s")
+	// Each call (the plan's DryRun, then the change) tried exactly twice.
+	if n := proxy.Counts()[modify].Injected - injected; n == 0 || n%2 != 0 || n > 4 {
+		t.Errorf("the failing calls were tried %d times in all, want 2 per call (AWS_MAX_ATTEMPTS=2)", n)
+	}
 	if r.code == 0 || !strings.Contains(r.stdout+r.stderr, "RequestLimitExceeded") && !strings.Contains(r.stdout+r.stderr, "ServiceUnavailable") && !strings.Contains(r.stdout+r.stderr, "Unavailable") {
 		t.Fatalf("a step that cannot complete: want a failure naming the AWS error code: %v", r)
 	}
