@@ -15,4 +15,8 @@ var (
 	checkpointNotes string
 	//go:embed notes/node-files.md
 	nodeFilesNotes string
+	//go:embed notes/instance-metadata.md
+	instanceMetadataNotes string
+	//go:embed notes/cloud-logs.md
+	cloudLogsNotes string
 )
