@@ -52,6 +52,8 @@ const (
 	DefaultPartSize           = 16 << 20
 	DefaultMultipartThreshold = 64 << 20
 	DefaultConcurrency        = 4
+	// maxParts leaves room under S3's 10,000 parts per upload.
+	maxParts = 9000
 )
 
 // Lock modes.
@@ -369,9 +371,26 @@ func putArchive(ctx context.Context, client S3API, archive, key, sum string, ret
 		ContentLength: aws.Int64(size), ContentType: aws.String(contentType(archive)),
 		Metadata:          map[string]string{MetaSHA256: sum},
 		ChecksumAlgorithm: tmtypes.ChecksumAlgorithmSha256}
-	multipart = size >= threshold
-	if !multipart {
-		in.ChecksumSHA256 = aws.String(base64.StdEncoding.EncodeToString(raw))
+	if size < threshold {
+		// One PUT streams the file: the SDK seeks it to sign and send, and
+		// S3 checks ChecksumSHA256 against the bytes it receives.
+		put := &s3.PutObjectInput{Bucket: in.Bucket, Key: in.Key, Body: f, ContentLength: in.ContentLength, ContentType: in.ContentType,
+			Metadata: in.Metadata, ChecksumAlgorithm: s3types.ChecksumAlgorithmSha256, ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(raw))}
+		if locked {
+			put.ObjectLockMode, put.ObjectLockRetainUntilDate = ret.mode, aws.Time(ret.until)
+			if o.LegalHold {
+				put.ObjectLockLegalHoldStatus = s3types.ObjectLockLegalHoldStatusOn
+			}
+		}
+		out, err := client.PutObject(ctx, put)
+		if err != nil {
+			return "", size, false, fmt.Errorf("upload s3://%s/%s: %w", o.Bucket, key, err)
+		}
+		return aws.ToString(out.VersionId), size, false, nil
+	}
+	multipart = true
+	if least := size/maxParts + 1; partSize < least {
+		partSize = least
 	}
 	if locked {
 		in.ObjectLockMode = tmtypes.ObjectLockMode(ret.mode)
@@ -382,7 +401,9 @@ func putArchive(ctx context.Context, client S3API, archive, key, sum string, ret
 	}
 	tm := transfermanager.New(client, func(to *transfermanager.Options) {
 		to.PartSizeBytes = partSize
-		to.MultipartUploadThreshold = threshold
+		// The manager reads its whole threshold into memory before it
+		// decides; the decision is made above, so one part is enough.
+		to.MultipartUploadThreshold = partSize
 		to.Concurrency = conc
 		to.ChecksumAlgorithm = tmtypes.ChecksumAlgorithmSha256
 	})
