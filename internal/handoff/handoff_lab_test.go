@@ -161,6 +161,21 @@ func TestUploadLockedFetchVerify(t *testing.T) {
 		BypassGovernanceRetention: aws.Bool(true)}); err == nil {
 		t.Error("DeleteObject with bypass of the compliance-locked version succeeded")
 	}
+	// Governance, for contrast: refused too, but lifted by anyone allowed
+	// s3:BypassGovernanceRetention, which is why evidence should use
+	// compliance. moto behaves as S3 documents on both counts.
+	gov, err := client.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("governance-probe"), Body: strings.NewReader("x"),
+		ChecksumAlgorithm: s3types.ChecksumAlgorithmSha256, ObjectLockMode: s3types.ObjectLockModeGovernance, ObjectLockRetainUntilDate: aws.Time(time.Now().Add(time.Hour))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.DeleteObject(t.Context(), &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String("governance-probe"), VersionId: gov.VersionId}); err == nil {
+		t.Error("DeleteObject of a governance-locked version without bypass succeeded")
+	}
+	if _, err := client.DeleteObject(t.Context(), &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String("governance-probe"), VersionId: gov.VersionId,
+		BypassGovernanceRetention: aws.Bool(true)}); err != nil {
+		t.Errorf("DeleteObject of a governance-locked version with bypass: %v (S3 allows it)", err)
+	}
 	over, err := client.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader("overwritten"),
 		ChecksumAlgorithm: s3types.ChecksumAlgorithmSha256})
 	if err != nil {
