@@ -141,7 +141,6 @@ type UploadResult struct {
 	Aborted   []string          `json:"aborted_uploads,omitempty"`
 	Record    evidence.Record   `json:"record"`
 	Report    *evidence.Report  `json:"-"`
-	Retention retention         `json:"-"`
 }
 
 type retention struct {
@@ -192,7 +191,7 @@ func Upload(ctx context.Context, client S3API, archive string, o UploadOptions) 
 	}
 	base := filepath.Base(archive)
 	key := path.Join(strings.TrimPrefix(o.Prefix, "/"), base)
-	res := &UploadResult{Bucket: o.Bucket, SHA256: sum, Report: rep, Retention: ret}
+	res := &UploadResult{Bucket: o.Bucket, SHA256: sum, Report: rep}
 	if res.Aborted, err = abortStale(ctx, client, o, key); err != nil {
 		return res, err
 	}

@@ -32,8 +32,8 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
 
-// sealed seals a folder holding size random bytes into dir and returns the
-// archive path and its signer.
+// sealed seals a folder holding size random bytes with signer, uncompressed
+// so that the archive is as large as the payload, and returns its path.
 func sealed(t *testing.T, incident string, size int, signer *evidence.Signer) string {
 	t.Helper()
 	src := t.TempDir()
