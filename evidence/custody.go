@@ -25,6 +25,9 @@ const (
 	ActionVerified     = "verified"
 	ActionReleased     = "released"
 	ActionRecovered    = "recovered"
+	// ActionReceived is the receiving side of a hand-over: a lab that
+	// fetched the archive and re-verified it.
+	ActionReceived = "received"
 )
 
 // TimeFormat is RFC 3339 in UTC with nanoseconds, fixed width so that records

@@ -17,6 +17,21 @@ type HandOver struct {
 	// ArchiveSHA256 is the hash re-computed before the hand-over.
 	ArchiveSHA256 string `json:"archive_sha256"`
 	Verified      bool   `json:"verified"`
+	// S3 names the stored object when the hand-over went through a bucket.
+	S3 *S3Object `json:"s3,omitempty"`
+}
+
+// S3Object is an object version in a bucket and how it is locked.
+type S3Object struct {
+	Bucket      string `json:"bucket"`
+	Key         string `json:"key"`
+	VersionID   string `json:"version_id,omitempty"`
+	LockMode    string `json:"lock_mode,omitempty"`
+	RetainUntil string `json:"retain_until,omitempty"`
+	LegalHold   bool   `json:"legal_hold,omitempty"`
+	// ReadBackSHA256 is the hash of the stored bytes as read back, when
+	// they were.
+	ReadBackSHA256 string `json:"readback_sha256,omitempty"`
 }
 
 // RecordHandOver re-verifies the archive and, only if every check passes,

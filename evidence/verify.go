@@ -975,7 +975,7 @@ func (bc *bagContent) checkTransfers(file string, opts VerifyOptions) {
 func (bc *bagContent) handOverDisagrees(r Record) string {
 	var h HandOver
 	switch r.Action {
-	case ActionTransferred, ActionVerified, ActionReleased:
+	case ActionTransferred, ActionVerified, ActionReleased, ActionReceived:
 	default:
 		return fmt.Sprintf("action %q is not a hand-over", r.Action)
 	}
