@@ -5,7 +5,8 @@
 # logs, then isolate the pod's network, label it, cordon its node and
 # revoke its service account and IRSA role), seals the case into a
 # signed BagIt archive, verifies it (eksir, eksir-verify and the manual
-# script docs/verify-bag.sh), releases the containment, then runs the
+# script docs/verify-bag.sh), uploads it to the lab's S3 bucket under Object
+# Lock and fetches it back verified, releases the containment, then runs the
 # built-in node-compromise playbook on the suspect's node (protect the EC2
 # instance, capture, isolate it with the quarantine security group, revoke
 # its instance profile, cordon) against moto and releases it, and brings the
@@ -66,6 +67,14 @@ step "verify"
 step "verify as the lab does: eksir-verify, then the manual procedure with standard tools"
 "${eksir}-verify" verify --pubkey "$work/demo.key.pub" "$EKSIR_CASE_DIR/$incident.tar.zst" >/dev/null && echo "eksir-verify: ok"
 sh docs/verify-bag.sh "$EKSIR_CASE_DIR/$incident.tar.zst" "$work/demo.key.pub" | tail -n 1
+
+step "hand the archive over: upload to the lab's Object Lock bucket, read back, fetch it as the lab would"
+bucket=$(jq -r '.evidenceBucket' <<<"$targets")
+"$eksir" custody upload "$EKSIR_CASE_DIR/$incident.tar.zst" --bucket "$bucket" --prefix "cases/$incident/" \
+  --retain-days 1 --mode governance --pubkey "$work/demo.key.pub" --to "forensics lab (demo)"
+"$eksir" custody fetch "s3://$bucket/cases/$incident/$incident.tar.zst" --out "$work/lab-received" \
+  --pubkey "$work/demo.key.pub" --custodian-key "$work/demo.key.pub"
+"$eksir" custody show "$work/lab-received/$incident.tar.zst" --pubkey "$work/demo.key.pub" | tail -n 3
 
 step "release the containment"
 # The lab gets its service account back too; on a real incident a revoked
