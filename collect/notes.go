@@ -15,4 +15,6 @@ var (
 	checkpointNotes string
 	//go:embed notes/node-files.md
 	nodeFilesNotes string
+	//go:embed notes/memory.md
+	memoryNotes string
 )
