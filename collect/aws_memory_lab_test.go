@@ -90,7 +90,7 @@ type memoryFixture struct {
 	s3       *s3.Client
 }
 
-func setupMemory(t *testing.T) *memoryFixture {
+func setupMemory(t testing.TB) *memoryFixture {
 	t.Helper()
 	s := labtest.SeedScenario(t, 1, 1, collect.Register)
 	s.Env.AWS = s.Lab.AWS
@@ -100,7 +100,7 @@ func setupMemory(t *testing.T) *memoryFixture {
 
 // env is an Env for incident with a fresh case and an AWS configuration
 // through agent and rec.
-func (f *memoryFixture) env(t *testing.T, incident string, agent *fakeAgent, rec *eaws.Recorder) *action.Env {
+func (f *memoryFixture) env(t testing.TB, incident string, agent *fakeAgent, rec *eaws.Recorder) *action.Env {
 	t.Helper()
 	env := *f.s.Env
 	env.Incident = incident
@@ -122,7 +122,7 @@ func memoryCall(params map[string]any) action.Call {
 }
 
 // commands are the SSM commands sent to the instance with comment.
-func (f *memoryFixture) commands(t *testing.T, comment string) []ssmtypes.Command {
+func (f *memoryFixture) commands(t testing.TB, comment string) []ssmtypes.Command {
 	t.Helper()
 	out, err := f.ssm.ListCommands(t.Context(), &ssm.ListCommandsInput{InstanceId: aws.String(f.instance)})
 	if err != nil {
@@ -138,7 +138,7 @@ func (f *memoryFixture) commands(t *testing.T, comment string) []ssmtypes.Comman
 }
 
 // putURL is the presigned URL the script's last line uploads to.
-func putURL(t *testing.T, cmd ssmtypes.Command) string {
+func putURL(t testing.TB, cmd ssmtypes.Command) string {
 	t.Helper()
 	lines := cmd.Parameters["commands"]
 	if len(lines) == 0 {
@@ -155,7 +155,7 @@ func putURL(t *testing.T, cmd ssmtypes.Command) string {
 // uploadAsTheNode PUTs image to the URL in the command sent with comment,
 // as the script's curl -T would. moto keeps an account per test, chosen by
 // a header the real instance would not send.
-func (f *memoryFixture) uploadAsTheNode(t *testing.T, comment string, image []byte) func(ctx context.Context) error {
+func (f *memoryFixture) uploadAsTheNode(t testing.TB, comment string, image []byte) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		cmds := f.commands(t, comment)
 		if len(cmds) != 1 {
@@ -180,7 +180,7 @@ func (f *memoryFixture) uploadAsTheNode(t *testing.T, comment string, image []by
 	}
 }
 
-func itemOf(t *testing.T, env *action.Env, rel string) evidence.Item {
+func itemOf(t testing.TB, env *action.Env, rel string) evidence.Item {
 	t.Helper()
 	it, ok := env.Evidence.Lookup(rel)
 	if !ok {

@@ -59,7 +59,7 @@ func (Memory) Spec() action.Spec {
 			{Name: "instance", Type: action.Instance, Doc: "the EC2 instance (ssm); or give node"},
 			{Name: "node", Type: action.Node, Doc: "the node: its instance from spec.providerID (ssm), or where the collector pod runs (node-pod)"},
 			{Name: "bucket", Type: action.String, Doc: "the S3 bucket the instance uploads the image to (ssm); empty means eksir-evidence-<account>-<region>, the lab's evidence bucket name"},
-			{Name: "prefix", Type: action.String, Default: DefaultMemoryPrefix, Doc: "key prefix; the key is <prefix>/<incident>/<instance>/memory.lime, so a resumed run finds it"},
+			{Name: "prefix", Type: action.String, Default: DefaultMemoryPrefix, Doc: "key prefix; the key is <prefix>/<incident>/<instance>/memory.lime, so a resumed run finds it (the generated IAM policy covers the default prefix: widen it for another)"},
 			{Name: "avml-url", Type: action.String, Default: DefaultAVMLURL, Doc: "where the instance downloads AVML (ssm); mirror it for instances without internet access"},
 			{Name: "avml-sha256", Type: action.String, Doc: "SHA-256 of the AVML binary at avml-url, checked on the instance before it runs (ssm; required for ssm)"},
 			{Name: "timeout", Type: action.Duration, Default: 30 * time.Minute, Doc: "how long the capture and upload may take on the instance (ssm); also the presigned URL's lifetime, plus a margin"},
