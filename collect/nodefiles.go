@@ -138,16 +138,20 @@ func nodeFiles(ctx context.Context, env *action.Env, call action.Call, s *store,
 		}
 	}
 	if call.Bool("memory") {
-		// AVML writes the LiME image to stdout; it streams into the hashing
-		// writer as it arrives.
-		err := s.stream(ctx, base+"memory.lime", evidence.ItemInfo{Source: src, Method: "exec in " + a.where + ": avml /dev/stdout"}, func(w io.Writer) error {
-			return ex.Exec(ctx, a.ns, a.pod, a.container, []string{"avml", "/dev/stdout"}, nil, w, nil)
-		})
-		if err != nil {
+		if err := nodeMemory(ctx, s, ex, a, base+"memory.lime", src); err != nil {
 			return err
 		}
 	}
 	return done()
+}
+
+// nodeMemory acquires a memory image of the collector pod's node; it is
+// collect.memory's node-pod method too. AVML writes the LiME image to
+// stdout; it streams into the hashing writer as it arrives.
+func nodeMemory(ctx context.Context, s *store, ex Executor, a *agent, rel string, src evidence.Source) error {
+	return s.stream(ctx, rel, evidence.ItemInfo{Source: src, Method: "exec in " + a.where + ": avml /dev/stdout"}, func(w io.Writer) error {
+		return ex.Exec(ctx, a.ns, a.pod, a.container, []string{"avml", "/dev/stdout"}, nil, w, nil)
+	})
 }
 
 // listedFile is one entry of the collector's list document.

@@ -19,4 +19,6 @@ var (
 	instanceMetadataNotes string
 	//go:embed notes/cloud-logs.md
 	cloudLogsNotes string
+	//go:embed notes/memory.md
+	memoryNotes string
 )
