@@ -20,3 +20,6 @@ var (
 	//go:embed notes/cloud-logs.md
 	cloudLogsNotes string
 )
+
+//go:embed notes/ebs-snapshot.md
+var ebsSnapshotNotes string
