@@ -260,7 +260,8 @@ func TestAWSSnapshotPod(t *testing.T) {
 	// exists or re-encrypting anything: the test checks the copy is made
 	// once, asks for that key, is tagged and described, not KMS's semantics.
 	const key = "arn:aws:kms:us-east-1:210987654321:key/11111111-2222-3333-4444-555555555555"
-	res, err := a.Run(t.Context(), f.env, snapCall(map[string]any{"pod": ref, "copy-kms-key": key}))
+	call := snapCall(map[string]any{"pod": ref, "copy-kms-key": key, "share-with-account": "210987654321"})
+	res, err := a.Run(t.Context(), f.env, call)
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
@@ -286,13 +287,23 @@ func TestAWSSnapshotPod(t *testing.T) {
 	if tagsOf(c)[collect.SnapshotCopyOfTag] != ids[0] || !aws.ToBool(c.Encrypted) {
 		t.Errorf("copy %s: tags %v encrypted %v", copies[0], tagsOf(c), aws.ToBool(c.Encrypted))
 	}
+	// The copy, under the forensic key, is shared as well as the source.
+	for _, id := range []string{ids[0], copies[0]} {
+		attr, err := f.ec2.DescribeSnapshotAttribute(t.Context(), &ec2.DescribeSnapshotAttributeInput{SnapshotId: aws.String(id), Attribute: ec2types.SnapshotAttributeNameCreateVolumePermission})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(attr.CreateVolumePermissions) != 1 || aws.ToString(attr.CreateVolumePermissions[0].UserId) != "210987654321" {
+			t.Errorf("snapshot %s create-volume permissions = %+v, want account 210987654321", id, attr.CreateVolumePermissions)
+		}
+	}
 	cd := f.descriptor(t, copies[0])
 	if cd.CopyOf != ids[0] || !cd.Encrypted || cd.KMSKey != key {
 		t.Errorf("copy descriptor = %+v", cd)
 	}
 
 	// Again, with the copy: nothing new.
-	if _, err := a.Run(t.Context(), f.env, snapCall(map[string]any{"pod": ref, "copy-kms-key": key})); err != nil {
+	if _, err := a.Run(t.Context(), f.env, call); err != nil {
 		t.Fatalf("second run: %v", err)
 	}
 	if got := len(accountSnapshots(t, f.ec2)); got != len(snaps) {

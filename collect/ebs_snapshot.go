@@ -442,17 +442,6 @@ func (EBSSnapshot) Run(ctx context.Context, env *action.Env, call action.Call) (
 	if err != nil {
 		return action.Result{}, err
 	}
-	if acct := call.String("share-with-account"); acct != "" {
-		for _, id := range ids {
-			// The OperationType+UserIds form: EC2 takes it as well as the
-			// CreateVolumePermission one, and moto takes only it. Adding a
-			// permission that is there already changes nothing.
-			if _, err := e.ModifySnapshotAttribute(ctx, &ec2.ModifySnapshotAttributeInput{SnapshotId: aws.String(id), Attribute: ec2types.SnapshotAttributeNameCreateVolumePermission,
-				OperationType: ec2types.OperationTypeAdd, UserIds: []string{acct}}); err != nil {
-				return action.Result{}, fmt.Errorf("share snapshot %s with account %s: %w", id, acct, err)
-			}
-		}
-	}
 	copyIDs := map[string]string{}
 	if key := call.String("copy-kms-key"); key != "" {
 		var created []string
@@ -461,9 +450,14 @@ func (EBSSnapshot) Run(ctx context.Context, env *action.Env, call action.Call) (
 				copyIDs[id] = aws.ToString(c.SnapshotId)
 				continue
 			}
-			s := snaps[id]
-			tags := awstarget.TagMap(s.Tags)
-			tags[SnapshotCopyOfTag] = id
+			// The copy keeps eksir's tags only: the IAM policy lets the
+			// action tag with eksir.io/ keys alone.
+			tags := map[string]string{SnapshotCopyOfTag: id}
+			for k, v := range awstarget.TagMap(snaps[id].Tags) {
+				if strings.HasPrefix(k, naming.Domain+"/") && k != SnapshotCopyOfTag {
+					tags[k] = v
+				}
+			}
 			out, err := e.CopySnapshot(ctx, &ec2.CopySnapshotInput{SourceSnapshotId: aws.String(id), SourceRegion: aws.String(env.AWS.Region), Encrypted: aws.Bool(true), KmsKeyId: aws.String(key),
 				Description:       aws.String("eksir " + env.Incident + " " + call.Step + ": copy of " + id),
 				TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSnapshot, Tags: tagList(tags)}}})
@@ -484,6 +478,19 @@ func (EBSSnapshot) Run(ctx context.Context, env *action.Env, call action.Call) (
 		}
 		for k, v := range cs {
 			snaps[k] = v
+		}
+	}
+	// Copies are shared too: a copy under the forensic key is the one
+	// the forensic account can use when the source's key is AWS-managed.
+	if acct := call.String("share-with-account"); acct != "" {
+		for _, id := range append(append([]string{}, ids...), sortedValues(copyIDs)...) {
+			// The OperationType+UserIds form: EC2 takes it as well as the
+			// CreateVolumePermission one, and moto takes only it. Adding a
+			// permission that is there already changes nothing.
+			if _, err := e.ModifySnapshotAttribute(ctx, &ec2.ModifySnapshotAttributeInput{SnapshotId: aws.String(id), Attribute: ec2types.SnapshotAttributeNameCreateVolumePermission,
+				OperationType: ec2types.OperationTypeAdd, UserIds: []string{acct}}); err != nil {
+				return action.Result{}, fmt.Errorf("share snapshot %s with account %s: %w", id, acct, err)
+			}
 		}
 	}
 	s := newStore(env)
