@@ -60,9 +60,7 @@ type snapshotEC2 interface {
 	CopySnapshot(ctx context.Context, in *ec2.CopySnapshotInput, opts ...func(*ec2.Options)) (*ec2.CopySnapshotOutput, error)
 }
 
-// snapshotClient builds the EC2 client; tests replace it to fail after a
-// chosen call (a kill -9 between two calls).
-var snapshotClient = func(env *action.Env) snapshotEC2 { return ec2.NewFromConfig(env.AWS) }
+func snapshotClient(env *action.Env) snapshotEC2 { return ec2.NewFromConfig(env.AWS) }
 
 // Spec implements action.Action.
 func (EBSSnapshot) Spec() action.Spec {
