@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/eksir/eksir/action"
 	"github.com/eksir/eksir/collect"
+	eaws "github.com/eksir/eksir/internal/aws"
 	"github.com/eksir/eksir/internal/labtest"
 	"github.com/eksir/eksir/lab"
 )
@@ -387,5 +389,46 @@ func TestAWSSnapshotBadInput(t *testing.T) {
 	}
 	if n := len(f.c.Items()); n != 0 {
 		t.Errorf("bad input wrote %d items", n)
+	}
+}
+
+// TestAWSSnapshotIAMCoversItsCalls checks the Spec's IAM statements
+// against every call Plan and Run make on moto, as isolate's cross-check
+// does for the containment actions.
+func TestAWSSnapshotIAMCoversItsCalls(t *testing.T) {
+	f := setupSnap(t)
+	a := snapshotAction(t, f)
+	spec := a.Spec()
+	rec := &eaws.Recorder{}
+	env := *f.env
+	env.AWS = f.lab.AWSWith(t, eaws.Options{Recorder: rec})
+	for _, target := range []map[string]any{{"instance": f.instance}, {"pod": f.ns + "/" + f.pod}} {
+		call := snapCall(map[string]any{"share-with-account": "210987654321", "copy-kms-key": "alias/forensics"})
+		maps.Copy(call.Params, target)
+		if _, err := a.Plan(t.Context(), &env, call); err != nil {
+			t.Fatalf("plan %v: %v", target, err)
+		}
+		if _, err := a.Run(t.Context(), &env, call); err != nil {
+			t.Fatalf("run %v: %v", target, err)
+		}
+	}
+	if err := rec.Err(); err != nil {
+		t.Fatal(err)
+	}
+	seen := rec.Calls()
+	for _, c := range seen {
+		if !action.IAMAllows([]action.Spec{spec}, c) {
+			t.Errorf("calls %s, which its IAM permissions do not allow", c)
+		}
+	}
+	// KMS is called by EC2 on the caller's behalf (kms:ViaService), never
+	// by eksir itself.
+	for _, p := range spec.Permissions.IAM {
+		for _, declared := range p.Actions {
+			if strings.HasPrefix(declared, "kms:") || slices.Contains(seen, declared) {
+				continue
+			}
+			t.Errorf("declares %s but never calls it (calls: %s)", declared, strings.Join(seen, ", "))
+		}
 	}
 }
