@@ -146,6 +146,16 @@ type Env struct {
 	Cluster string
 	Log     *slog.Logger
 	Now     func() time.Time
+	// Progress, when set, is told how far a long step is (done of total,
+	// in the step's own unit) so a terminal can draw it; nil elsewhere.
+	Progress func(step, what string, done, total int64)
+}
+
+// ReportProgress calls Progress if it is set.
+func (e *Env) ReportProgress(step, what string, done, total int64) {
+	if e != nil && e.Progress != nil {
+		e.Progress(step, what, done, total)
+	}
 }
 
 // Call is one step's invocation: parameters validated against the Spec with

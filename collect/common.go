@@ -22,7 +22,7 @@ import (
 
 // Register adds the collection actions to r.
 func Register(r *action.Registry) {
-	r.Register(Objects{}, PodLogs{}, Volatile{}, Checkpoint{}, NodeFiles{}, InstanceMetadata{}, CloudLogs{}, Memory{})
+	r.Register(Objects{}, PodLogs{}, Volatile{}, Checkpoint{}, NodeFiles{}, InstanceMetadata{}, CloudLogs{}, Memory{}, EBSSnapshot{})
 }
 
 // defaultConcurrency bounds the pods collected at once: enough to hide API

@@ -22,3 +22,6 @@ var (
 	//go:embed notes/memory.md
 	memoryNotes string
 )
+
+//go:embed notes/ebs-snapshot.md
+var ebsSnapshotNotes string

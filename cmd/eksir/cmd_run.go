@@ -100,6 +100,7 @@ func engineOptions(c *cli.Context, env *action.Env, cs *evidence.Case) (playbook
 	o.Approver = ui.NewApprover(os.Stdin, c.App.ErrWriter)
 	p := ui.NewProgress(c.App.ErrWriter)
 	o.Observer = p
+	env.Progress = p.ActionProgress
 	return o, func() { stopNotice(); p.Close() }
 }
 

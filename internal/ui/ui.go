@@ -167,6 +167,18 @@ func (o *Progress) Event(e playbooks.Event) {
 	_ = o.bar.Set(e.Done)
 }
 
+// ActionProgress shows how far a long step is (action.Env.Progress: an
+// EBS snapshot's percent) as the bar's description, so a step that waits
+// for minutes does not look stuck. It draws nothing before the bar exists.
+func (o *Progress) ActionProgress(step, what string, done, total int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.bar == nil || total <= 0 {
+		return
+	}
+	o.bar.Describe(fmt.Sprintf("%s: %s %d%%", step, what, done*100/total))
+}
+
 // Close clears the bar, so that the summary table that follows starts on
 // a clean line.
 func (o *Progress) Close() {

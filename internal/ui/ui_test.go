@@ -76,3 +76,15 @@ func TestProgress(t *testing.T) {
 		t.Errorf("Close did not return to the line start: %q", got)
 	}
 }
+
+func TestActionProgress(t *testing.T) {
+	var out bytes.Buffer
+	p := NewProgress(&out)
+	p.ActionProgress("snap", "3 snapshot(s)", 10, 100) // before the bar: nothing
+	p.Event(playbooks.Event{Step: "snap", Action: "collect.ebs-snapshot", State: "running", Total: 1})
+	p.ActionProgress("snap", "3 snapshot(s)", 45, 100)
+	p.Close()
+	if got := out.String(); !strings.Contains(got, "snap: 3 snapshot(s) 45%") || strings.Contains(got, "10%") {
+		t.Errorf("output = %q, want the step's 45%% and not the 10%% reported before the bar", got)
+	}
+}
