@@ -384,6 +384,11 @@ func TestAWSSnapshotBadInput(t *testing.T) {
 	if !errors.Is(err, action.ErrBadInput) || !errors.Is(err, collect.ErrNoEBSVolumes) || !strings.Contains(err.Error(), other) {
 		t.Errorf("pod without EBS volumes: err = %v, want bad input naming it", err)
 	}
+	// A playbook that runs on any pod asks for a warning instead.
+	res, err := a.Run(t.Context(), f.env, snapCall(map[string]any{"pod": other, "allow-no-volumes": true}))
+	if err != nil || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], other) || res.Outputs["complete"] != true {
+		t.Errorf("pod without EBS volumes, allowed: %+v %v", res, err)
+	}
 	if after := accountSnapshots(t, f.ec2); len(after) != len(before) {
 		t.Errorf("bad input created %d snapshots", len(after)-len(before))
 	}

@@ -205,11 +205,15 @@ func (CloudLogs) query(env *action.Env, call action.Call) (CloudQuery, error) {
 		if q.Cluster == "" {
 			q.Cluster = env.Cluster
 		}
-		if q.Cluster == "" || strings.ContainsAny(q.Cluster, "/ ") {
-			return q, badParam("cluster", "%q: the EKS cluster name is needed to find its log group /aws/eks/<cluster>/cluster", q.Cluster)
+		if strings.ContainsAny(q.Cluster, "/ ") {
+			return q, badParam("cluster", "%q: not an EKS cluster name; it names the log group /aws/eks/<cluster>/cluster", q.Cluster)
 		}
-		q.LogGroup = "/aws/eks/" + q.Cluster + "/cluster"
-		q.Streams = controlPlaneStreams
+		// Without a name the control-plane logs are not collected, and
+		// the step says why; CloudTrail needs none.
+		if q.Cluster != "" {
+			q.LogGroup = "/aws/eks/" + q.Cluster + "/cluster"
+			q.Streams = controlPlaneStreams
+		}
 	}
 	return q, nil
 }
@@ -245,11 +249,14 @@ func (a CloudLogs) Plan(ctx context.Context, env *action.Env, call action.Call) 
 		return p, err
 	}
 	for _, rel := range q.items(cloudLogsBase(call.Step)) {
-		if !env.Evidence.Has(rel) {
+		if env.Evidence == nil || !env.Evidence.Has(rel) {
 			p.Changes = append(p.Changes, action.Change{Verb: "collect", Object: rel, Detail: q.Since.Format(time.RFC3339) + " to " + q.Until.Format(time.RFC3339)})
 		}
 	}
 	p.Done = len(p.Changes) == 0
+	if len(q.Terms) > 0 && q.LogGroup == "" {
+		p.Warnings = append(p.Warnings, noClusterReason)
+	}
 	if q.LogGroup != "" && !p.Done {
 		_, err := cloudwatchlogs.NewFromConfig(env.AWS).DescribeLogStreams(ctx, &cloudwatchlogs.DescribeLogStreamsInput{LogGroupName: aws.String(q.LogGroup), Limit: aws.Int32(1)})
 		if isLogGroupMissing(err) {
@@ -281,8 +288,16 @@ func collectCloudLogs(ctx context.Context, env *action.Env, l logsAPI, c trailAP
 		info := evidence.ItemInfo{Source: evidence.Source{Cluster: q.Cluster, Region: env.AWS.Region, ARN: q.LogGroup},
 			Method: "logs:DescribeLogStreams, logs:FilterLogEvents " + q.LogGroup + " streams " + strings.Join(q.Streams, "*, ") + "*"}
 		rel := base + "control-plane.jsonl"
-		streams, err := logStreams(ctx, l, q)
+		var streams []string
+		err := errNoCluster
+		if q.LogGroup != "" {
+			streams, err = logStreams(ctx, l, q)
+		}
 		switch {
+		case errors.Is(err, errNoCluster):
+			if err := s.notCollected(rel, info, noClusterReason); err != nil {
+				return action.Result{}, err
+			}
 		case isLogGroupMissing(err):
 			if err := s.notCollected(rel, info, missingGroupReason(q)); err != nil {
 				return action.Result{}, err
@@ -316,6 +331,11 @@ func collectCloudLogs(ctx context.Context, env *action.Env, l logsAPI, c trailAP
 	}
 	return s.result(map[string]any{"log_events": logEvents, "trail_events": trailEvents}, nil), nil
 }
+
+// errNoCluster stands for a query without a cluster name.
+var errNoCluster = errors.New("no cluster name")
+
+const noClusterReason = "no cluster name (--cluster or EKSIR_CLUSTER): the control-plane log group /aws/eks/<cluster>/cluster is unknown, so its audit and authenticator logs are not collected"
 
 func isLogGroupMissing(err error) bool {
 	var nf *logstypes.ResourceNotFoundException

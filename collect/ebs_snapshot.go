@@ -77,6 +77,7 @@ func (EBSSnapshot) Spec() action.Spec {
 			{Name: "instance", Type: action.Instance, Doc: "the EC2 instance whose attached EBS volumes to snapshot (give instance or pod)"},
 			{Name: "pod", Type: action.Pod, Doc: "the pod whose PersistentVolumes' EBS volumes to snapshot (give instance or pod)"},
 			{Name: "wait", Type: action.Bool, Default: true, Doc: "wait until the snapshots complete; false goes on while EBS completes them"},
+			{Name: "allow-no-volumes", Type: action.Bool, Default: false, Doc: "with pod: a pod without EBS-backed PersistentVolumes is bad input; true makes it a warning and a step that snapshots nothing (playbooks that run on any pod)"},
 			{Name: "share-with-account", Type: action.String, Doc: "an AWS account ID given create-volume permission on each snapshot (a forensic account)"},
 			{Name: "copy-kms-key", Type: action.String, Doc: "a KMS key (ID, alias or ARN): each snapshot is also copied, encrypted with it (needs wait)"},
 			{Name: "timeout", Type: action.Duration, Default: defaultSnapshotTimeout, Doc: "how long to wait for the snapshots to complete"},
@@ -252,6 +253,16 @@ func podEBSVolumes(ctx context.Context, kc kubernetes.Interface, ref string) ([]
 	return ids, nil
 }
 
+// noVolumesAllowed reports a pod without EBS volumes that the call accepts
+// (allow-no-volumes): nothing to snapshot, said as a warning.
+func noVolumesAllowed(call action.Call, err error) bool {
+	return errors.Is(err, ErrNoEBSVolumes) && call.Bool("allow-no-volumes")
+}
+
+func noVolumesWarning(call action.Call) string {
+	return "pod " + call.String("pod") + " has no PersistentVolume on EBS: no snapshot taken (its node's instance holds its other data: collect.ebs-snapshot with instance)"
+}
+
 // appendVolume adds an EBS volume ID, taken from the last part of the
 // in-tree form aws://zone/vol-....
 func appendVolume(ids []string, seen map[string]bool, raw string) []string {
@@ -341,6 +352,9 @@ func (EBSSnapshot) Plan(ctx context.Context, env *action.Env, call action.Call) 
 	}
 	e := snapshotClient(env)
 	t, err := resolveSnapTarget(ctx, env, e, call)
+	if noVolumesAllowed(call, err) {
+		return action.Plan{Done: true, Warnings: []string{noVolumesWarning(call)}}, nil
+	}
 	if err != nil {
 		return p, err
 	}
@@ -415,6 +429,10 @@ func (EBSSnapshot) Run(ctx context.Context, env *action.Env, call action.Call) (
 	}
 	e := snapshotClient(env)
 	t, err := resolveSnapTarget(ctx, env, e, call)
+	if noVolumesAllowed(call, err) {
+		return action.Result{Warnings: []string{noVolumesWarning(call)}, Outputs: map[string]any{
+			"snapshots": []string{}, "copies": []string{}, "collected": []string{}, "missing": []string{}, "complete": true}}, nil
+	}
 	if err != nil {
 		return action.Result{}, err
 	}

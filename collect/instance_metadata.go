@@ -128,7 +128,7 @@ func (a InstanceMetadata) Plan(ctx context.Context, env *action.Env, call action
 	}
 	base := instanceBase(id)
 	for _, name := range instanceItems {
-		if !env.Evidence.Has(base + name) {
+		if env.Evidence == nil || !env.Evidence.Has(base+name) {
 			p.Changes = append(p.Changes, action.Change{Verb: "collect", Object: base + name})
 		}
 	}

@@ -84,10 +84,10 @@ step "release the containment"
 
 node_incident="$incident-node"
 step "plan node-compromise for node $node, instance $instance (changes nothing)"
-"$eksir" plan node-compromise --node "$node" --incident "$node_incident" --set settle=1s
+"$eksir" plan node-compromise --node "$node" --incident "$node_incident" --set settle=1s --set memory=node-pod
 
 step "run node-compromise (incident $node_incident)"
-"$eksir" run node-compromise --node "$node" --incident "$node_incident" --set settle=1s --yes
+"$eksir" run node-compromise --node "$node" --incident "$node_incident" --set settle=1s --set memory=node-pod --yes
 
 step "release node-compromise"
 # The node role's deny-older-sessions policy and the instance profile come

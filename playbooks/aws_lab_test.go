@@ -157,7 +157,13 @@ func TestLabNodeCompromise(t *testing.T) {
 	node := f.seed.Targets[lab.TargetNode]
 	before := labtest.AWSSnapshot(t, f.le.AWS)
 	kube := f.settled(t)
+	// Memory through SSM by default: without the AVML hash the plan is
+	// refused, naming it, before anything exists.
 	r := f.eksir(t, nil, "plan", "node-compromise", "--node", node, "--incident", "node-1")
+	if r.code != 2 || !strings.Contains(r.stdout+r.stderr, "avml-sha256") {
+		t.Fatalf("plan with memory=ssm and no AVML hash: want exit 2 naming avml-sha256: %v", r)
+	}
+	r = f.eksir(t, nil, "plan", "node-compromise", "--node", node, "--incident", "node-1", "--set", "memory=node-pod")
 	if r.code != 0 || !strings.Contains(r.stdout, f.seed.Targets[lab.TargetInstance]) || !strings.Contains(r.stdout, "eksir-quarantine-"+f.seed.VPC) {
 		t.Fatalf("plan: %v", r)
 	}
@@ -171,7 +177,7 @@ func TestLabNodeCompromise(t *testing.T) {
 		t.Errorf("plan left a case folder: %v", err)
 	}
 
-	r = f.eksir(t, nil, "run", "node-compromise", "--node", node, "--incident", "node-1", "--yes", "--set", "settle=0s")
+	r = f.eksir(t, nil, "run", "node-compromise", "--node", node, "--incident", "node-1", "--yes", "--set", "settle=0s", "--set", "memory=node-pod")
 	if r.code != 0 || !strings.Contains(r.stdout, "contained = true") {
 		t.Fatalf("run: %v", r)
 	}
@@ -219,7 +225,7 @@ func TestLabNodeCompromiseCrashResume(t *testing.T) {
 	for i, p := range points {
 		inc := fmt.Sprintf("node-crash-%d", i)
 		t.Run(strings.ReplaceAll(p, ":", "-"), func(t *testing.T) {
-			r := f.run(t, crashingBin(t), []string{crashEnv + "=" + p}, "run", "node-compromise", "--node", node, "--incident", inc, "--yes", "--set", "settle=0s", "--parallel", "1")
+			r := f.run(t, crashingBin(t), []string{crashEnv + "=" + p}, "run", "node-compromise", "--node", node, "--incident", inc, "--yes", "--set", "settle=0s", "--set", "memory=node-pod", "--parallel", "1")
 			if !r.killed {
 				t.Fatalf("crash hook did not fire: %v", r)
 			}
@@ -257,7 +263,7 @@ func TestLabAWSFaults(t *testing.T) {
 	// faults, 6 attempts make a call fail once in a million.
 	via := []string{"AWS_ENDPOINT_URL=" + srv.URL, "AWS_MAX_ATTEMPTS=6"}
 
-	r := f.eksir(t, via, "run", "node-compromise", "--node", node, "--incident", "faults-1", "--yes", "--set", "settle=0s")
+	r := f.eksir(t, via, "run", "node-compromise", "--node", node, "--incident", "faults-1", "--yes", "--set", "settle=0s", "--set", "memory=node-pod")
 	if r.code != 0 {
 		t.Fatalf("run under faults: %v\n%s", r, proxy)
 	}
@@ -272,7 +278,7 @@ func TestLabAWSFaults(t *testing.T) {
 	failModify.Store(true)
 	const modify = "ec2:ModifyNetworkInterfaceAttribute"
 	injected := proxy.Counts()[modify].Injected
-	r = f.eksir(t, []string{"AWS_ENDPOINT_URL=" + srv.URL, "AWS_MAX_ATTEMPTS=2"}, "run", "node-compromise", "--node", node, "--incident", "faults-2", "--yes", "--set", "settle=0s")
+	r = f.eksir(t, []string{"AWS_ENDPOINT_URL=" + srv.URL, "AWS_MAX_ATTEMPTS=2"}, "run", "node-compromise", "--node", node, "--incident", "faults-2", "--yes", "--set", "settle=0s", "--set", "memory=node-pod")
 	// Each call (the plan's DryRun, then the change) tried exactly twice.
 	if n := proxy.Counts()[modify].Injected - injected; n == 0 || n%2 != 0 || n > 4 {
 		t.Errorf("the failing calls were tried %d times in all, want 2 per call (AWS_MAX_ATTEMPTS=2)", n)

@@ -295,7 +295,7 @@ func TestLabPlanChangesNothing(t *testing.T) {
 	var plan struct {
 		Steps []playbooks.PlannedStep `json:"steps"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &plan); err != nil || len(plan.Steps) != 9 {
+	if err := json.Unmarshal([]byte(r.stdout), &plan); err != nil || len(plan.Steps) != 10 {
 		t.Fatalf("plan json (%v): %v", err, r)
 	}
 	for _, s := range plan.Steps {
@@ -696,7 +696,7 @@ func TestLabBuiltinsUnderGeneratedRoles(t *testing.T) {
 		{"triage", nil},
 		{"pod-compromise", nil},
 		{"game-day", []string{"--drill", "--set", "service_account=" + f.ns + "/checkout-api"}},
-		{"node-compromise", []string{"--node", f.seed.Targets[lab.TargetNode], "--set", "settle=0s"}},
+		{"node-compromise", []string{"--node", f.seed.Targets[lab.TargetNode], "--set", "settle=0s", "--set", "memory=node-pod"}},
 	} {
 		r := f.eksir(t, nil, "permissions", "--playbook", tc.playbook, "--format", "rbac")
 		if r.code != 0 {
