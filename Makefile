@@ -71,7 +71,10 @@ bench: build lab-check ## every benchmark, each beside its baseline; figures in 
 	  $(GO) test -run '^$$' -bench 'BenchmarkLab' -benchtime 3x -count 1 ./lab/ && \
 	  ./collect/bench/run.sh && \
 	  $(GO) test -run '^$$' -bench 'BenchmarkVolatileCapture' -benchtime 3x -count 1 ./internal/nodecollect/ && \
-	  $(GO) test -run '^$$' -bench 'BenchmarkNodeContainment' -benchtime 3x -count 1 ./isolate/; } 2>&1 | tee $(BENCH_OUT)
+	  $(GO) test -run '^$$' -bench 'BenchmarkNodeContainment' -benchtime 3x -count 1 ./isolate/ && \
+	  $(GO) test -run '^$$' -bench 'BenchmarkSnapshots' -benchtime 1x -count 1 -timeout 30m ./collect/ && \
+	  $(GO) test -run '^$$' -bench 'BenchmarkAWSMemoryStream' -benchtime 1x -count 1 -timeout 30m ./collect/ && \
+	  $(GO) test -run '^$$' -bench 'BenchmarkCustodyUpload' -benchtime 1x -count 1 -timeout 30m ./cmd/eksir/; } 2>&1 | tee $(BENCH_OUT)
 
 demo: build lab-check ## end to end on the local lab: up, seed, collect, seal, verify, down
 	./lab/demo.sh $(BIN)
