@@ -20,6 +20,7 @@ import (
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/eksir/eksir/collect"
 	"github.com/eksir/eksir/internal/awsfault"
 	"github.com/eksir/eksir/internal/labtest"
 	"github.com/eksir/eksir/lab"
@@ -219,7 +220,7 @@ func TestLabNodeCompromiseCrashResume(t *testing.T) {
 	node := f.seed.Targets[lab.TargetNode]
 	before := labtest.AWSSnapshot(t, f.le.AWS)
 	var points []string
-	for _, s := range []string{"protect", "isolate", "revoke_profile"} {
+	for _, s := range []string{"protect", "snapshot", "isolate", "revoke_profile"} {
 		points = append(points, s+":before", s+":inside", s+":after")
 	}
 	for i, p := range points {
@@ -234,6 +235,7 @@ func TestLabNodeCompromiseCrashResume(t *testing.T) {
 				t.Fatalf("resume: %v", r)
 			}
 			f.checkContained(t)
+			f.checkOneSnapshotPerVolume(t, inc)
 			r = f.eksir(t, nil, "release", "--incident", inc, "--yes", "--restore-credentials")
 			if r.code != 0 {
 				t.Fatalf("release: %v", r)
@@ -381,5 +383,31 @@ func TestLabCredentialCompromiseCrashResume(t *testing.T) {
 			}
 			restoredExactly(t, before, labtest.AWSSnapshot(t, f.le.AWS))
 		})
+	}
+}
+
+// checkOneSnapshotPerVolume: the incident holds exactly one snapshot of
+// each volume of the suspect instance, however often the run was killed.
+func (f *labFixture) checkOneSnapshotPerVolume(t *testing.T, inc string) {
+	t.Helper()
+	e := ec2.NewFromConfig(f.le.AWS)
+	inst := f.seed.Targets[lab.TargetInstance]
+	vols, err := e.DescribeVolumes(t.Context(), &ec2.DescribeVolumesInput{Filters: []ec2types.Filter{{Name: aws.String("attachment.instance-id"), Values: []string{inst}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps, err := e.DescribeSnapshots(t.Context(), &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"},
+		Filters: []ec2types.Filter{{Name: aws.String("tag:" + collect.SnapshotIncidentTag), Values: []string{inc}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[string]int{}
+	for _, sn := range snaps.Snapshots {
+		per[aws.ToString(sn.VolumeId)]++
+	}
+	for _, v := range vols.Volumes {
+		if n := per[aws.ToString(v.VolumeId)]; n != 1 {
+			t.Errorf("volume %s has %d snapshots of incident %s, want exactly one", aws.ToString(v.VolumeId), n, inc)
+		}
 	}
 }
