@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -79,6 +80,10 @@ func TestAWSFlags(t *testing.T) {
 	defer close(release)
 	t.Setenv("AWS_ENDPOINT_URL", srv.URL)
 	t.Setenv("EKSIR_AWS_TIMEOUT", "200ms")
+	// urfave/cli writes a value read from the environment into the flag
+	// itself, which every in-process run of this test binary shares: put
+	// the default back, or later tests inherit 200ms.
+	defer func(v time.Duration) { awsTimeoutFlag.Value, awsTimeoutFlag.HasBeenSet = v, false }(awsTimeoutFlag.Value)
 	cfg, err = connectAWS(t, "--region", "us-east-1")
 	if err != nil {
 		t.Fatal(err)
