@@ -286,19 +286,6 @@ func (t *snapTarget) tags(env *action.Env, step string) map[string]string {
 	return m
 }
 
-func tagList(m map[string]string) []ec2types.Tag {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]ec2types.Tag, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, ec2types.Tag{Key: aws.String(k), Value: aws.String(m[k])})
-	}
-	return out
-}
-
 // existing finds the snapshots this incident's step already took, by
 // source volume: a resumed run takes only the missing ones. Copies carry
 // copy-of and are not sources.
@@ -398,11 +385,11 @@ func (EBSSnapshot) Plan(ctx context.Context, env *action.Env, call action.Call) 
 	// DryRun answers "may I?" for the creating call without creating.
 	if t.instance != "" {
 		_, err = e.CreateSnapshots(ctx, &ec2.CreateSnapshotsInput{DryRun: aws.Bool(true), InstanceSpecification: &ec2types.InstanceSpecification{InstanceId: aws.String(t.instance)},
-			TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSnapshot, Tags: tagList(t.tags(env, call.Step))}}})
+			TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSnapshot, Tags: awstarget.Tags(t.tags(env, call.Step))}}})
 		p.Checks = append(p.Checks, snapDryRunCheck("ec2:CreateSnapshots", err))
 	} else {
 		_, err = e.CreateSnapshot(ctx, &ec2.CreateSnapshotInput{DryRun: aws.Bool(true), VolumeId: aws.String(t.volumes[0].ID),
-			TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSnapshot, Tags: tagList(t.tags(env, call.Step))}}})
+			TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSnapshot, Tags: awstarget.Tags(t.tags(env, call.Step))}}})
 		p.Checks = append(p.Checks, snapDryRunCheck("ec2:CreateSnapshot", err))
 	}
 	return p, nil
@@ -476,7 +463,7 @@ func (EBSSnapshot) Run(ctx context.Context, env *action.Env, call action.Call) (
 			}
 			out, err := e.CopySnapshot(ctx, &ec2.CopySnapshotInput{SourceSnapshotId: aws.String(id), SourceRegion: aws.String(env.AWS.Region), Encrypted: aws.Bool(true), KmsKeyId: aws.String(key),
 				Description:       aws.String("eksir " + env.Incident + " " + call.Step + ": copy of " + id),
-				TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSnapshot, Tags: tagList(tags)}}})
+				TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSnapshot, Tags: awstarget.Tags(tags)}}})
 			if err != nil {
 				return action.Result{}, fmt.Errorf("copy snapshot %s with KMS key %s: %w", id, key, err)
 			}
@@ -551,7 +538,7 @@ func createMissing(ctx context.Context, e snapshotEC2, env *action.Env, step str
 		// A crash between CreateSnapshots and its tagging left this one
 		// without its source volume tag: finish that.
 		if _, tagged := awstarget.TagMap(s.Tags)[SnapshotVolumeTag]; !tagged {
-			if _, err := e.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{aws.ToString(s.SnapshotId)}, Tags: tagList(map[string]string{SnapshotVolumeTag: v.ID})}); err != nil {
+			if _, err := e.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{aws.ToString(s.SnapshotId)}, Tags: awstarget.Tags(map[string]string{SnapshotVolumeTag: v.ID})}); err != nil {
 				return fmt.Errorf("tag snapshot %s with its volume %s: %w", aws.ToString(s.SnapshotId), v.ID, err)
 			}
 		}
@@ -563,7 +550,7 @@ func createMissing(ctx context.Context, e snapshotEC2, env *action.Env, step str
 	if t.instance != "" && len(missing) == len(t.volumes) {
 		out, err := e.CreateSnapshots(ctx, &ec2.CreateSnapshotsInput{InstanceSpecification: &ec2types.InstanceSpecification{InstanceId: aws.String(t.instance)},
 			Description:       aws.String("eksir " + env.Incident + " " + step + ": instance " + t.instance),
-			TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSnapshot, Tags: tagList(base)}}})
+			TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSnapshot, Tags: awstarget.Tags(base)}}})
 		if err != nil {
 			return fmt.Errorf("snapshot the volumes of %s: %w", t.instance, err)
 		}
@@ -572,7 +559,7 @@ func createMissing(ctx context.Context, e snapshotEC2, env *action.Env, step str
 		// snapshot's VolumeId names its source too.
 		for _, si := range out.Snapshots {
 			vol, id := aws.ToString(si.VolumeId), aws.ToString(si.SnapshotId)
-			if _, err := e.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: tagList(map[string]string{SnapshotVolumeTag: vol})}); err != nil {
+			if _, err := e.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: awstarget.Tags(map[string]string{SnapshotVolumeTag: vol})}); err != nil {
 				return fmt.Errorf("tag snapshot %s with its volume %s: %w", id, vol, err)
 			}
 			have[vol] = ec2types.Snapshot{SnapshotId: si.SnapshotId, VolumeId: si.VolumeId}
@@ -596,7 +583,7 @@ func createMissing(ctx context.Context, e snapshotEC2, env *action.Env, step str
 			}
 			out, err := e.CreateSnapshot(ctx, &ec2.CreateSnapshotInput{VolumeId: aws.String(v.ID),
 				Description:       aws.String("eksir " + env.Incident + " " + step + ": volume " + v.ID),
-				TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSnapshot, Tags: tagList(tags)}}})
+				TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSnapshot, Tags: awstarget.Tags(tags)}}})
 			if err != nil {
 				return fmt.Errorf("snapshot volume %s: %w", v.ID, err)
 			}

@@ -77,20 +77,6 @@ func resolveInstance(ctx context.Context, e ec2API, a asgAPI, call action.Call) 
 	return awstarget.DescribeInstance(ctx, e, a, id)
 }
 
-// ec2Tags builds EC2 tags from a map, sorted by key so calls are stable.
-func ec2Tags(m map[string]string) []ec2types.Tag {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]ec2types.Tag, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, ec2types.Tag{Key: aws.String(k), Value: aws.String(m[k])})
-	}
-	return out
-}
-
 // splitTag spreads a long value over base, base.2, base.3, ... so that each
 // part fits EC2's tag value limit. Values are comma lists, split at commas.
 func splitTag(base, value string) map[string]string {
@@ -210,7 +196,7 @@ func ensureGroup(ctx context.Context, e ec2API, vpc, name, desc string, tags map
 		return g, false, err
 	}
 	_, err = e.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String(name), Description: aws.String(desc), VpcId: aws.String(vpc),
-		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSecurityGroup, Tags: ec2Tags(tags)}}})
+		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSecurityGroup, Tags: awstarget.Tags(tags)}}})
 	if err != nil && !isCode(err, "InvalidGroup.Duplicate") {
 		return nil, false, fmt.Errorf("create security group %s in %s: %w", name, vpc, err)
 	}

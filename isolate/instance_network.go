@@ -209,13 +209,13 @@ func (a InstanceNetwork) Plan(ctx context.Context, env *action.Env, call action.
 	}
 
 	_, err = e.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{DryRun: aws.Bool(true), VpcId: aws.String(inst.VPC), GroupName: aws.String(quarantineName(inst.VPC)),
-		Description: aws.String("eksir quarantine"), TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSecurityGroup, Tags: ec2Tags(groupTags("quarantine", ""))}}})
+		Description: aws.String("eksir quarantine"), TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSecurityGroup, Tags: awstarget.Tags(groupTags("quarantine", ""))}}})
 	p.Checks = append(p.Checks, dryRunCheck("ec2:CreateSecurityGroup", err))
 	if len(inst.Interfaces) > 0 {
 		i := inst.Interfaces[0]
 		_, err = e.ModifyNetworkInterfaceAttribute(ctx, &ec2.ModifyNetworkInterfaceAttributeInput{DryRun: aws.Bool(true), NetworkInterfaceId: aws.String(i.ID), Groups: i.Groups})
 		p.Checks = append(p.Checks, dryRunCheck("ec2:ModifyNetworkInterfaceAttribute", err))
-		_, err = e.CreateTags(ctx, &ec2.CreateTagsInput{DryRun: aws.Bool(true), Resources: []string{i.ID}, Tags: ec2Tags(map[string]string{isolatedKey(env.Incident): strings.Join(i.Groups, ",")})})
+		_, err = e.CreateTags(ctx, &ec2.CreateTagsInput{DryRun: aws.Bool(true), Resources: []string{i.ID}, Tags: awstarget.Tags(map[string]string{isolatedKey(env.Incident): strings.Join(i.Groups, ",")})})
 		p.Checks = append(p.Checks, dryRunCheck("ec2:CreateTags", err))
 	}
 
@@ -350,7 +350,7 @@ func recordOriginal(ctx context.Context, e ec2API, i awstarget.Interface, key st
 		// would make release a no-op, so say so rather than record these.
 		return nil, fmt.Errorf("network interface %s already carries eksir's groups but no record of its originals: restore its groups by hand before isolating again", i.ID)
 	}
-	if _, err := e.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{i.ID}, Tags: ec2Tags(splitTag(key, strings.Join(orig, ",")))}); err != nil {
+	if _, err := e.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{i.ID}, Tags: awstarget.Tags(splitTag(key, strings.Join(orig, ",")))}); err != nil {
 		return nil, fmt.Errorf("record the original groups of %s: %w", i.ID, err)
 	}
 	return orig, nil

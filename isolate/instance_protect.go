@@ -221,7 +221,7 @@ func (a InstanceProtect) Plan(ctx context.Context, env *action.Env, call action.
 
 	_, err = e.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{DryRun: aws.Bool(true), InstanceId: aws.String(inst.ID), DisableApiStop: &ec2types.AttributeBooleanValue{Value: aws.Bool(true)}})
 	p.Checks = append(p.Checks, dryRunCheck("ec2:ModifyInstanceAttribute", err))
-	_, err = e.CreateTags(ctx, &ec2.CreateTagsInput{DryRun: aws.Bool(true), Resources: []string{inst.ID}, Tags: ec2Tags(map[string]string{incidentTag(env.Incident): env.Incident})})
+	_, err = e.CreateTags(ctx, &ec2.CreateTagsInput{DryRun: aws.Bool(true), Resources: []string{inst.ID}, Tags: awstarget.Tags(map[string]string{incidentTag(env.Incident): env.Incident})})
 	p.Checks = append(p.Checks, dryRunCheck("ec2:CreateTags", err))
 	return p, nil
 }
@@ -258,7 +258,7 @@ func (a InstanceProtect) Run(ctx context.Context, env *action.Env, call action.C
 	if !had {
 		t := rec.tags(key)
 		t[incidentTag(env.Incident)] = env.Incident
-		if _, err := e.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{inst.ID}, Tags: ec2Tags(t)}); err != nil {
+		if _, err := e.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{inst.ID}, Tags: awstarget.Tags(t)}); err != nil {
 			return res, fmt.Errorf("record the original protection of %s: %w", inst.ID, err)
 		}
 	}
@@ -348,7 +348,7 @@ func recordVolume(ctx context.Context, e ec2API, v awstarget.Volume, key, incide
 		orig, _ = volumeOriginal(tags, others[0])
 	}
 	t := map[string]string{key: "delete-on-termination=" + strconv.FormatBool(orig), incidentTag(incident): incident}
-	if _, err := e.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{v.ID}, Tags: ec2Tags(t)}); err != nil {
+	if _, err := e.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{v.ID}, Tags: awstarget.Tags(t)}); err != nil {
 		return false, fmt.Errorf("record the original DeleteOnTermination of %s: %w", v.ID, err)
 	}
 	return orig, nil

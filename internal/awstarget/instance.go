@@ -206,6 +206,20 @@ func listInterfaces(ctx context.Context, ec2c EC2Describer, f ec2types.Filter) (
 	return out, nil
 }
 
+// Tags is the EC2 form of m, sorted by key so that calls are stable.
+func Tags(m map[string]string) []ec2types.Tag {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]ec2types.Tag, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, ec2types.Tag{Key: aws.String(k), Value: aws.String(m[k])})
+	}
+	return out
+}
+
 // TagMap turns EC2 tags into a map.
 func TagMap(ts []ec2types.Tag) map[string]string {
 	m := make(map[string]string, len(ts))
