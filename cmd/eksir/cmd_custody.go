@@ -102,7 +102,7 @@ func uploadCommand() *cli.Command {
 		Usage: "re-verify the archive, store it in an S3 bucket under Object Lock, read it back and record the transfer",
 		UsageText: "eksir custody upload ARCHIVE --bucket B [--prefix P] [--retain-until T | --retain-days N] [--mode governance|compliance]\n" +
 			"   [--legal-hold] [--allow-unlocked] [--verify-readback=false] [--to WHO] [--reason WHY]",
-		Flags: []cli.Flag{keyFlag, evidencecli.PubKeyFlag, custodianKeyFlag, actFlag, regionFlag, profileFlag, awsTimeoutFlag,
+		Flags: append(s3HandOverFlags(),
 			&cli.StringFlag{Name: "bucket", Required: true, Usage: "evidence bucket (created with Object Lock)"},
 			&cli.StringFlag{Name: "prefix", Usage: "key prefix, such as cases/INCIDENT/"},
 			&cli.TimestampFlag{Name: "retain-until", Layout: time.RFC3339, Usage: "Object Lock retain-until date (RFC 3339)"},
@@ -113,7 +113,7 @@ func uploadCommand() *cli.Command {
 			&cli.BoolFlag{Name: "verify-readback", Value: true, Usage: "hash the stored object read back from S3 before recording the transfer"},
 			&cli.StringFlag{Name: "to", Usage: "who receives the evidence (default: the bucket URL)"},
 			&cli.StringFlag{Name: "reason", Value: "hand-off to the evidence bucket", Usage: "why"},
-		},
+		),
 		Action: func(c *cli.Context) error {
 			archive, err := oneArg(c, "archive")
 			if err != nil {
@@ -169,16 +169,22 @@ func uploadCommand() *cli.Command {
 	}
 }
 
+// s3HandOverFlags are the flags upload and fetch share: who signs and whom
+// to trust, and how to reach AWS.
+func s3HandOverFlags() []cli.Flag {
+	return []cli.Flag{keyFlag, evidencecli.PubKeyFlag, custodianKeyFlag, actFlag, regionFlag, profileFlag, awsTimeoutFlag}
+}
+
 func fetchCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "fetch",
 		Usage:     "download an archive from S3, verify it as 'eksir verify' does and record its receipt",
 		UsageText: "eksir custody fetch s3://BUCKET/KEY --out DIR [--version-id V] [--pubkey FILE] [--custodian-key FILE]...",
-		Flags: []cli.Flag{keyFlag, evidencecli.PubKeyFlag, custodianKeyFlag, actFlag, regionFlag, profileFlag, awsTimeoutFlag,
+		Flags: append(s3HandOverFlags(),
 			&cli.StringFlag{Name: "out", Required: true, Usage: "folder that receives the archive, its .sha256 and its custody log"},
 			&cli.StringFlag{Name: "version-id", Usage: "object version (default: the latest)"},
 			&cli.StringFlag{Name: "reason", Value: "fetched from the evidence bucket", Usage: "why"},
-		},
+		),
 		Action: func(c *cli.Context) error {
 			u, err := oneArg(c, "s3://BUCKET/KEY")
 			if err != nil {
