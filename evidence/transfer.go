@@ -3,7 +3,9 @@ package evidence
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -55,8 +57,23 @@ func RecordHandOver(ctx context.Context, archive, action string, h HandOver, sig
 	if err != nil {
 		return nil, Record{}, err
 	}
+	rec, err := AppendHandOver(archive, action, h, signer, actor, at, rep)
+	return rep, rec, err
+}
+
+// AppendHandOver appends the signed hand-over record to
+// <archive>.custody.jsonl from rep, a verification of archive made by the
+// caller with the signer's key among its custodians: a hand-off that
+// verified the archive while sending it need not read it a third time. The
+// record is refused unless rep passed, names the archive's hash, and the
+// custody log is still the one rep checked (another hand-over appended in
+// between would fork the chain).
+func AppendHandOver(archive, action string, h HandOver, signer *Signer, actor string, at time.Time, rep *Report) (Record, error) {
+	if signer == nil {
+		return Record{}, errNoKey()
+	}
 	if !rep.OK {
-		return rep, Record{}, &Error{Kind: ErrVerification, Msg: fmt.Sprintf("%s failed verification; no %s record was written", archive, action),
+		return Record{}, &Error{Kind: ErrVerification, Msg: fmt.Sprintf("%s failed verification; no %s record was written", archive, action),
 			hint: "do not hand over evidence that fails verification; run 'eksir verify' for the details"}
 	}
 	for _, c := range rep.Checks {
@@ -65,30 +82,39 @@ func RecordHandOver(ctx context.Context, archive, action string, h HandOver, sig
 		}
 	}
 	if !h.Verified {
-		return rep, Record{}, invalidf("keep the .sha256 file next to the archive", "%s has no sidecar hash to re-check", archive)
+		return Record{}, invalidf("keep the .sha256 file next to the archive", "%s has no sidecar hash to re-check", archive)
 	}
 	if n := len(rep.Custody.Records); n > 0 && FormatTime(at) < rep.Custody.Records[n-1].Record.Time {
-		return rep, Record{}, invalidf("check the clock of this machine", "the hand-over time %s is before the last custody record's %s; custody times never run backwards",
+		return Record{}, invalidf("check the clock of this machine", "the hand-over time %s is before the last custody record's %s; custody times never run backwards",
 			FormatTime(at), rep.Custody.Records[n-1].Record.Time)
 	}
 	rec, err := newRecord(Actor(actor), action, at, h, nil)
 	if err != nil {
-		return rep, rec, err
+		return rec, err
 	}
 	line, rec, err := signRecord(rep.Custody.Head, signer, rec)
 	if err != nil {
-		return rep, rec, err
+		return rec, err
 	}
-	f, err := os.OpenFile(archive+".custody.jsonl", os.O_WRONLY|os.O_CREATE|os.O_APPEND, fileMode)
+	logFile := archive + ".custody.jsonl"
+	f, err := os.OpenFile(logFile, os.O_RDWR|os.O_CREATE|os.O_APPEND, fileMode)
 	if err != nil {
-		return rep, rec, fmt.Errorf("open hand-over log: %w", err)
+		return rec, fmt.Errorf("open hand-over log: %w", err)
 	}
 	defer f.Close()
+	sum := NewHash()
+	n, err := io.Copy(sum, io.LimitReader(f, maxHandOverLog+1))
+	if err != nil {
+		return rec, fmt.Errorf("read hand-over log: %w", err)
+	}
+	if got := hexSum(sum); (n > 0 || rep.handOverLog != "") && got != rep.handOverLog {
+		return rec, invalidf("run the hand-over again: it verifies the log as it is now", "%s changed after it was verified; no %s record was written", filepath.Base(logFile), action)
+	}
 	if _, err := f.Write(append(line, '\n')); err != nil {
-		return rep, rec, fmt.Errorf("append hand-over record: %w", err)
+		return rec, fmt.Errorf("append hand-over record: %w", err)
 	}
 	if err := f.Sync(); err != nil {
-		return rep, rec, fmt.Errorf("sync hand-over log: %w", err)
+		return rec, fmt.Errorf("sync hand-over log: %w", err)
 	}
-	return rep, rec, nil
+	return rec, nil
 }

@@ -58,6 +58,10 @@ type Report struct {
 	SealedHead chainHead `json:"-"`
 	// Statement is the verified seal statement.
 	Statement *Statement `json:"statement,omitempty"`
+	// handOverLog is the SHA-256 of the <archive>.custody.jsonl bytes this
+	// verification read ("" when there was none): AppendHandOver continues
+	// the chain only from the log this report checked.
+	handOverLog string
 }
 
 func (r *Report) add(name, status, p, detail string) {
@@ -92,6 +96,11 @@ type VerifyOptions struct {
 	// MaxTagBytes bounds the tag files held in memory together; 128 MiB
 	// when 0. Each tag file also has its own limit.
 	MaxTagBytes int64
+	// Sequential reads and hashes an archive in the calling goroutine
+	// through one small buffer instead of the parallel block reader:
+	// slower, but a few MiB instead of tens, for a verification that runs
+	// beside a transfer which is slower still.
+	Sequential bool
 }
 
 // bagContent is what one pass over a bag yields: the hash of every payload
@@ -169,11 +178,17 @@ func (bc *bagContent) readArchive(ctx context.Context, archive string, opts Veri
 	}
 	defer f.Close()
 	archiveSum := NewHash()
-	blocks, err := fastio.NewReader(f, archiveSum)
-	if err != nil {
-		return invalidErr(err, "check the path and permissions", "cannot read %s", archive)
+	var blocks io.Reader
+	if opts.Sequential {
+		blocks = io.TeeReader(f, archiveSum)
+	} else {
+		fr, err := fastio.NewReader(f, archiveSum)
+		if err != nil {
+			return invalidErr(err, "check the path and permissions", "cannot read %s", archive)
+		}
+		defer fr.Close()
+		blocks = fr
 	}
-	defer blocks.Close()
 	bc.archive = filepath.Base(archive)
 	br := bufio.NewReaderSize(blocks, 64<<10)
 	var r io.Reader = br
@@ -408,6 +423,20 @@ func (bc *bagContent) checkSidecar(archive, sum string) {
 	default:
 		bc.report.add("archive-sha256", StatusOK, filepath.Base(archive), sum)
 	}
+}
+
+// SidecarSum returns the SHA-256 that archive's .sha256 file claims (not
+// yet checked against the archive: Verify does that).
+func SidecarSum(archive string) (string, error) {
+	b, err := readLimited(archive+".sha256", maxSidecar)
+	if err != nil {
+		return "", invalidErr(err, "keep the .sha256 file next to the archive", "cannot read %s.sha256", archive)
+	}
+	sum, name, ok := parseSidecar(b)
+	if !ok || name != filepath.Base(archive) {
+		return "", invalidf("keep the .sha256 file that seal wrote next to the archive", "%s.sha256 is not a sha256sum line for %s", archive, filepath.Base(archive))
+	}
+	return sum, nil
 }
 
 // parseSidecar reads the one line of a sha256sum file: the hash (returned
@@ -940,10 +969,17 @@ func (bc *bagContent) checkTransfers(file string, opts VerifyOptions) {
 	if n > 0 {
 		after = rep.Custody.Records[n-1].Record.Time
 	}
-	if err := replayChain(io.LimitReader(f, maxHandOverLog), name, rep.SealedHead, after, keys, maxHandOverRecord, &res); err != nil {
+	logSum := NewHash()
+	if err := replayChain(io.TeeReader(io.LimitReader(f, maxHandOverLog), logSum), name, rep.SealedHead, after, keys, maxHandOverRecord, &res); err != nil {
 		rep.add("custody-after-seal", StatusFail, name, err.Error())
 		return
 	}
+	// Whatever replayChain left unread still belongs to the log's bytes.
+	if _, err := io.Copy(logSum, f); err != nil {
+		rep.add("custody-after-seal", StatusFail, name, err.Error())
+		return
+	}
+	rep.handOverLog = hexSum(logSum)
 	for i, rc := range res.Records {
 		if !rc.OK {
 			continue

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/eksir/eksir/evidence"
 	eaws "github.com/eksir/eksir/internal/aws"
 	"github.com/eksir/eksir/internal/handoff"
+	"github.com/eksir/eksir/internal/ui"
 )
 
 // handOverWho says what each required hand-over flag names.
@@ -111,6 +113,8 @@ func uploadCommand() *cli.Command {
 			&cli.BoolFlag{Name: "legal-hold", Usage: "also place a legal hold on every object"},
 			&cli.BoolFlag{Name: "allow-unlocked", Usage: "accept a bucket without Object Lock (not WORM: anyone with write access can delete the evidence)"},
 			&cli.BoolFlag{Name: "verify-readback", Value: true, Usage: "hash the stored object read back from S3 before recording the transfer"},
+			&cli.IntFlag{Name: "part-size", Value: handoff.DefaultPartSize >> 20, Usage: "multipart part size in MiB (5 to 5120); each part in flight is held in memory"},
+			&cli.IntFlag{Name: "concurrency", Value: handoff.DefaultConcurrency, Usage: "parts sent at once"},
 			&cli.StringFlag{Name: "to", Usage: "who receives the evidence (default: the bucket URL)"},
 			&cli.StringFlag{Name: "reason", Value: "hand-off to the evidence bucket", Usage: "why"},
 		),
@@ -138,11 +142,24 @@ func uploadCommand() *cli.Command {
 				Mode: c.String("mode"), LegalHold: c.Bool("legal-hold"), AllowUnlocked: c.Bool("allow-unlocked"),
 				SkipReadBack: !c.Bool("verify-readback"), Signer: signer, Actor: c.String(actFlag.Name), Verify: vo, Warn: c.App.ErrWriter,
 				HandOver: evidence.HandOver{From: evidence.Actor(c.String(actFlag.Name)), To: c.String("to"), Reason: c.String("reason")}}
+			if mib := c.Int("part-size"); mib < 5 || mib > 5120 {
+				return usagef("S3 parts are 5 MiB to 5 GiB: give --part-size 5 to 5120", "--part-size %d", mib)
+			}
+			if n := c.Int("concurrency"); n < 1 || n > 64 {
+				return usagef("give 1 to 64", "--concurrency %d", n)
+			}
+			o.PartSize, o.Concurrency = int64(c.Int("part-size"))<<20, c.Int("concurrency")
 			if t := c.Timestamp("retain-until"); t != nil {
 				o.RetainUntil = *t
 			}
 			if o.HandOver.To == "" {
 				o.HandOver.To = "s3://" + o.Bucket
+			}
+			evidencecli.TightenGC()
+			if ui.Interactive() {
+				update, finish := ui.TransferBar(c.App.ErrWriter, "uploading "+filepath.Base(archive))
+				defer finish()
+				o.Progress = update
 			}
 			res, err := handoff.Upload(c.Context, client, archive, o)
 			if res != nil && res.Report != nil && !res.Report.OK && !jsonOutput(c) {

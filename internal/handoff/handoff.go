@@ -46,12 +46,15 @@ type S3API interface {
 // checksum of part checksums, which sha256sum cannot reproduce.
 const MetaSHA256 = "sha256"
 
-// Default sizes: parts of 16 MiB keep a 4 GiB archive at 256 parts and
-// memory at Concurrency × PartSize.
+// Default sizes. The transfer manager copies every part into memory and
+// holds Concurrency+1 of them plus the first, so parts are S3's smallest:
+// a 4 GiB archive is 820 parts and the buffers stay near 25 MiB. Three
+// parts in flight keep an S3 endpoint busy; --concurrency raises it for a
+// fast link.
 const (
-	DefaultPartSize           = 16 << 20
+	DefaultPartSize           = 5 << 20
 	DefaultMultipartThreshold = 64 << 20
-	DefaultConcurrency        = 4
+	DefaultConcurrency        = 3
 	// maxParts leaves room under S3's 10,000 parts per upload.
 	maxParts = 9000
 )
@@ -121,6 +124,17 @@ type UploadOptions struct {
 	Verify   evidence.VerifyOptions
 	// Warn receives warnings and progress messages; nil discards them.
 	Warn io.Writer
+	// Progress, when set, is told how many of the archive's bytes a
+	// multipart upload has sent (a bar on terminals).
+	Progress func(sent, total int64)
+}
+
+// progressListener hands the transfer manager's byte counts to
+// UploadOptions.Progress.
+type progressListener struct{ report func(sent, total int64) }
+
+func (l progressListener) OnObjectBytesTransferred(_ context.Context, e *transfermanager.ObjectBytesTransferredEvent) {
+	l.report(e.BytesTransferred, e.TotalBytes)
 }
 
 // Stored is one object written by an upload.
@@ -177,25 +191,21 @@ func Upload(ctx context.Context, client S3API, archive string, o UploadOptions) 
 	if err != nil {
 		return nil, err
 	}
-	rep, err := evidence.Verify(ctx, archive, o.Verify)
+	// The sidecar's claim goes into the object's metadata before the
+	// archive has been read; verification proves it before anything is
+	// recorded, and before a multipart upload is completed.
+	sum, err := evidence.SidecarSum(archive)
 	if err != nil {
 		return nil, err
 	}
-	if !rep.OK {
-		return &UploadResult{Report: rep}, &Error{Err: errors.New("verification failed"), Msg: archive,
-			hint: "do not hand over evidence that fails verification; run 'eksir verify' for the details"}
-	}
-	sum := archiveSum(rep)
-	if sum == "" {
-		return nil, &Error{Err: errors.New("no .sha256 sidecar"), Msg: archive, hint: "keep the .sha256 file next to the archive"}
-	}
 	base := filepath.Base(archive)
 	key := path.Join(strings.TrimPrefix(o.Prefix, "/"), base)
-	res := &UploadResult{Bucket: o.Bucket, SHA256: sum, Report: rep}
+	res := &UploadResult{Bucket: o.Bucket, SHA256: sum}
 	if res.Aborted, err = abortStale(ctx, client, o, key); err != nil {
 		return res, err
 	}
-	version, size, multipart, err := putArchive(ctx, client, archive, key, sum, ret, locked, o)
+	version, size, multipart, rep, err := putArchive(ctx, client, archive, key, sum, ret, locked, o)
+	res.Report = rep
 	if err != nil {
 		return res, err
 	}
@@ -210,7 +220,9 @@ func Upload(ctx context.Context, client S3API, archive string, o UploadOptions) 
 	}
 	h := o.HandOver
 	h.S3 = &res.Archive
-	_, rec, err := evidence.RecordHandOver(ctx, archive, evidence.ActionTransferred, h, o.Signer, o.Actor, o.Now(), o.Verify)
+	// The archive was verified as it was sent and the stored bytes hash to
+	// the verified hash: the record needs no third reading.
+	rec, err := evidence.AppendHandOver(archive, evidence.ActionTransferred, h, o.Signer, o.Actor, o.Now(), rep)
 	if err != nil {
 		return res, fmt.Errorf("record the transfer of s3://%s/%s: %w", o.Bucket, key, err)
 	}
@@ -337,20 +349,42 @@ func abortStale(ctx context.Context, client S3API, o UploadOptions, key string) 
 	}
 }
 
-// putArchive stores the archive through the transfer manager. A single PUT
-// carries ChecksumSHA256 of the whole file, which S3 checks. S3 has no
-// full-object SHA-256 for multipart uploads (full-object checksums are
-// CRC only), so parts carry their own SHA-256, which S3 checks per part,
-// and the whole file's SHA-256 is in the metadata and read back.
-func putArchive(ctx context.Context, client S3API, archive, key, sum string, ret retention, locked bool, o UploadOptions) (version string, size int64, multipart bool, err error) {
+// checkedReport turns a verification into the error that stops a
+// hand-off: a failed check, or an archive whose hash is not the one the
+// upload announced in its metadata.
+func checkedReport(archive, sum string, rep *evidence.Report, err error) error {
+	if err != nil {
+		return err
+	}
+	if !rep.OK {
+		return &Error{Err: errors.New("verification failed"), Msg: archive,
+			hint: "do not hand over evidence that fails verification; run 'eksir verify' for the details"}
+	}
+	if got := archiveSum(rep); got != sum {
+		return &Error{Err: errors.New("the archive changed while it was read"), Msg: fmt.Sprintf("%s hashed to %s, its sidecar said %s", archive, got, sum),
+			hint: "do not change an archive that is being handed over; run the upload again"}
+	}
+	return nil
+}
+
+// putArchive verifies and stores the archive. A small one is verified
+// first and sent in one PUT carrying ChecksumSHA256 of the whole file,
+// which S3 checks. A large one goes through the transfer manager while a
+// verification reads it beside the upload: the upload cannot complete
+// before the verification has passed (gatedReader), and a failed one
+// aborts it, so nothing unverified is ever stored. S3 has no full-object
+// SHA-256 for multipart uploads (those are CRC only), so parts carry their
+// own SHA-256, which S3 checks per part, and the whole file's SHA-256 is in
+// the metadata and read back.
+func putArchive(ctx context.Context, client S3API, archive, key, sum string, ret retention, locked bool, o UploadOptions) (version string, size int64, multipart bool, rep *evidence.Report, err error) {
 	f, err := os.Open(archive)
 	if err != nil {
-		return "", 0, false, fmt.Errorf("open archive: %w", err)
+		return "", 0, false, nil, fmt.Errorf("open archive: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return "", 0, false, fmt.Errorf("stat archive: %w", err)
+		return "", 0, false, nil, fmt.Errorf("stat archive: %w", err)
 	}
 	size = fi.Size()
 	threshold := o.MultipartThreshold
@@ -365,16 +399,17 @@ func putArchive(ctx context.Context, client S3API, archive, key, sum string, ret
 	if conc <= 0 {
 		conc = DefaultConcurrency
 	}
-	raw, _ := hex.DecodeString(sum)
-	in := &transfermanager.UploadObjectInput{Bucket: aws.String(o.Bucket), Key: aws.String(key), Body: f,
-		ContentLength: aws.Int64(size), ContentType: aws.String(contentType(archive)),
-		Metadata:          map[string]string{MetaSHA256: sum},
-		ChecksumAlgorithm: tmtypes.ChecksumAlgorithmSha256}
 	if size < threshold {
+		rep, err = evidence.Verify(ctx, archive, o.Verify)
+		if err := checkedReport(archive, sum, rep, err); err != nil {
+			return "", size, false, rep, err
+		}
+		raw, _ := hex.DecodeString(sum)
 		// One PUT streams the file: the SDK seeks it to sign and send, and
 		// S3 checks ChecksumSHA256 against the bytes it receives.
-		put := &s3.PutObjectInput{Bucket: in.Bucket, Key: in.Key, Body: f, ContentLength: in.ContentLength, ContentType: in.ContentType,
-			Metadata: in.Metadata, ChecksumAlgorithm: s3types.ChecksumAlgorithmSha256, ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(raw))}
+		put := &s3.PutObjectInput{Bucket: aws.String(o.Bucket), Key: aws.String(key), Body: f, ContentLength: aws.Int64(size),
+			ContentType: aws.String(contentType(archive)), Metadata: map[string]string{MetaSHA256: sum},
+			ChecksumAlgorithm: s3types.ChecksumAlgorithmSha256, ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(raw))}
 		if locked {
 			put.ObjectLockMode, put.ObjectLockRetainUntilDate = ret.mode, aws.Time(ret.until)
 			if o.LegalHold {
@@ -383,14 +418,35 @@ func putArchive(ctx context.Context, client S3API, archive, key, sum string, ret
 		}
 		out, err := client.PutObject(ctx, put)
 		if err != nil {
-			return "", size, false, fmt.Errorf("upload s3://%s/%s: %w", o.Bucket, key, err)
+			return "", size, false, rep, fmt.Errorf("upload s3://%s/%s: %w", o.Bucket, key, err)
 		}
-		return aws.ToString(out.VersionId), size, false, nil
+		return aws.ToString(out.VersionId), size, false, rep, nil
 	}
 	multipart = true
 	if least := size/maxParts + 1; partSize < least {
 		partSize = least
 	}
+	// The verification reads the file itself, sequentially and with a
+	// small buffer: it is faster than any upload, and the part buffers are
+	// the memory this command needs.
+	vo := o.Verify
+	vo.Sequential = true
+	vctx, cancel := context.WithCancel(ctx)
+	gate := &gatedReader{r: f, done: make(chan struct{})}
+	go func() {
+		defer close(gate.done)
+		r, err := evidence.Verify(vctx, archive, vo)
+		gate.rep, gate.err = r, checkedReport(archive, sum, r, err)
+	}()
+	defer func() {
+		cancel()
+		<-gate.done
+		rep = gate.rep
+	}()
+	in := &transfermanager.UploadObjectInput{Bucket: aws.String(o.Bucket), Key: aws.String(key), Body: gate,
+		ContentLength: aws.Int64(size), ContentType: aws.String(contentType(archive)),
+		Metadata:          map[string]string{MetaSHA256: sum},
+		ChecksumAlgorithm: tmtypes.ChecksumAlgorithmSha256}
 	if locked {
 		in.ObjectLockMode = tmtypes.ObjectLockMode(ret.mode)
 		in.ObjectLockRetainUntilDate = aws.Time(ret.until)
@@ -405,17 +461,56 @@ func putArchive(ctx context.Context, client S3API, archive, key, sum string, ret
 		to.MultipartUploadThreshold = partSize
 		to.Concurrency = conc
 		to.ChecksumAlgorithm = tmtypes.ChecksumAlgorithmSha256
+		if o.Progress != nil {
+			to.ObjectProgressListeners.Register(progressListener{o.Progress})
+		}
 	})
 	out, err := tm.UploadObject(ctx, in)
 	if err != nil {
+		<-gate.done
+		if gate.err != nil {
+			// The verification's failure is the cause; the manager has
+			// aborted the upload.
+			return "", size, multipart, gate.rep, gate.err
+		}
 		var mu transfermanager.MultipartUploadError
 		if errors.As(err, &mu) {
-			return "", size, multipart, &Error{Err: err, Msg: fmt.Sprintf("upload s3://%s/%s (multipart upload %s)", o.Bucket, key, mu.UploadID()),
+			return "", size, multipart, nil, &Error{Err: err, Msg: fmt.Sprintf("upload s3://%s/%s (multipart upload %s)", o.Bucket, key, mu.UploadID()),
 				hint: "run the upload again: unfinished uploads of this key are aborted first"}
 		}
-		return "", size, multipart, fmt.Errorf("upload s3://%s/%s: %w", o.Bucket, key, err)
+		return "", size, multipart, nil, fmt.Errorf("upload s3://%s/%s: %w", o.Bucket, key, err)
 	}
-	return aws.ToString(out.VersionID), size, multipart, nil
+	return aws.ToString(out.VersionID), size, multipart, nil, nil
+}
+
+// gatedReader is the upload's view of the archive: it gives the bytes as
+// they are, but its end (io.EOF), without which the transfer manager does
+// not complete the upload, only once the verification running beside it
+// has passed. A failed verification becomes a read error, which makes the
+// manager abort the upload; it is returned as soon as it is known.
+type gatedReader struct {
+	r    io.Reader
+	done chan struct{}
+	rep  *evidence.Report
+	err  error
+}
+
+func (g *gatedReader) Read(p []byte) (int, error) {
+	select {
+	case <-g.done:
+		if g.err != nil {
+			return 0, g.err
+		}
+	default:
+	}
+	n, err := g.r.Read(p)
+	if err == io.EOF {
+		<-g.done
+		if g.err != nil {
+			return n, g.err
+		}
+	}
+	return n, err
 }
 
 func contentType(name string) string {

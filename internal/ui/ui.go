@@ -189,3 +189,30 @@ func (o *Progress) Close() {
 		fmt.Fprint(o.w, "\r")
 	}
 }
+
+// TransferBar draws a byte-count bar for one long transfer on w (a
+// terminal): update is called with the bytes done so far and the total,
+// from any goroutine; finish clears the bar.
+func TransferBar(w io.Writer, what string) (update func(done, total int64), finish func()) {
+	var mu sync.Mutex
+	var bar *progressbar.ProgressBar
+	update = func(done, total int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		if bar == nil {
+			bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(w), progressbar.OptionSetWidth(30),
+				progressbar.OptionShowBytes(true), progressbar.OptionSetDescription(what), progressbar.OptionSetElapsedTime(true),
+				progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
+		}
+		_ = bar.Set64(done)
+	}
+	finish = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if bar != nil {
+			_ = bar.Clear()
+			fmt.Fprint(w, "\r")
+		}
+	}
+	return update, finish
+}
