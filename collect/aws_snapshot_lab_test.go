@@ -1,16 +1,23 @@
 package collect_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go/middleware"
@@ -18,6 +25,7 @@ import (
 
 	"github.com/eksir/eksir/action"
 	"github.com/eksir/eksir/collect"
+	"github.com/eksir/eksir/evidence"
 	eaws "github.com/eksir/eksir/internal/aws"
 	"github.com/eksir/eksir/internal/labtest"
 	"github.com/eksir/eksir/lab"
@@ -397,43 +405,238 @@ func TestAWSSnapshotBadInput(t *testing.T) {
 	}
 }
 
-// TestAWSSnapshotIAMCoversItsCalls checks the Spec's IAM statements
-// against every call Plan and Run make on moto, as isolate's cross-check
-// does for the containment actions.
-func TestAWSSnapshotIAMCoversItsCalls(t *testing.T) {
+// ebsStillWorking stands in for EBS while a snapshot is being taken, which
+// moto never is (its snapshots complete at once): it rewrites every
+// DescribeSnapshots answer to state pending at 37%. It also counts the
+// DescribeSnapshots calls by snapshot ID (the waiter's polls and the
+// read-back; the search for the step's snapshots filters by tag instead),
+// which is how a test sees whether the action waited without timing it.
+type ebsStillWorking struct {
+	pending bool
+	mu      sync.Mutex
+	byID    int
+}
+
+func (e *ebsStillWorking) add(st *middleware.Stack) error {
+	return st.Initialize.Add(middleware.InitializeMiddlewareFunc("ebsStillWorking", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		out, md, err := next.HandleInitialize(ctx, in)
+		if awsmiddleware.GetOperationName(ctx) != "DescribeSnapshots" || err != nil {
+			return out, md, err
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if len(in.Parameters.(*ec2.DescribeSnapshotsInput).SnapshotIds) > 0 {
+			e.byID++
+		}
+		if e.pending {
+			r := out.Result.(*ec2.DescribeSnapshotsOutput)
+			for i := range r.Snapshots {
+				r.Snapshots[i].State, r.Snapshots[i].Progress, r.Snapshots[i].CompletionTime = ec2types.SnapshotStatePending, aws.String("37%"), nil
+			}
+		}
+		return out, md, err
+	}), middleware.Before)
+}
+
+func (e *ebsStillWorking) describedByID() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.byID
+}
+
+// wait: false returns while EBS still works on the snapshots: one
+// read-back and no waiter poll, descriptors that say pending, a warning;
+// a resume finds the pending snapshots and takes none again.
+func TestAWSSnapshotNoWait(t *testing.T) {
 	f := setupSnap(t)
 	a := snapshotAction(t, f)
-	spec := a.Spec()
+	vols := instanceVolumes(t, f.ec2, f.instance)
+	ebs := &ebsStillWorking{pending: true}
 	rec := &eaws.Recorder{}
 	env := *f.env
 	env.AWS = f.lab.AWSWith(t, eaws.Options{Recorder: rec})
-	for _, target := range []map[string]any{{"instance": f.instance}, {"pod": f.ns + "/" + f.pod}} {
-		call := snapCall(map[string]any{"share-with-account": "210987654321", "copy-kms-key": "alias/forensics"})
-		maps.Copy(call.Params, target)
-		if _, err := a.Plan(t.Context(), &env, call); err != nil {
-			t.Fatalf("plan %v: %v", target, err)
-		}
-		if _, err := a.Run(t.Context(), &env, call); err != nil {
-			t.Fatalf("run %v: %v", target, err)
-		}
+	env.AWS.APIOptions = append(env.AWS.APIOptions, ebs.add)
+	// The short timeout bounds a wrong wait on snapshots that stay
+	// pending: it would fail the run at once instead of hanging the test.
+	call := snapCall(map[string]any{"instance": f.instance, "wait": false, "timeout": 2 * time.Second})
+
+	res, err := a.Run(t.Context(), &env, call)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if n := ebs.describedByID(); n != 1 {
+		t.Errorf("DescribeSnapshots by ID %d times, want 1 (the read-back; the waiter would poll too)", n)
 	}
 	if err := rec.Err(); err != nil {
 		t.Fatal(err)
 	}
-	seen := rec.Calls()
-	for _, c := range seen {
-		if !action.IAMAllows([]action.Spec{spec}, c) {
-			t.Errorf("calls %s, which its IAM permissions do not allow", c)
+	calls := rec.Calls()
+	for _, want := range []string{"ec2:CreateSnapshots", "ec2:CreateTags", "ec2:DescribeSnapshots"} {
+		if !slices.Contains(calls, want) {
+			t.Errorf("calls %v, want %s", calls, want)
 		}
 	}
-	// KMS is called by EC2 on the caller's behalf (kms:ViaService), never
-	// by eksir itself.
-	for _, p := range spec.Permissions.IAM {
-		for _, declared := range p.Actions {
-			if strings.HasPrefix(declared, "kms:") || slices.Contains(seen, declared) {
-				continue
-			}
-			t.Errorf("declares %s but never calls it (calls: %s)", declared, strings.Join(seen, ", "))
+	for _, c := range calls {
+		if c == "ec2:CopySnapshot" || c == "ec2:ModifySnapshotAttribute" || c == "ec2:CreateSnapshot" {
+			t.Errorf("calls %s, which a snapshot without copy or share does not need", c)
 		}
+	}
+	ids, _ := res.Outputs["snapshots"].([]string)
+	if len(ids) != len(vols) {
+		t.Fatalf("outputs snapshots = %v, want one per volume %v", ids, vols)
+	}
+	if len(res.Warnings) != len(ids) {
+		t.Errorf("warnings %v, want one per pending snapshot", res.Warnings)
+	}
+	for _, id := range ids {
+		d := f.descriptor(t, id)
+		if d.State != string(ec2types.SnapshotStatePending) || d.Progress != "37%" || d.Completion != nil {
+			t.Errorf("descriptor %s: state %q progress %q completion %v, want pending at 37%% with no completion", id, d.State, d.Progress, d.Completion)
+		}
+		if !slices.ContainsFunc(res.Warnings, func(w string) bool { return strings.Contains(w, id) && strings.Contains(w, "pending") }) {
+			t.Errorf("no warning names pending snapshot %s: %v", id, res.Warnings)
+		}
+	}
+	before := accountSnapshots(t, f.ec2)
+
+	// Resumed on the same case, still pending: the same snapshots.
+	res2, err := a.Run(t.Context(), &env, call)
+	if err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+	if ids2, _ := res2.Outputs["snapshots"].([]string); !slices.Equal(ids2, ids) {
+		t.Errorf("resumed run snapshots %v, want %v", ids2, ids)
+	}
+	// Resumed with wait, on a case that lost the descriptors, once EBS
+	// has completed them (moto's own answers): still the same snapshots,
+	// now waited on (the waiter's poll and the read-back) and completed.
+	ebs.pending = false
+	byID := ebs.describedByID()
+	env.Evidence = labtest.NewCase(t, env.Incident)
+	res3, err := a.Run(t.Context(), &env, snapCall(map[string]any{"instance": f.instance}))
+	if err != nil {
+		t.Fatalf("resumed run with wait: %v", err)
+	}
+	if ids3, _ := res3.Outputs["snapshots"].([]string); !slices.Equal(ids3, ids) {
+		t.Errorf("resumed run with wait: snapshots %v, want %v", ids3, ids)
+	}
+	if n := ebs.describedByID() - byID; n < 2 {
+		t.Errorf("with wait: DescribeSnapshots by ID %d times, want the waiter's poll and the read-back", n)
+	}
+	for _, id := range ids {
+		var d collect.SnapshotDescriptor
+		readItem(t, env.Evidence.(*evidence.Case), "aws/snapshots/"+id+".json", &d)
+		if d.State != string(ec2types.SnapshotStateCompleted) {
+			t.Errorf("descriptor %s after the wait: state %q, want completed", id, d.State)
+		}
+	}
+	after := accountSnapshots(t, f.ec2)
+	if len(after) != len(before) {
+		t.Errorf("resumes created %d snapshots, want none", len(after)-len(before))
+	}
+	for v, n := range perVolume(after) {
+		if n != 1 {
+			t.Errorf("volume %s has %d snapshots, want 1", v, n)
+		}
+	}
+}
+
+// createKMSKey creates a symmetric KMS key in the test's moto account and
+// returns its ARN. The module has no KMS client (EC2 uses the key, eksir
+// never calls KMS), so this is one signed JSON 1.1 request
+// (TrentService.CreateKey), as the KMS API model shapes it.
+func createKMSKey(t *testing.T, f *snapFixture) string {
+	t.Helper()
+	ctx := t.Context()
+	body := []byte(`{"Description":"eksir forensic snapshot key (test)","KeyUsage":"ENCRYPT_DECRYPT","KeySpec":"SYMMETRIC_DEFAULT"}`)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.lab.State.AWSEndpoint+"/", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", "TrentService.CreateKey")
+	req.Header.Set("x-moto-account-id", f.lab.Account)
+	creds, err := f.lab.AWS.Credentials.Retrieve(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "kms", f.lab.AWS.Region, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ KeyMetadata struct{ Arn, KeyId string } }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(out.KeyMetadata.Arn, "arn:aws:kms:") {
+		t.Fatalf("KMS CreateKey: %s %+v (%v)", resp.Status, out, err)
+	}
+	return out.KeyMetadata.Arn
+}
+
+// The copy with a forensic KMS key, a real key of the account: each
+// snapshot's copy is tagged as eksir's copy of it, encrypted, names the key
+// in DescribeSnapshots and in its descriptor, and is shared with the
+// forensic account like its source. moto keeps the KmsKeyId it is given
+// and re-encrypts nothing (docs/lab.md): what KMS does with the key is not
+// proven here (docs/aws.md).
+func TestAWSSnapshotKMSCopy(t *testing.T) {
+	f := setupSnap(t)
+	a := snapshotAction(t, f)
+	key := createKMSKey(t, f)
+	const forensic = "210987654321"
+	call := snapCall(map[string]any{"instance": f.instance, "copy-kms-key": key, "share-with-account": forensic})
+	res, err := a.Run(t.Context(), f.env, call)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	ids, _ := res.Outputs["snapshots"].([]string)
+	copies, _ := res.Outputs["copies"].([]string)
+	vols := instanceVolumes(t, f.ec2, f.instance)
+	if len(ids) != len(vols) || len(copies) != len(ids) {
+		t.Fatalf("outputs = %v, want a snapshot and a copy per volume %v", res.Outputs, vols)
+	}
+	snaps := accountSnapshots(t, f.ec2)
+	copyOf := map[string]string{}
+	for _, id := range copies {
+		c, ok := snaps[id]
+		if !ok {
+			t.Fatalf("copy %s is not in DescribeSnapshots", id)
+		}
+		tags := tagsOf(c)
+		src := tags[collect.SnapshotCopyOfTag]
+		copyOf[src] = id
+		if !slices.Contains(ids, src) || tags[collect.SnapshotIncidentTag] != f.env.Incident || tags[collect.SnapshotStepTag] != call.Step ||
+			tags[collect.SnapshotInstanceTag] != f.instance || tags[collect.SnapshotVolumeTag] != tagsOf(snaps[src])[collect.SnapshotVolumeTag] {
+			t.Errorf("copy %s tags %v, want eksir's tags of a source among %v", id, tags, ids)
+		}
+		if !aws.ToBool(c.Encrypted) || aws.ToString(c.KmsKeyId) != key {
+			t.Errorf("copy %s: encrypted %v, KMS key %q, want encrypted with %s", id, aws.ToBool(c.Encrypted), aws.ToString(c.KmsKeyId), key)
+		}
+		d := f.descriptor(t, id)
+		if d.CopyOf != src || !d.Encrypted || d.KMSKey != key || d.Snapshot != id {
+			t.Errorf("copy descriptor %+v, want a copy of %s encrypted with %s", d, src, key)
+		}
+	}
+	if len(copyOf) != len(ids) {
+		t.Errorf("copies %v cover sources %v, want each of %v once", copies, copyOf, ids)
+	}
+	for _, id := range append(slices.Clone(ids), copies...) {
+		attr, err := f.ec2.DescribeSnapshotAttribute(t.Context(), &ec2.DescribeSnapshotAttributeInput{SnapshotId: aws.String(id), Attribute: ec2types.SnapshotAttributeNameCreateVolumePermission})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(attr.CreateVolumePermissions) != 1 || aws.ToString(attr.CreateVolumePermissions[0].UserId) != forensic {
+			t.Errorf("snapshot %s create-volume permissions = %+v, want account %s alone", id, attr.CreateVolumePermissions, forensic)
+		}
+	}
+	// Again: no second copy.
+	if _, err := a.Run(t.Context(), f.env, call); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if got := len(accountSnapshots(t, f.ec2)); got != len(snaps) {
+		t.Errorf("second run: %d snapshots, want %d", got, len(snaps))
 	}
 }

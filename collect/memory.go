@@ -68,7 +68,9 @@ func (Memory) Spec() action.Spec {
 		Permissions: action.Permissions{
 			IAM: []action.IAMPermission{
 				{Actions: []string{"ssm:SendCommand"}, Resources: []string{"arn:aws:ec2:*:*:instance/*", "arn:aws:ssm:*::document/AWS-RunShellScript"}},
-				{Actions: []string{"ssm:GetCommandInvocation", "ssm:ListCommands", "ec2:DescribeInstances", "sts:GetCallerIdentity"}},
+				// sts:GetCallerIdentity (the default bucket's account) needs
+				// no permission: IAM never authorises it.
+				{Actions: []string{"ssm:GetCommandInvocation", "ssm:ListCommands", "ec2:DescribeInstances"}},
 				// The presigned URL carries eksir's identity: the instance's
 				// PUT is allowed by eksir's s3:PutObject, not its own role.
 				{Actions: []string{"s3:PutObject", "s3:GetObject"}, Resources: []string{"arn:aws:s3:::*/" + DefaultMemoryPrefix + "/*"}},
