@@ -419,8 +419,9 @@ func TestAWSInstanceMetadataNoInstance(t *testing.T) {
 			rec := &eaws.Recorder{}
 			env, c := m.envWith(t, m.s.Lab.AWSWith(t, eaws.Options{Recorder: rec}))
 			refused := metaCall(t, a, "meta", maps.Clone(tc.params))
-			if _, err := a.Plan(t.Context(), env, refused); !errors.Is(err, action.ErrBadInput) || !strings.Contains(err.Error(), "allow-no-instance") {
-				t.Errorf("plan without allow-no-instance: %v, want bad input naming allow-no-instance", err)
+			if _, err := a.Plan(t.Context(), env, refused); !errors.Is(err, action.ErrBadInput) || !strings.Contains(err.Error(), "allow-no-instance") ||
+				!strings.Contains(err.Error(), tc.reason[0]) {
+				t.Errorf("plan without allow-no-instance: %v, want bad input saying %q and naming allow-no-instance", err, tc.reason[0])
 			}
 			if _, err := a.Run(t.Context(), env, refused); !errors.Is(err, action.ErrBadInput) {
 				t.Errorf("run without allow-no-instance: %v, want bad input", err)

@@ -151,11 +151,11 @@ func podTarget(ctx context.Context, env *action.Env, call action.Call, ref strin
 		return metaTarget{}, fmt.Errorf("read pod %s: %w", ref, err)
 	}
 	if p.Spec.NodeName == "" {
+		reason := "pod " + ref + " is not scheduled on a node: there is no EC2 instance to describe"
 		if !call.Bool("allow-no-instance") {
-			return metaTarget{}, fmt.Errorf("%w: pod: %s is not scheduled on a node, so it has no EC2 instance (hint: allow-no-instance: true records that as not collected)", action.ErrBadInput, ref)
+			return metaTarget{}, noInstanceRefused("pod", reason)
 		}
-		return metaTarget{pod: ref, noInstance: "pod " + ref + " is not scheduled on a node: there is no EC2 instance to describe",
-			noInstanceRel: "aws/pods/" + ns + "/" + name + "/" + noInstanceFile}, nil
+		return metaTarget{pod: ref, noInstance: reason, noInstanceRel: "aws/pods/" + ns + "/" + name + "/" + noInstanceFile}, nil
 	}
 	return nodeTarget(ctx, env, call, p.Spec.NodeName, ref)
 }
@@ -188,14 +188,19 @@ func nodeTarget(ctx context.Context, env *action.Env, call action.Call, node, po
 		return t, nil
 	case !errors.Is(err, awstarget.ErrNoEC2Instance):
 		return metaTarget{}, err
-	case !call.Bool("allow-no-instance"):
-		if pod != "" {
-			return metaTarget{}, fmt.Errorf("pod: %s: %w (hint: allow-no-instance: true records that as not collected)", pod, err)
-		}
-		return metaTarget{}, fmt.Errorf("%w (hint: allow-no-instance: true records that as not collected)", err)
 	}
-	t.instance, t.noInstance, t.noInstanceRel = "", noInstanceReason(n, pod), "aws/nodes/"+node+"/"+noInstanceFile
+	reason := noInstanceReason(n, pod)
+	if !call.Bool("allow-no-instance") {
+		return metaTarget{}, noInstanceRefused(field, reason)
+	}
+	t.instance, t.noInstance, t.noInstanceRel = "", reason, "aws/nodes/"+node+"/"+noInstanceFile
 	return t, nil
+}
+
+// noInstanceRefused is the bad input of a node or pod without an instance
+// when the call does not allow it.
+func noInstanceRefused(field, reason string) error {
+	return fmt.Errorf("%w: %s: %s (hint: allow-no-instance: true records that as not collected, as triage does)", action.ErrBadInput, field, reason)
 }
 
 // noInstanceReason says why no EC2 instance stands behind node n (reached
