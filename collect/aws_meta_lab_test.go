@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -28,12 +29,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/eksir/eksir/action"
 	"github.com/eksir/eksir/collect"
 	"github.com/eksir/eksir/evidence"
 	eaws "github.com/eksir/eksir/internal/aws"
 	"github.com/eksir/eksir/internal/awsiam"
+	"github.com/eksir/eksir/internal/awstarget"
 	"github.com/eksir/eksir/internal/labtest"
 	"github.com/eksir/eksir/lab"
 )
@@ -321,6 +325,162 @@ func TestAWSInstanceMetadataScreenshot(t *testing.T) {
 	}
 }
 
+// TestAWSInstanceMetadataPod: a pod resolves to its node's instance, and
+// collects the same items as the node would.
+func TestAWSInstanceMetadataPod(t *testing.T) {
+	m := setupAWSMeta(t)
+	a := collect.InstanceMetadata{}
+	rec := &eaws.Recorder{}
+	env, c := m.envWith(t, m.s.Lab.AWSWith(t, eaws.Options{Recorder: rec}))
+	call := metaCall(t, a, "meta", map[string]any{"pod": m.s.NS + "/" + m.s.Pod})
+	plan, err := a.Plan(t.Context(), env, call)
+	if err != nil || len(plan.Changes) != 8 || len(plan.Warnings) != 0 || !strings.Contains(plan.Changes[0].Object, m.instance) {
+		t.Fatalf("plan: %+v %v", plan, err)
+	}
+	res, err := a.Run(t.Context(), env, call)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outputs["instance"] != m.instance || len(res.Warnings) != 0 {
+		t.Fatalf("pod %s/%s resolved to %v (warnings %v), want %s", m.s.NS, m.s.Pod, res.Outputs["instance"], res.Warnings, m.instance)
+	}
+	checkIAM(t, a, rec)
+	var inst ec2types.Instance
+	readItem(t, c, "aws/instances/"+m.instance+"/instance.json", &inst)
+	if aws.ToString(inst.InstanceId) != m.instance {
+		t.Errorf("instance.json is %s", aws.ToString(inst.InstanceId))
+	}
+	it, _ := c.Lookup("aws/instances/" + m.instance + "/instance.json")
+	if it.Source.Node != m.s.Node || it.Source.Instance != m.instance {
+		t.Errorf("instance.json source: %+v", it.Source)
+	}
+}
+
+// noInstanceNodes creates nodes without an EC2 instance behind them, each
+// with a pod, and a pod not scheduled: what triage meets on Fargate and on
+// nodes that are not EC2 instances. It returns the pods (namespace/name)
+// by case, and the node of each.
+func noInstanceNodes(t *testing.T, m *awsMeta) (pods, nodes map[string]string) {
+	t.Helper()
+	k := m.s.Lab.Kube.Typed
+	prefix := m.s.Lab.Prefix
+	pods, nodes = map[string]string{}, map[string]string{}
+	for name, n := range map[string]*corev1.Node{
+		// As EKS registers a Fargate node: the compute-type label and a
+		// provider ID naming the Fargate task, not an instance.
+		"fargate": {ObjectMeta: metav1.ObjectMeta{Name: prefix + "fargate-ip-192-168-7-7.ec2.internal", Labels: map[string]string{awstarget.FargateLabel: "fargate"}},
+			Spec: corev1.NodeSpec{ProviderID: "aws:///us-east-1a/0a1b2c3d4e/fargate-ip-192-168-7-7.ec2.internal"}},
+		"bare":  {ObjectMeta: metav1.ObjectMeta{Name: prefix + "bare"}},
+		"other": {ObjectMeta: metav1.ObjectMeta{Name: prefix + "other"}, Spec: corev1.NodeSpec{ProviderID: "gce://proj/us-central1-a/vm-1"}},
+	} {
+		if _, err := k.CoreV1().Nodes().Create(t.Context(), n, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create node %s: %v", n.Name, err)
+		}
+		nodes[name] = n.Name
+	}
+	for name, node := range map[string]string{"fargate": nodes["fargate"], "bare": nodes["bare"], "other": nodes["other"], "pending": ""} {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-" + name, Namespace: m.s.NS},
+			Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "web", Image: "nginx"}}}}
+		if _, err := k.CoreV1().Pods(m.s.NS).Create(t.Context(), p, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create pod %s: %v", p.Name, err)
+		}
+		pods[name] = m.s.NS + "/" + p.Name
+	}
+	return pods, nodes
+}
+
+// TestAWSInstanceMetadataNoInstance: with allow-no-instance, a pod on a
+// Fargate node, on a node without an EC2 provider ID, or not scheduled,
+// and a Fargate node named directly, plan one not-collected record, run
+// records it with the reason and succeeds with a warning, calls no AWS API,
+// and a second run records nothing again. Without it, each is bad input.
+func TestAWSInstanceMetadataNoInstance(t *testing.T) {
+	m := setupAWSMeta(t)
+	pods, nodes := noInstanceNodes(t, m)
+	a := collect.InstanceMetadata{}
+	for _, tc := range []struct {
+		name   string
+		params map[string]any
+		rel    string
+		reason []string
+	}{
+		{"fargate pod", map[string]any{"pod": pods["fargate"]}, "aws/nodes/" + nodes["fargate"] + "/instance.json",
+			[]string{"pod " + pods["fargate"] + " runs on Fargate node " + nodes["fargate"] + ": there is no EC2 instance to describe"}},
+		{"fargate node", map[string]any{"node": nodes["fargate"]}, "aws/nodes/" + nodes["fargate"] + "/instance.json",
+			[]string{"node " + nodes["fargate"] + " runs on Fargate: there is no EC2 instance to describe"}},
+		{"pod on a node without providerID", map[string]any{"pod": pods["bare"]}, "aws/nodes/" + nodes["bare"] + "/instance.json",
+			[]string{"pod " + pods["bare"] + " runs on node " + nodes["bare"], "no spec.providerID"}},
+		{"pod on a node of another cloud", map[string]any{"pod": pods["other"]}, "aws/nodes/" + nodes["other"] + "/instance.json",
+			[]string{"pod " + pods["other"] + " runs on node " + nodes["other"], `"gce://proj/us-central1-a/vm-1"`, "no EC2 instance"}},
+		{"pod not scheduled", map[string]any{"pod": pods["pending"]}, "aws/pods/" + pods["pending"] + "/instance.json",
+			[]string{"pod " + pods["pending"] + " is not scheduled on a node"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &eaws.Recorder{}
+			env, c := m.envWith(t, m.s.Lab.AWSWith(t, eaws.Options{Recorder: rec}))
+			refused := metaCall(t, a, "meta", maps.Clone(tc.params))
+			if _, err := a.Plan(t.Context(), env, refused); !errors.Is(err, action.ErrBadInput) || !strings.Contains(err.Error(), "allow-no-instance") ||
+				!strings.Contains(err.Error(), tc.reason[0]) {
+				t.Errorf("plan without allow-no-instance: %v, want bad input saying %q and naming allow-no-instance", err, tc.reason[0])
+			}
+			if _, err := a.Run(t.Context(), env, refused); !errors.Is(err, action.ErrBadInput) {
+				t.Errorf("run without allow-no-instance: %v, want bad input", err)
+			}
+			if n := len(c.Items()); n != 0 {
+				t.Fatalf("refused run wrote %d items", n)
+			}
+
+			params := maps.Clone(tc.params)
+			params["allow-no-instance"] = true
+			call := metaCall(t, a, "meta", params)
+			plan, err := a.Plan(t.Context(), env, call)
+			if err != nil || plan.Done || len(plan.Changes) != 1 || plan.Changes[0].Verb != "record" || plan.Changes[0].Object != tc.rel ||
+				!strings.HasPrefix(plan.Changes[0].Detail, "not collected: ") || len(plan.Warnings) != 1 {
+				t.Fatalf("plan: %+v %v", plan, err)
+			}
+			for _, want := range tc.reason {
+				if !strings.Contains(plan.Changes[0].Detail, want) || !strings.Contains(plan.Warnings[0], want) {
+					t.Errorf("plan does not say %q: %+v", want, plan)
+				}
+			}
+			if n := len(c.Items()); n != 0 {
+				t.Fatalf("plan wrote %d items", n)
+			}
+			res, err := a.Run(t.Context(), env, call)
+			if err != nil {
+				t.Fatal(err)
+			}
+			it, ok := c.Lookup(tc.rel)
+			if !ok || it.Status != evidence.StatusNotCollected || len(c.Items()) != 1 {
+				t.Fatalf("%s: %+v (case has %d items)", tc.rel, it, len(c.Items()))
+			}
+			for _, want := range tc.reason {
+				if !strings.Contains(it.Reason, want) {
+					t.Errorf("reason %q does not say %q", it.Reason, want)
+				}
+			}
+			if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], it.Reason) || res.Outputs["instance"] != "" || res.Outputs["complete"] != false ||
+				!slices.Equal(res.Items, []string{"data/" + tc.rel}) {
+				t.Errorf("result: %+v", res)
+			}
+			// Nothing to ask AWS: the answer came from Kubernetes.
+			if calls := rec.Calls(); len(calls) != 0 {
+				t.Errorf("AWS called: %v", calls)
+			}
+
+			// Plan after the run is done; a second run records nothing again.
+			records := len(c.Log().Records())
+			if plan, err := a.Plan(t.Context(), env, call); err != nil || !plan.Done || len(plan.Changes) != 0 || len(plan.Warnings) != 1 {
+				t.Errorf("plan after run: %+v %v", plan, err)
+			}
+			res2, err := a.Run(t.Context(), env, call)
+			if err != nil || len(res2.Items) != 0 || len(res2.Warnings) != 1 || res2.Outputs["complete"] != false || len(c.Log().Records()) != records {
+				t.Errorf("second run: %+v %v; custody records %d, were %d", res2, err, len(c.Log().Records()), records)
+			}
+		})
+	}
+}
+
 func TestAWSInstanceMetadataBadInput(t *testing.T) {
 	m := setupAWSMeta(t)
 	env, c := m.envWith(t, m.s.Lab.AWS)
@@ -331,6 +491,14 @@ func TestAWSInstanceMetadataBadInput(t *testing.T) {
 		"not an ID":        {"instance": "web-0"},
 		"missing instance": {"instance": "i-0123456789abcdef0"},
 		"missing node":     {"node": "no-such-node"},
+		"missing pod":      {"pod": m.s.NS + "/no-such-pod"},
+		"pod not ns/name":  {"pod": "web-0"},
+		"pod and node":     {"pod": m.s.NS + "/" + m.s.Pod, "node": m.s.Node},
+		// allow-no-instance covers what a node or pod leads to, never an
+		// instance given explicitly.
+		"missing instance, allowed": {"instance": "i-0123456789abcdef0", "allow-no-instance": true},
+		"not an ID, allowed":        {"instance": "web-0", "allow-no-instance": true},
+		"missing node, allowed":     {"node": "no-such-node", "allow-no-instance": true},
 	} {
 		call := metaCall(t, a, "meta", p)
 		if _, err := a.Plan(t.Context(), env, call); !errors.Is(err, action.ErrBadInput) {

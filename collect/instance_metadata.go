@@ -16,6 +16,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -62,11 +63,14 @@ func (InstanceMetadata) Spec() action.Spec {
 		Doc: "Record what EC2 and IAM know of an instance: the instance, its volumes, network interfaces, security groups with their rules, " +
 			"instance profile with its role and policies, tags, console output and console screenshot.",
 		Kind: action.Collect,
-		// Kubernetes only to turn a node into its instance.
+		// Kubernetes only to turn a node or a pod into its instance.
 		Needs: []action.Cloud{action.AWS, action.Kubernetes},
 		Params: []action.Param{
-			{Name: "instance", Type: action.Instance, Doc: "the EC2 instance (give this or node)"},
+			{Name: "instance", Type: action.Instance, Doc: "the EC2 instance (give one of instance, node and pod)"},
 			{Name: "node", Type: action.Node, Doc: "the node whose EC2 instance to record (its spec.providerID)"},
+			{Name: "pod", Type: action.Pod, Doc: "the pod whose node's EC2 instance to record"},
+			{Name: "allow-no-instance", Type: action.Bool, Default: false, Doc: "with node or pod: a Fargate node, a node without an EC2 spec.providerID or a pod not scheduled is bad input; " +
+				"true records the instance metadata as not collected, with the reason, and makes it a warning (playbooks that run on any pod)"},
 		},
 		Outputs: captureOutputs("instance"),
 		Permissions: action.Permissions{
@@ -78,7 +82,10 @@ func (InstanceMetadata) Spec() action.Spec {
 				{Actions: []string{"iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:GetRolePolicy"}, Resources: []string{"arn:aws:iam::*:role/*"}},
 				{Actions: []string{"iam:GetPolicy", "iam:GetPolicyVersion"}, Resources: []string{"arn:aws:iam::*:policy/*"}},
 			},
-			Kube: []action.KubeRule{{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get"}}},
+			Kube: []action.KubeRule{
+				{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get"}},
+				{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}},
+			},
 		},
 		Notes: instanceMetadataNotes,
 	}
@@ -86,47 +93,165 @@ func (InstanceMetadata) Spec() action.Spec {
 
 func instanceBase(id string) string { return "aws/instances/" + id + "/" }
 
-// target resolves the call's instance or node into an instance ID.
-func (InstanceMetadata) target(ctx context.Context, env *action.Env, call action.Call) (id, node string, err error) {
-	id, node = call.String("instance"), call.String("node")
+// metaTarget is the instance a call names, or, with allow-no-instance,
+// why there is none.
+type metaTarget struct {
+	instance  string
+	node, pod string // the node (and pod) the instance was found from
+	// noInstance is why no EC2 instance stands behind the node or pod,
+	// recorded as not collected at noInstanceRel; "" when there is one.
+	noInstance, noInstanceRel string
+}
+
+// noInstanceFile is the item recorded as not collected when a node or pod
+// has no EC2 instance: there is no instance ID to file it under.
+const noInstanceFile = "instance.json"
+
+// target resolves the call's instance, node or pod into an instance ID.
+func (InstanceMetadata) target(ctx context.Context, env *action.Env, call action.Call) (metaTarget, error) {
+	id, node, pod := call.String("instance"), call.String("node"), call.String("pod")
+	given := 0
+	for _, v := range []string{id, node, pod} {
+		if v != "" {
+			given++
+		}
+	}
 	switch {
-	case id != "" && node != "":
-		return "", "", fmt.Errorf("%w: instance and node: give one (hint: node resolves to its instance; the two may disagree)", action.ErrBadInput)
+	case given > 1:
+		return metaTarget{}, fmt.Errorf("%w: instance, node, pod: give one (hint: a pod resolves to its node, a node to its instance; the two may disagree)", action.ErrBadInput)
 	case id != "":
+		// Given explicitly, the instance must be one: allow-no-instance
+		// covers only what a node or pod leads to.
 		if !strings.HasPrefix(id, "i-") {
-			return "", "", fmt.Errorf("%w: instance: %q is not an EC2 instance ID (hint: i-0123456789abcdef0)", action.ErrBadInput, id)
+			return metaTarget{}, fmt.Errorf("%w: instance: %q is not an EC2 instance ID (hint: i-0123456789abcdef0)", action.ErrBadInput, id)
 		}
-		return id, "", nil
+		return metaTarget{instance: id}, nil
 	case node != "":
-		if env.Kube == nil {
-			return "", "", fmt.Errorf("node %s: no Kubernetes client to read it", node)
-		}
-		n, err := env.Kube.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return "", "", fmt.Errorf("%w: node: %s not found (hint: kubectl get nodes; give the instance ID if the node is gone)", action.ErrBadInput, node)
-		}
-		if err != nil {
-			return "", "", fmt.Errorf("read node %s: %w", node, err)
-		}
-		id, err := awstarget.NodeInstance(n)
-		return id, node, err
+		return nodeTarget(ctx, env, call, node, "")
+	case pod != "":
+		return podTarget(ctx, env, call, pod)
 	default:
-		return "", "", fmt.Errorf("%w: instance or node: required (hint: --instance i-... or --node NAME)", action.ErrBadInput)
+		return metaTarget{}, fmt.Errorf("%w: instance, node or pod: required (hint: --instance i-..., --node NAME or --pod NAMESPACE/NAME)", action.ErrBadInput)
 	}
 }
 
+func podTarget(ctx context.Context, env *action.Env, call action.Call, ref string) (metaTarget, error) {
+	ns, name, ok := strings.Cut(ref, "/")
+	if !ok || ns == "" || name == "" {
+		return metaTarget{}, fmt.Errorf("%w: pod: %q (hint: namespace/name)", action.ErrBadInput, ref)
+	}
+	if env.Kube == nil {
+		return metaTarget{}, fmt.Errorf("pod %s: no Kubernetes client to read it", ref)
+	}
+	p, err := env.Kube.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return metaTarget{}, fmt.Errorf("%w: pod: %s not found (hint: check the namespace and name; give the node or instance if the pod is gone)", action.ErrBadInput, ref)
+	}
+	if err != nil {
+		return metaTarget{}, fmt.Errorf("read pod %s: %w", ref, err)
+	}
+	if p.Spec.NodeName == "" {
+		reason := "pod " + ref + " is not scheduled on a node: there is no EC2 instance to describe"
+		if !call.Bool("allow-no-instance") {
+			return metaTarget{}, noInstanceRefused("pod", reason)
+		}
+		return metaTarget{pod: ref, noInstance: reason, noInstanceRel: "aws/pods/" + ns + "/" + name + "/" + noInstanceFile}, nil
+	}
+	return nodeTarget(ctx, env, call, p.Spec.NodeName, ref)
+}
+
+// nodeTarget finds the node's instance; pod is the pod it came from, ""
+// when the call named the node.
+func nodeTarget(ctx context.Context, env *action.Env, call action.Call, node, pod string) (metaTarget, error) {
+	field := "node"
+	if pod != "" {
+		field = "pod"
+	}
+	if env.Kube == nil {
+		return metaTarget{}, fmt.Errorf("node %s: no Kubernetes client to read it", node)
+	}
+	n, err := env.Kube.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		what := node
+		if pod != "" {
+			what = node + ", the node of pod " + pod + ","
+		}
+		return metaTarget{}, fmt.Errorf("%w: %s: %s not found (hint: kubectl get nodes; give the instance ID if the node is gone)", action.ErrBadInput, field, what)
+	}
+	if err != nil {
+		return metaTarget{}, fmt.Errorf("read node %s: %w", node, err)
+	}
+	t := metaTarget{node: node, pod: pod}
+	t.instance, err = awstarget.NodeInstance(n)
+	switch {
+	case err == nil:
+		return t, nil
+	case !errors.Is(err, awstarget.ErrNoEC2Instance):
+		return metaTarget{}, err
+	}
+	reason := noInstanceReason(n, pod)
+	if !call.Bool("allow-no-instance") {
+		return metaTarget{}, noInstanceRefused(field, reason)
+	}
+	t.instance, t.noInstance, t.noInstanceRel = "", reason, "aws/nodes/"+node+"/"+noInstanceFile
+	return t, nil
+}
+
+// noInstanceRefused is the bad input of a node or pod without an instance
+// when the call does not allow it.
+func noInstanceRefused(field, reason string) error {
+	return fmt.Errorf("%w: %s: %s (hint: allow-no-instance: true records that as not collected, as triage does)", action.ErrBadInput, field, reason)
+}
+
+// noInstanceReason says why no EC2 instance stands behind node n (reached
+// from pod, "" when the node was named).
+func noInstanceReason(n *corev1.Node, pod string) string {
+	subject := "node " + n.Name
+	if pod != "" {
+		subject = "pod " + pod + " runs on " + subject
+	}
+	pid := n.Spec.ProviderID
+	switch {
+	case awstarget.IsFargate(n):
+		if pod != "" {
+			return "pod " + pod + " runs on Fargate node " + n.Name + ": there is no EC2 instance to describe"
+		}
+		return "node " + n.Name + " runs on Fargate: there is no EC2 instance to describe"
+	case pid == "":
+		return subject + ", which has no spec.providerID: no EC2 instance is known to describe (give instance if the node is one)"
+	default:
+		return fmt.Sprintf("%s, whose spec.providerID %q names no EC2 instance (want aws:///<zone>/i-...): there is no EC2 instance to describe", subject, pid)
+	}
+}
+
+// noInstanceWarning is the step's warning for a target without an
+// instance.
+func (t metaTarget) noInstanceWarning() string {
+	return "instance metadata not collected: " + t.noInstance
+}
+
 // Plan implements action.Action: it checks the instance exists and lists
-// the items not in the case yet.
+// the items not in the case yet; for a node or pod without an instance
+// (allow-no-instance), the not-collected record it would write.
 func (a InstanceMetadata) Plan(ctx context.Context, env *action.Env, call action.Call) (action.Plan, error) {
 	var p action.Plan
-	id, _, err := a.target(ctx, env, call)
+	t, err := a.target(ctx, env, call)
 	if err != nil {
 		return p, err
 	}
-	if _, err := awstarget.DescribeInstance(ctx, ec2.NewFromConfig(env.AWS), nil, id); err != nil {
+	if t.noInstance != "" {
+		p.Warnings = []string{t.noInstanceWarning()}
+		if recordedNoInstance(env, t) {
+			p.Done = true
+			return p, nil
+		}
+		p.Changes = []action.Change{{Verb: "record", Object: t.noInstanceRel, Detail: "not collected: " + t.noInstance}}
+		return p, nil
+	}
+	if _, err := awstarget.DescribeInstance(ctx, ec2.NewFromConfig(env.AWS), nil, t.instance); err != nil {
 		return p, err
 	}
-	base := instanceBase(id)
+	base := instanceBase(t.instance)
 	for _, name := range instanceItems {
 		if env.Evidence == nil || !env.Evidence.Has(base+name) {
 			p.Changes = append(p.Changes, action.Change{Verb: "collect", Object: base + name})
@@ -136,14 +261,49 @@ func (a InstanceMetadata) Plan(ctx context.Context, env *action.Env, call action
 	return p, nil
 }
 
+// recordedNoInstance reports whether an earlier run already recorded the
+// target's missing instance, so a resumed run does not record it twice.
+func recordedNoInstance(env *action.Env, t metaTarget) bool {
+	if env.Evidence == nil {
+		return false
+	}
+	it, ok := env.Evidence.Lookup(t.noInstanceRel)
+	return ok && it.Status == evidence.StatusNotCollected && it.Reason == t.noInstance
+}
+
 // Run implements action.Action. Each item that cannot be read is recorded
-// as not collected with the reason; the others are still collected.
+// as not collected with the reason; the others are still collected. A node
+// or pod without an instance (allow-no-instance) is one not-collected
+// record and a warning.
 func (a InstanceMetadata) Run(ctx context.Context, env *action.Env, call action.Call) (action.Result, error) {
-	id, node, err := a.target(ctx, env, call)
+	t, err := a.target(ctx, env, call)
 	if err != nil {
 		return action.Result{}, err
 	}
-	return collectInstance(ctx, env, ec2.NewFromConfig(env.AWS), iam.NewFromConfig(env.AWS), id, node)
+	if t.noInstance != "" {
+		return recordNoInstance(env, t)
+	}
+	return collectInstance(ctx, env, ec2.NewFromConfig(env.AWS), iam.NewFromConfig(env.AWS), t.instance, t.node)
+}
+
+func recordNoInstance(env *action.Env, t metaTarget) (action.Result, error) {
+	s := newStore(env)
+	warnings := []string{t.noInstanceWarning()}
+	if recordedNoInstance(env, t) {
+		// Recorded by an earlier run: the outputs say it again, as that
+		// run's did.
+		return action.Result{Warnings: warnings, Outputs: map[string]any{"instance": "", "collected": []string{},
+			"missing": []string{"data/" + t.noInstanceRel + ": " + t.noInstance}, "complete": false}}, nil
+	}
+	src := evidence.Source{Cluster: env.Cluster, Node: t.node}
+	if ns, name, ok := strings.Cut(t.pod, "/"); ok {
+		src.Namespace, src.Pod = ns, name
+	}
+	info := evidence.ItemInfo{Source: src, Method: "kubernetes: get pod and node (spec.nodeName, spec.providerID, " + awstarget.FargateLabel + ")"}
+	if err := s.notCollected(t.noInstanceRel, info, t.noInstance); err != nil {
+		return action.Result{}, err
+	}
+	return s.result(map[string]any{"instance": ""}, warnings), nil
 }
 
 func collectInstance(ctx context.Context, env *action.Env, e metaEC2, i metaIAM, id, node string) (action.Result, error) {

@@ -5,6 +5,7 @@
 package awstarget
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -30,23 +31,35 @@ func ParseProviderID(id string) (az, instanceID string, err error) {
 	return az, instanceID, nil
 }
 
+// ErrNoEC2Instance is wrapped, beside action.ErrBadInput, by NodeInstance
+// when no EC2 instance stands behind a node (Fargate, no provider ID, or
+// one that is not EC2's): a caller that runs on any pod (triage) can tell
+// this from a failure and record the instance as not collected.
+var ErrNoEC2Instance = errors.New("no EC2 instance")
+
+// IsFargate reports whether n is an EKS Fargate node: by its compute-type
+// label, or by the Fargate task in its provider ID when the label is gone.
+func IsFargate(n *corev1.Node) bool {
+	return n.Labels[FargateLabel] == "fargate" || strings.Contains(n.Spec.ProviderID, "/fargate-")
+}
+
 // NodeInstance returns the EC2 instance ID behind a node. A node without a
 // provider ID, one that is not EC2, or a Fargate node (whose provider ID
-// names a Fargate task, and whose host AWS runs) is bad input: there is no
-// instance to isolate, protect or snapshot.
+// names a Fargate task, and whose host AWS runs) is bad input wrapping
+// ErrNoEC2Instance: there is no instance to isolate, protect or snapshot.
 func NodeInstance(n *corev1.Node) (string, error) {
 	pid := n.Spec.ProviderID
-	if n.Labels[FargateLabel] == "fargate" || strings.Contains(pid, "/fargate-") {
-		return "", fmt.Errorf("%w: node %s runs on AWS Fargate (spec.providerID %q): it has no EC2 instance to act on; contain its pods instead (pod-compromise)",
-			action.ErrBadInput, n.Name, pid)
+	if IsFargate(n) {
+		return "", fmt.Errorf("%w: node %s runs on AWS Fargate (spec.providerID %q): %w to act on; contain its pods instead (pod-compromise)",
+			action.ErrBadInput, n.Name, pid, ErrNoEC2Instance)
 	}
 	if pid == "" {
-		return "", fmt.Errorf("%w: node %s has no spec.providerID, so its EC2 instance is unknown; give the instance ID (--instance) or check the node with 'kubectl get node %s -o jsonpath={.spec.providerID}'",
-			action.ErrBadInput, n.Name, n.Name)
+		return "", fmt.Errorf("%w: node %s has no spec.providerID: %w known; give the instance ID (--instance) or check the node with 'kubectl get node %s -o jsonpath={.spec.providerID}'",
+			action.ErrBadInput, n.Name, ErrNoEC2Instance, n.Name)
 	}
 	_, id, err := ParseProviderID(pid)
 	if err != nil {
-		return "", fmt.Errorf("%w: node %s: spec.providerID: %v; it is not an EC2 instance", action.ErrBadInput, n.Name, err)
+		return "", fmt.Errorf("%w: node %s: spec.providerID: %v; it is not an EC2 instance (%w behind it)", action.ErrBadInput, n.Name, err, ErrNoEC2Instance)
 	}
 	return id, nil
 }

@@ -24,8 +24,11 @@ func TestNodeInstance(t *testing.T) {
 		"other cloud":    node("gce://proj/us-central1-a/vm-1", nil),
 		"no instance":    node("aws:///us-east-1a/", nil),
 	} {
-		if _, err := NodeInstance(n); !errors.Is(err, action.ErrBadInput) {
-			t.Errorf("%s: want bad input, got %v", name, err)
+		if _, err := NodeInstance(n); !errors.Is(err, action.ErrBadInput) || !errors.Is(err, ErrNoEC2Instance) {
+			t.Errorf("%s: want bad input and no EC2 instance, got %v", name, err)
+		}
+		if IsFargate(n) != (name == "fargate") {
+			t.Errorf("%s: IsFargate %v", name, IsFargate(n))
 		}
 	}
 }
