@@ -79,17 +79,17 @@ type htmlView struct {
 	EvidenceOpen   bool
 	EvidenceBytes  int64
 	// EvidenceBy and EvidenceTool are set when every item shares them.
-	EvidenceBy   string
-	EvidenceTool string
+	EvidenceBy     string
+	EvidenceTool   string
 	CustodyProblem []CustodyEntry
 	// CustodyActor, CustodyKey and CustodyFile are set when every record
 	// shares them, which is the usual case: then they are said once.
-	CustodyActor   string
-	CustodyKey     string
-	CustodyFile    string
-	CustodyChunks  []custodyChunk
-	CustodyOpen    bool
-	Trend          *trendChart
+	CustodyActor  string
+	CustodyKey    string
+	CustodyFile   string
+	CustodyChunks []custodyChunk
+	CustodyOpen   bool
+	Trend         *trendChart
 	// PrintExpand opens every collapsed group in print.
 	PrintExpand bool
 }
@@ -340,9 +340,9 @@ type timelineChart struct {
 	Rows          []chartRow
 	// Bars are in runs of one class, each run drawn as one <g>, so a
 	// thousand bars do not repeat their class a thousand times.
-	Bars []barRun
-	Undrawn       int
-	Desc          string
+	Bars    []barRun
+	Undrawn int
+	Desc    string
 }
 
 type tick struct {

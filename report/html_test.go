@@ -62,8 +62,8 @@ func smallReport() *Report {
 			{Path: "aws/memory/i-0abc.lime", Group: "instance/i-0abc", Source: "instance i-0abc", Method: "ssm-avml", Size: 4294967296, SHA256: fakeHash("mem"), AcquiredAt: "2026-11-30T10:03:00Z", By: actor + " as arn:aws:sts::111122223333:assumed-role/IR/alice", Tool: "eksir v0.15.0"},
 		},
 		NotCollected: []Item{{Path: "pods/shop/cart-5d9f/checkpoint.tar", Group: "shop/cart-5d9f", Source: "cluster shop, pod shop/cart-5d9f", Method: "kubelet-checkpoint", AcquiredAt: "2026-11-30T10:01:35Z", By: actor, Tool: "eksir v0.15.0", Reason: "the kubelet's ContainerCheckpoint feature gate is off"}},
-		Credentials: []Credential{{Step: "revoke-irsa", Action: "revoke.irsa-role", Kind: "iam-role", Credential: "arn:aws:iam::111122223333:role/cart", State: ContainApplied, RevokedAt: "2026-11-30T10:03:30Z", BlastRadius: []string{"shop/cart-7b2c", "shop/cart-worker-0"}}},
-		Snapshots:   []Snapshot{{SnapshotID: "snap-0123456789abcdef0", VolumeID: "vol-0fedcba9876543210", Instance: "i-0abc", Pod: "shop/cart-5d9f", State: "completed", SizeGiB: 20, Encrypted: true, KMSKeyID: "alias/aws/ebs", Started: "2026-11-30T10:02:40Z", Completed: "2026-11-30T10:05:00Z", Descriptor: "aws/snapshots/snap-0123456789abcdef0.json", DescriptorSHA256: fakeHash("snapdesc")}},
+		Credentials:  []Credential{{Step: "revoke-irsa", Action: "revoke.irsa-role", Kind: "iam-role", Credential: "arn:aws:iam::111122223333:role/cart", State: ContainApplied, RevokedAt: "2026-11-30T10:03:30Z", BlastRadius: []string{"shop/cart-7b2c", "shop/cart-worker-0"}}},
+		Snapshots:    []Snapshot{{SnapshotID: "snap-0123456789abcdef0", VolumeID: "vol-0fedcba9876543210", Instance: "i-0abc", Pod: "shop/cart-5d9f", State: "completed", SizeGiB: 20, Encrypted: true, KMSKeyID: "alias/aws/ebs", Started: "2026-11-30T10:02:40Z", Completed: "2026-11-30T10:05:00Z", Descriptor: "aws/snapshots/snap-0123456789abcdef0.json", DescriptorSHA256: fakeHash("snapdesc")}},
 		MemoryImages: []MemoryImage{{Path: "aws/memory/i-0abc.lime", Target: "instance/i-0abc", Method: "ssm-avml", Size: 4294967296, SHA256: fakeHash("mem"), SourceSHA256: fakeHash("mem")}},
 		Custody: []CustodyEntry{
 			{Seq: 1, Time: "2026-11-30T10:00:00.100000000Z", Actor: actor, Action: "playbook.run-start", KeyID: key, What: "pod-compromise", File: "metadata/custody.jsonl", OK: true},
@@ -290,16 +290,24 @@ func TestHTMLChecksCatchFaults(t *testing.T) {
 		"external link": func(s string) string { return strings.Replace(s, `href="#summary"`, `href="https://example.com/"`, 1) },
 		"css url":       func(s string) string { return strings.Replace(s, "</style>", "body{background:url(x.png)}</style>", 1) },
 		"css import":    func(s string) string { return strings.Replace(s, "</style>", "@import 'x.css';</style>", 1) },
-		"font-face":     func(s string) string { return strings.Replace(s, "</style>", "@font-face{font-family:x;src:local(x)}</style>", 1) },
+		"font-face": func(s string) string {
+			return strings.Replace(s, "</style>", "@font-face{font-family:x;src:local(x)}</style>", 1)
+		},
 		"style attr":    func(s string) string { return strings.Replace(s, "<h1>", `<h1 style="background:url(a)">`, 1) },
 		"script":        func(s string) string { return strings.Replace(s, "</body>", "<script>1</script></body>", 1) },
 		"two h1":        func(s string) string { return strings.Replace(s, "</body>", "<h1>again</h1></body>", 1) },
 		"skipped level": func(s string) string { return strings.Replace(s, `<h2 id="h-summary">`, `<h4 id="h-summary">`, 1) },
-		"no th":         func(s string) string { return strings.Replace(s, "</body>", "<table><tr><td>x</td></tr></table></body>", 1) },
-		"th no scope":   func(s string) string { return strings.Replace(s, "</body>", "<table><tr><th>x</th></tr></table></body>", 1) },
-		"bad svg":       func(s string) string { return strings.Replace(s, "<desc id=\"tl-desc\">", "<desc id=\"tl-desc\">&nbsp;", 1) },
-		"missing hash":  func(s string) string { return strings.ReplaceAll(s, r.Evidence[0].SHA256, "") },
-		"no lang":       func(s string) string { return strings.Replace(s, `<html lang="en">`, "<html>", 1) },
+		"no th": func(s string) string {
+			return strings.Replace(s, "</body>", "<table><tr><td>x</td></tr></table></body>", 1)
+		},
+		"th no scope": func(s string) string {
+			return strings.Replace(s, "</body>", "<table><tr><th>x</th></tr></table></body>", 1)
+		},
+		"bad svg": func(s string) string {
+			return strings.Replace(s, "<desc id=\"tl-desc\">", "<desc id=\"tl-desc\">&nbsp;", 1)
+		},
+		"missing hash": func(s string) string { return strings.ReplaceAll(s, r.Evidence[0].SHA256, "") },
+		"no lang":      func(s string) string { return strings.Replace(s, `<html lang="en">`, "<html>", 1) },
 	}
 	for name, fault := range faults {
 		t.Run(name, func(t *testing.T) {
