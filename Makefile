@@ -17,10 +17,11 @@ BENCH_OUT ?= $(CURDIR)/bench-results.txt
 
 # Host tools the tests run as a lab would (tar, sha256sum, zstd, jq, openssl
 # for the manual verification script; dash to run it as POSIX sh; journalctl
-# and systemd-journal-remote to build and read journal fixtures), as
-# command:Debian package. A command not on PATH may sit in /usr/lib/systemd,
-# where Debian installs systemd-journal-remote.
-HOST_TOOLS := tar:tar sha256sum:coreutils zstd:zstd jq:jq openssl:openssl dash:dash journalctl:systemd systemd-journal-remote:systemd-journal-remote
+# and systemd-journal-remote to build and read journal fixtures; chromium to
+# render the HTML report to PNG and PDF), as command:Debian package. A
+# command not on PATH may sit in /usr/lib/systemd, where Debian installs
+# systemd-journal-remote.
+HOST_TOOLS := tar:tar sha256sum:coreutils zstd:zstd jq:jq openssl:openssl dash:dash journalctl:systemd systemd-journal-remote:systemd-journal-remote chromium:chromium
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n", $$1, $$2}'
@@ -74,7 +75,8 @@ bench: build lab-check ## every benchmark, each beside its baseline; figures in 
 	  $(GO) test -run '^$$' -bench 'BenchmarkNodeContainment' -benchtime 3x -count 1 ./isolate/ && \
 	  $(GO) test -run '^$$' -bench 'BenchmarkSnapshots' -benchtime 1x -count 1 -timeout 30m ./collect/ && \
 	  $(GO) test -run '^$$' -bench 'BenchmarkAWSMemoryStream' -benchtime 1x -count 1 -timeout 30m ./collect/ && \
-	  $(GO) test -run '^$$' -bench 'BenchmarkCustodyUpload' -benchtime 1x -count 1 -timeout 30m ./cmd/eksir/; } 2>&1 | tee $(BENCH_OUT)
+	  $(GO) test -run '^$$' -bench 'BenchmarkCustodyUpload' -benchtime 1x -count 1 -timeout 30m ./cmd/eksir/ && \
+	  $(GO) test -run '^$$' -bench 'BenchmarkReport1000Pods' -benchtime 5x -count 3 ./report/; } 2>&1 | tee $(BENCH_OUT)
 
 demo: build lab-check ## end to end on the local lab: up, seed, collect, seal, verify, down
 	./lab/demo.sh $(BIN)

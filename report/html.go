@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bufio"
 	"cmp"
 	_ "embed"
 	"fmt"
@@ -41,7 +42,13 @@ func RenderHTML(w io.Writer, r *Report) error {
 	if r == nil {
 		return fmt.Errorf("render html: no report")
 	}
-	if err := htmlTemplate.Execute(w, newHTMLView(r)); err != nil {
+	// The template writes in thousands of small pieces; buffered, a file
+	// gets them in a few large writes.
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if err := htmlTemplate.Execute(bw, newHTMLView(r)); err != nil {
+		return fmt.Errorf("render html: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("render html: %w", err)
 	}
 	return nil

@@ -461,3 +461,16 @@ func TestRenderHTMLThousandPods(t *testing.T) {
 		t.Error("the 1,000-pod case would print every row")
 	}
 }
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestRenderHTMLReportsWriteErrors(t *testing.T) {
+	if err := RenderHTML(failingWriter{}, smallReport()); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Errorf("got %v, want the writer's error", err)
+	}
+	if err := RenderHTML(io.Discard, nil); err == nil {
+		t.Error("a nil report rendered")
+	}
+}
