@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image/color"
 	"image/png"
 	"net"
@@ -279,6 +280,69 @@ func checkDOM(t *testing.T, dom *html.Node, r *Report) {
 			t.Errorf("the evidence table in the DOM lacks the hash of %s", it.Path)
 		}
 	}
+}
+
+// The page follows the reader's colour scheme: Chromium told to prefer dark
+// draws it on a dark background, by default on a light one.
+func TestBrowserDarkAndLight(t *testing.T) {
+	bin := chromiumBinary(t)
+	proxy := startDeadProxy(t)
+	dir := t.TempDir()
+	page := filepath.Join(dir, "report.html")
+	if err := os.WriteFile(page, render(t, tamperedReport()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		dark  bool
+	}{
+		{"light", nil, false},
+		// Blink's preferred colour scheme setting: 0 is dark.
+		{"dark", []string{"--blink-settings=preferredColorScheme=0"}, true},
+	} {
+		shot := filepath.Join(dir, tc.name+".png")
+		runChromium(t, bin, proxy, page, append(tc.flags, "--screenshot="+shot, "--window-size=800,600")...)
+		bg := backgroundOf(t, shot)
+		if l := relLuminance(bg); (l < 0.2) != tc.dark {
+			t.Errorf("%s: background %v has luminance %.2f", tc.name, bg, l)
+		}
+	}
+	if reqs := proxy.pageRequests(); len(reqs) > 0 {
+		t.Errorf("the page made %d requests:\n%s", len(reqs), strings.Join(reqs, "\n"))
+	}
+}
+
+// backgroundOf returns the screenshot's most common colour.
+func backgroundOf(t *testing.T, path string) color.RGBA {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[color.RGBA]int{}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			counts[color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)]++
+		}
+	}
+	var bg color.RGBA
+	for c, n := range counts {
+		if n > counts[bg] {
+			bg = c
+		}
+	}
+	return bg
+}
+
+func relLuminance(c color.RGBA) float64 {
+	return luminance(fmt.Sprintf("#%02x%02x%02x", c.R, c.G, c.B))
 }
 
 // checkScreenshot checks the PNG is a page and not a blank: many colours,

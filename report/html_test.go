@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -454,6 +455,9 @@ func TestRenderHTMLThousandPods(t *testing.T) {
 	if n := strings.Count(ev, "<details>"); n != len(groups) {
 		t.Errorf("%d closed evidence groups, want %d", n, len(groups))
 	}
+	if n := bytes.Count(page, []byte("<rect x=")); n != len(r.Timeline) {
+		t.Errorf("%d timeline bars, want one per step (%d)", n, len(r.Timeline))
+	}
 	if strings.Contains(string(page), "<details open>") {
 		t.Error("a group of the 1,000-pod case starts open")
 	}
@@ -473,4 +477,68 @@ func TestRenderHTMLReportsWriteErrors(t *testing.T) {
 	if err := RenderHTML(io.Discard, nil); err == nil {
 		t.Error("a nil report rendered")
 	}
+}
+
+// TestHTMLContrast checks every text colour of the stylesheet against the
+// backgrounds it is drawn on, in the light, dark and print palettes, for
+// WCAG's 4.5:1 minimum for body text.
+func TestHTMLContrast(t *testing.T) {
+	// #767676 on white is the known 4.54:1, the lightest grey that passes.
+	if c := contrast("#767676", "#ffffff"); c < 4.5 || c > 4.6 {
+		t.Fatalf("contrast(#767676, #ffffff) = %.3f, want 4.54", c)
+	}
+	palettes := paletteRE.FindAllStringSubmatch(htmlTemplateText, -1)
+	if len(palettes) != 3 {
+		t.Fatalf("found %d palettes (:root{--bg:...}), want light, dark and print", len(palettes))
+	}
+	for i, m := range palettes {
+		vars := map[string]string{}
+		for _, v := range varRE.FindAllStringSubmatch(m[1], -1) {
+			vars[v[1]] = v[2]
+		}
+		pairs := [][2]string{{"fg", "badbg"}, {"fg", "warnbg"}, {"fg", "okbg"}}
+		for _, fg := range []string{"fg", "muted", "ok", "bad", "warn", "other"} {
+			for _, bg := range []string{"bg", "panel"} {
+				pairs = append(pairs, [2]string{fg, bg})
+			}
+		}
+		for _, p := range pairs {
+			fg, bg := vars[p[0]], vars[p[1]]
+			if fg == "" || bg == "" {
+				t.Fatalf("palette %d lacks --%s or --%s", i, p[0], p[1])
+			}
+			if c := contrast(fg, bg); c < 4.5 {
+				t.Errorf("palette %d: --%s %s on --%s %s has contrast %.2f, under 4.5", i, p[0], fg, p[1], bg, c)
+			}
+		}
+	}
+}
+
+var (
+	paletteRE = regexp.MustCompile(`:root\{(--bg:[^}]*)\}`)
+	varRE     = regexp.MustCompile(`--([a-z]+):(#[0-9a-f]{6})`)
+)
+
+// contrast is WCAG 2's contrast ratio of two #rrggbb colours.
+func contrast(a, b string) float64 {
+	la, lb := luminance(a), luminance(b)
+	if la < lb {
+		la, lb = lb, la
+	}
+	return (la + 0.05) / (lb + 0.05)
+}
+
+func luminance(hex string) float64 {
+	var rgb [3]float64
+	for i := range rgb {
+		var v int
+		fmt.Sscanf(hex[1+2*i:3+2*i], "%02x", &v)
+		c := float64(v) / 255
+		if c <= 0.03928 {
+			rgb[i] = c / 12.92
+		} else {
+			rgb[i] = math.Pow((c+0.055)/1.055, 2.4)
+		}
+	}
+	return 0.2126*rgb[0] + 0.7152*rgb[1] + 0.0722*rgb[2]
 }
