@@ -36,6 +36,9 @@ import (
 // chromiumBinary returns the browser to run, or skips (fails with CI=true).
 func chromiumBinary(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("headless Chromium: skipped with -short (make unit); make test runs it")
+	}
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome-stable", "google-chrome"} {
 		p, err := exec.LookPath(name)
 		if err != nil {
