@@ -23,14 +23,14 @@ import (
 var htmlTemplateText string
 
 var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
-	"bytes":    humanBytes,
-	"ms":       humanMS,
-	"percent":  func(f float64) string { return strconv.FormatFloat(f*100, 'f', 0, 64) + "%" },
-	"join":     strings.Join,
-	"statusOK": func(s string) bool { return s == "ok" || s == "passed" || s == "verified" },
-	"stclass":  statusClass,
-	"mod2":     func(i int) int { return i % 2 },
-	"after":    func(s, prefix string) string { return strings.TrimPrefix(strings.TrimPrefix(s, prefix), ", ") },
+	"bytes":      humanBytes,
+	"ms":         humanMS,
+	"percent":    func(f float64) string { return strconv.FormatFloat(f*100, 'f', 0, 64) + "%" },
+	"join":       strings.Join,
+	"checkClass": checkClass,
+	"stclass":    statusClass,
+	"mod2":       func(i int) int { return i % 2 },
+	"after":      trimShared,
 }).Parse(htmlTemplateText))
 
 // RenderHTML writes r as one self-contained HTML page: inline CSS (light,
@@ -151,7 +151,7 @@ func newHTMLView(r *Report) *htmlView {
 	v.Tampered = r.Integrity.Status == IntegrityTampered
 	v.Unpinned = r.Integrity.Status == IntegrityUnpinned
 	for _, c := range r.Integrity.Checks {
-		if c.Status != "ok" && c.Status != "passed" {
+		if checkClass(c.Status) == "bad" {
 			v.FailedChecks = append(v.FailedChecks, c)
 		}
 	}
@@ -382,6 +382,28 @@ func (c *timelineChart) addBar(class string, b chartBar) {
 		return
 	}
 	c.Bars = append(c.Bars, barRun{Class: class, Bars: []chartBar{b}})
+}
+
+// checkClass maps a verification check's status (evidence.Verify's ok,
+// warn and fail) to a colour class; anything unknown counts as failed.
+func checkClass(status string) string {
+	switch status {
+	case "ok":
+		return "ok"
+	case "warn":
+		return "warn"
+	default:
+		return "bad"
+	}
+}
+
+// trimShared is a row's value without the prefix said once above its
+// table (and the ", " that joined them).
+func trimShared(s, prefix string) string {
+	if prefix == "" {
+		return s
+	}
+	return strings.TrimPrefix(strings.TrimPrefix(s, prefix), ", ")
 }
 
 func statusClass(status string) string {

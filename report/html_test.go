@@ -33,7 +33,7 @@ func smallReport() *Report {
 		APIVersion: APIVersion, Kind: Kind,
 		GeneratedAt: "2026-11-30T12:00:00Z", GeneratedBy: "eksir v0.15.0",
 		Source:    Source{Kind: SourceArchive, Path: "INC-7.tar", Incident: "INC-7", ArchiveSHA256: fakeHash("INC-7.tar")},
-		Integrity: Integrity{Status: IntegrityVerified, SignerKeyID: key, Pinned: true, Checks: []Check{{Name: "payload-manifest", Status: "ok", Path: "manifest-sha256.txt"}, {Name: "signature", Status: "ok", Path: "metadata/signature.dsse.json"}}},
+		Integrity: Integrity{Status: IntegrityVerified, SignerKeyID: key, Pinned: true, Checks: []Check{{Name: "payload-manifest", Status: "ok", Path: "manifest-sha256.txt"}, {Name: "signature", Status: "ok", Path: "metadata/signature.dsse.json"}, {Name: "archive-sha256", Status: "warn", Path: "INC-7.tar.sha256", Detail: "no sidecar hash file; cannot compare the archive's hash"}}},
 		Summary: Summary{
 			Incident: "INC-7",
 			Runs: []Run{{Playbook: "pod-compromise", File: "builtin:pod-compromise", SHA256: fakeHash("pb"), Inputs: map[string]string{"pod": "shop/cart-5d9f", "allow_unenforced": "false"}, Drill: true, Actor: actor,
@@ -86,7 +86,7 @@ func smallReport() *Report {
 func tamperedReport() *Report {
 	r := smallReport()
 	r.Integrity.Status = IntegrityTampered
-	r.Integrity.Checks = append(r.Integrity.Checks, Check{Name: "payload-hash", Status: "failed", Path: "data/pods/shop/cart-5d9f/logs/app.log", Detail: "sha256 differs from manifest-sha256.txt"})
+	r.Integrity.Checks = append(r.Integrity.Checks, Check{Name: "payload-hash", Status: "fail", Path: "data/pods/shop/cart-5d9f/logs/app.log", Detail: "sha256 differs from manifest-sha256.txt"})
 	r.Custody[2].OK, r.Custody[2].Problem = false, "signature does not verify"
 	return r
 }
@@ -418,6 +418,10 @@ func TestRenderHTMLTamperedBannerFirst(t *testing.T) {
 	}
 	if first == nil || attr(first, "class") != "banner bad" || attr(first, "role") != "alert" || !strings.Contains(nodeText(first), "TAMPERED") {
 		t.Fatalf("the body does not open with the tampered banner: %.200q", nodeText(body))
+	}
+	// A warning is not a failure: one check of three failed.
+	if !strings.Contains(string(page), "did not pass 1 of its integrity checks") {
+		t.Error("the banner does not count the one failed check")
 	}
 	if !strings.Contains(string(page), "FAILED: signature does not verify") {
 		t.Error("the failed custody record's verdict is missing")
