@@ -277,9 +277,9 @@ func TestNodeFilesFargate(t *testing.T) {
 	nodeReason := []string{"node " + f.node + " runs on Fargate: Fargate runs no privileged collector pods"}
 	f.checkUncollected(t, a, call, map[string][]string{
 		base + "pods/" + f.ns + "_web-fargate_" + string(pod.UID) + ".logs": {"pod " + f.pod + " runs on Fargate node " + f.node},
-		base + "journal/kubelet.jsonl":    nodeReason,
-		base + "journal/containerd.jsonl": nodeReason,
-		base + "memory.lime":              nodeReason,
+		base + "journal/kubelet.jsonl":                                      nodeReason,
+		base + "journal/containerd.jsonl":                                   nodeReason,
+		base + "memory.lime":                                                nodeReason,
 	})
 }
 
