@@ -121,7 +121,7 @@ func nodeFilesUncollectable(call action.Call, gone []unreachable) []uncollectabl
 			rels = append(rels, base+"journal/"+unit+".jsonl")
 		}
 		if call.Bool("memory") {
-			rels = append(rels, base+"memory.lime")
+			rels = append(rels, nodeMemoryRel(u.node))
 		}
 		if len(rels) > 0 {
 			out = append(out, uncollectable{fargateNode(u.node), rels})
