@@ -709,7 +709,9 @@ func (bc *bagContent) checkBag(ctx context.Context, opts VerifyOptions) {
 		}
 	}
 	for _, p := range slices.Sorted(maps.Keys(tagManifest)) {
-		if !slices.Contains([]string{bagitTxt, bagInfoTxt, manifestTxt, custodyJSONL, itemsJSON}, p) {
+		// The report files are optional: a bag sealed without them, or
+		// before they existed, lists neither.
+		if !slices.Contains([]string{bagitTxt, bagInfoTxt, manifestTxt, custodyJSONL, itemsJSON, reportHTML, reportJSON}, p) {
 			rep.add("tag-manifest", StatusFail, p, "the tag manifest lists a file seal does not list there")
 			bad++
 		}
