@@ -73,8 +73,9 @@ func TestSealCarriesReport(t *testing.T) {
 	}
 	expectExit(t, run(t, "", "verify", archive, "--pubkey", pub), 0, "eksir verify")
 	expectExit(t, runProcess(t, verifyBin, "", nil, cleanEnv(), nil, "verify", archive, "--pubkey", pub), 0, "eksir-verify verify")
-	if res := verifyBag(t, "sh", archive, pub); res.code != 0 || !strings.Contains(res.stdout, "tag files: 7 files match") {
-		t.Errorf("verify-bag.sh: want a pass over 7 tag files, got %v", res)
+	if res := verifyBag(t, "sh", archive, pub); res.code != 0 || !strings.Contains(res.stdout, "tag files: 7 files match") ||
+		!strings.Contains(res.stdout, "incident report in the bag: metadata/report.json metadata/report.html") {
+		t.Errorf("verify-bag.sh: want a pass over 7 tag files naming the report, got %v", res)
 	}
 	dest := filepath.Join(t.TempDir(), "x")
 	systemExtract(t, archive, dest)
