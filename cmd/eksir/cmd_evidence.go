@@ -225,11 +225,13 @@ func sealCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "seal",
 		Usage:     "seal a case (or any folder) into a signed BagIt archive",
-		UsageText: "eksir seal --incident ID [DIR] [--compress zstd|none] [--out DIR] [--seal-time TIME] [--adopt] [--custodian-key FILE]...",
+		UsageText: "eksir seal --incident ID [DIR] [--compress zstd|none] [--out DIR] [--seal-time TIME] [--adopt] [--no-report] [--custodian-key FILE]...",
 		Description: "Without DIR, seals the case folder <case-dir>/<ID>: every item is re-hashed and must match its\n" +
 			"acquisition hash, and every custody record's signature must verify. Files in data/ that no custody\n" +
 			"record acquired stop the seal unless --adopt records each as recovered; links, devices and FIFOs\n" +
-			"stop it always. With DIR, seals that folder's files as a new bag named ID.\n" +
+			"stop it always. The incident report of the case, as it is before the seal, goes into the bag as\n" +
+			"metadata/report.json and metadata/report.html, covered by the signature (--no-report leaves it out).\n" +
+			"With DIR, seals that folder's files as a new bag named ID.\n" +
 			"Seal never replaces an archive (or its .sha256 or .custody.jsonl) and never writes into the folder\n" +
 			"it seals. --seal-time may not precede the case's last custody record nor lie more than 5 minutes ahead.",
 		Flags: []cli.Flag{incFlag, keyFlag, actFlag,
