@@ -110,6 +110,19 @@ func TestSealReportTampered(t *testing.T) {
 		{"report.json edited", func(t *testing.T, archive string, _ evidence.SealResult) {
 			replaceEntry(t, archive, "RPT-T/metadata/report.json", []byte(`{"kind":"Forged"}`+"\n"), sealAt.Truncate(time.Second))
 		}, "tag-manifest", "sha256"},
+		{"report files swapped in the tar", func(t *testing.T, archive string, _ evidence.SealResult) {
+			segs := splitTar(t, readFile(t, archive))
+			i, j := find(t, segs, "RPT-T/metadata/report.html"), find(t, segs, "RPT-T/metadata/report.json")
+			segs[i], segs[j] = segs[j], segs[i]
+			writeArchive(t, archive, joinTar(segs))
+		}, "structure", "out of the order seal writes"},
+		{"a third report file", func(t *testing.T, archive string, _ evidence.SealResult) {
+			segs := splitTar(t, readFile(t, archive))
+			i := find(t, segs, "RPT-T/metadata/report.json")
+			extra := segment{name: "RPT-T/metadata/report.md", typ: '0', raw: render(t, &tar.Header{Name: "RPT-T/metadata/report.md", Size: 4, Mode: 0o600,
+				ModTime: sealAt.Truncate(time.Second), Format: tar.FormatPAX, Typeflag: tar.TypeReg}, []byte("# x\n"))}
+			writeArchive(t, archive, joinTar(slices.Insert(segs, i+1, extra)))
+		}, "tag-manifest", "not a tag file seal writes"},
 		{"report.html removed", func(t *testing.T, archive string, _ evidence.SealResult) {
 			segs := splitTar(t, readFile(t, archive))
 			i := find(t, segs, "RPT-T/metadata/report.html")
