@@ -44,6 +44,9 @@ func sealedCaseWithReport(t *testing.T, signer *evidence.Signer, incident string
 func TestSealReportTagFiles(t *testing.T) {
 	signer, keys := newSigner(t)
 	res := sealedCaseWithReport(t, signer, "RPT-1")
+	if !slices.Equal(res.TagFiles, []string{"metadata/report.html", "metadata/report.json"}) {
+		t.Errorf("SealResult.TagFiles = %q", res.TagFiles)
+	}
 	rep := verifyOK(t, res.Archive, keys)
 	if !slices.ContainsFunc(rep.Checks, func(c evidence.Check) bool {
 		return c.Name == "tag-manifest" && c.Status == evidence.StatusOK && c.Detail == "7 tag files match"

@@ -104,6 +104,9 @@ type SealResult struct {
 	KeyID          string `json:"key_id"`
 	// Adopted lists the items SealCase adopted (SealOptions.Adopt).
 	Adopted []Item `json:"adopted,omitempty"`
+	// TagFiles lists the extra tag files sealed (SealOptions.TagFiles),
+	// in archive order.
+	TagFiles []string `json:"tag_files,omitempty"`
 }
 
 // ArchiveName returns the archive file name for an incident.
@@ -755,6 +758,7 @@ func (aw *archiveWriter) writeBag(ctx context.Context, files []payloadFile, item
 				name string
 				data []byte
 			}{name, data})
+			res.TagFiles = append(res.TagFiles, name)
 		}
 	}
 	tagLines := []manifestLine{{SumHex([]byte(bagitContent)), bagitTxt}}

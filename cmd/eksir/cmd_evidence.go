@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -309,8 +307,8 @@ func sealCommand() *cli.Command {
 			fmt.Fprintf(w, "payload\t%d bytes in %d files\n", res.PayloadBytes, res.PayloadFiles)
 			fmt.Fprintf(w, "custody\t%d records, head %s\n", res.CustodyRecords, res.CustodyHead)
 			fmt.Fprintf(w, "signed by\tkey %s\n", res.KeyID)
-			if len(opts.TagFiles) > 0 {
-				fmt.Fprintf(w, "report\t%s (tag files, covered by the signature)\n", strings.Join(slices.Sorted(maps.Keys(opts.TagFiles)), ", "))
+			if len(res.TagFiles) > 0 {
+				fmt.Fprintf(w, "report\t%s (tag files, covered by the signature)\n", strings.Join(res.TagFiles, ", "))
 			}
 			return w.Flush()
 		},
