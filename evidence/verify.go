@@ -58,6 +58,9 @@ type Report struct {
 	SealedHead chainHead `json:"-"`
 	// Statement is the verified seal statement.
 	Statement *Statement `json:"statement,omitempty"`
+	// ArchiveSHA256 is the archive file's SHA-256 as the pass hashed it
+	// (archives only).
+	ArchiveSHA256 string `json:"archive_sha256,omitempty"`
 	// Metadata holds, with VerifyOptions.KeepMetadata, the bytes of
 	// bag-info.txt, metadata/items.json and metadata/custody.jsonl as the
 	// pass read them, and of the payload files VerifyOptions.KeepPayload
@@ -257,6 +260,7 @@ func (bc *bagContent) readArchive(ctx context.Context, archive string, opts Veri
 		return nil
 	}
 	bc.archiveSum = hexSum(archiveSum)
+	bc.report.ArchiveSHA256 = bc.archiveSum
 	bc.checkSidecar(archive, bc.archiveSum)
 	return nil
 }
