@@ -73,7 +73,9 @@ func generatedAt() time.Time { return time.Date(2026, 11, 30, 12, 0, 0, 0, time.
 
 type approveAll struct{}
 
-func (approveAll) Approve(context.Context, string, string, action.Plan) (bool, error) { return true, nil }
+func (approveAll) Approve(context.Context, string, string, action.Plan) (bool, error) {
+	return true, nil
+}
 
 // labRun runs the built-in pod-compromise playbook on the lab's suspect
 // pod with a fixed clock and key into a case under root, then releases
