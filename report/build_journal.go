@@ -29,6 +29,9 @@ type builder struct {
 
 	steps map[string]*stepState
 	runs  []*runState
+	// overridden are the steps run without complete capture
+	// (RecContainWithoutCapture): the engine put its warning first.
+	overridden map[string]bool
 }
 
 // stepState is what the journal says about one step.
@@ -57,7 +60,7 @@ type runState struct {
 }
 
 func (b *builder) build() {
-	b.steps = map[string]*stepState{}
+	b.steps, b.overridden = map[string]*stepState{}, map[string]bool{}
 	b.journal()
 	b.timeline()
 	b.containment()
@@ -129,6 +132,11 @@ func (b *builder) journal() {
 				s.action = res.Action
 			}
 			s.result, s.resultRec, s.pending = &res, rec, false
+		case playbooks.RecContainWithoutCapture:
+			var d playbooks.ContainWithoutCapture
+			if json.Unmarshal(rec.Details, &d) == nil {
+				b.overridden[d.Step] = true
+			}
 		case playbooks.RecUndoStart:
 			var in playbooks.Intent
 			if json.Unmarshal(rec.Details, &in) == nil {
@@ -256,10 +264,19 @@ func containState(s *stepState) (state, releasedAt string, warnings []string) {
 	return ContainApplied, "", nil
 }
 
-// verified says whether a contain step checked its own effect: no
-// warnings, and outputs that report enforcement say it is enforced.
-func verified(res *playbooks.StepResult) bool {
-	if res == nil || len(res.Warnings) > 0 {
+// verified says whether a contain step checked its own effect: the
+// action gave no warning, and outputs that report enforcement say it is
+// enforced. overridden says the engine's contain-without-capture warning
+// comes first: it is about the evidence, not the effect.
+func verified(res *playbooks.StepResult, overridden bool) bool {
+	if res == nil {
+		return false
+	}
+	warnings := res.Warnings
+	if overridden && len(warnings) > 0 {
+		warnings = warnings[1:]
+	}
+	if len(warnings) > 0 {
 		return false
 	}
 	if e, ok := res.Outputs["enforcement"]; ok && e != "enforced" {
@@ -286,7 +303,7 @@ func (b *builder) containment() {
 			c.Warnings = append(c.Warnings, s.result.Warnings...)
 			if state == ContainApplied || state == ContainReleased {
 				c.AppliedAt = cmp.Or(journalTime(s.result.Finished), s.resultRec.Time)
-				c.Verified = verified(s.result)
+				c.Verified = verified(s.result, b.overridden[s.id])
 			}
 			if s.result.Error != "" && state != ContainApplied && state != ContainReleased {
 				c.Warnings = append(c.Warnings, s.result.Error)

@@ -341,6 +341,10 @@ func (m *md) checks(r *Report) {
 
 func (m *md) custody(r *Report) {
 	m.f("## Custody log\n\n")
+	if len(r.Custody) == 0 {
+		m.f("No custody record.\n")
+		return
+	}
 	var rows [][]string
 	for _, c := range r.Custody {
 		ok := "ok"
