@@ -64,7 +64,8 @@ type Report struct {
 	// Metadata holds, with VerifyOptions.KeepMetadata, the bytes of
 	// bag-info.txt, metadata/items.json and metadata/custody.jsonl as the
 	// pass read them, and of the payload files VerifyOptions.KeepPayload
-	// chose, by bag path. Nothing is read twice for it.
+	// chose, by bag path. Nothing is read twice for it. Archives only: an
+	// extracted folder's files can be read in place.
 	Metadata map[string][]byte `json:"-"`
 	// handOverLog is the SHA-256 of the <archive>.custody.jsonl bytes this
 	// verification read ("" when there was none): AppendHandOver continues
