@@ -3,6 +3,7 @@ package report_test
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,6 +74,24 @@ func TestFromArchive(t *testing.T) {
 	for _, c := range r.Custody {
 		if !c.OK {
 			t.Errorf("custody record %d: %s", c.Seq, c.Problem)
+		}
+	}
+	// The instructions run as they are: the sidecar check and the POSIX
+	// script (from the repository root, with KEY.pub the examiner's key).
+	pub := filepath.Join(t.TempDir(), "KEY.pub")
+	if err := os.WriteFile(pub, evidence.EncodePublicKey(fixtureSigner().Public()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range r.Verify {
+		if !strings.Contains(in.Title, "coreutils") && !strings.Contains(in.Title, "POSIX script") {
+			continue
+		}
+		for _, cmd := range in.Commands {
+			sh := exec.CommandContext(t.Context(), "sh", "-c", strings.ReplaceAll(cmd, "KEY.pub", pub))
+			sh.Dir = ".."
+			if out, err := sh.CombinedOutput(); err != nil {
+				t.Errorf("%q: %v\n%s", cmd, err, out)
+			}
 		}
 	}
 	// Without a key: the key in the bag, not pinned.

@@ -25,8 +25,8 @@ func archiveVerify(archive, bag string) []Instruction {
 		extract = "zstd -dc " + a + " | tar -xf -"
 	}
 	return []Instruction{
-		{Title: "The archive's bytes (coreutils)", Commands: []string{"sha256sum -c " + a + ".sha256"},
-			Note: "run in the archive's folder: the .sha256 file names the archive"},
+		{Title: "The archive's bytes (coreutils)", Commands: []string{sidecarCheck(archive)},
+			Note: "in the archive's folder, since the .sha256 file names the archive without a folder"},
 		{Title: "The whole bag with the POSIX script (hashes, BagIt, seal signature, custody chain)",
 			Commands: []string{"sh docs/verify-bag.sh " + a + " KEY.pub"},
 			Note:     "KEY.pub is the examiner's published public key; without it the script checks with the key in the bag and says NOT pinned"},
@@ -44,6 +44,15 @@ func archiveVerify(archive, bag string) []Instruction {
 		{Title: "With eksir", Commands: []string{"eksir verify " + a + " --pubkey KEY.pub", "eksir-verify " + a + " --pubkey KEY.pub"},
 			Note: "eksir-verify is the lean verifier binary; add --custodian-key FILE for records signed by another examiner"},
 	}
+}
+
+// sidecarCheck is sha256sum -c run where the sidecar's name resolves.
+func sidecarCheck(archive string) string {
+	dir, base := filepath.Split(archive)
+	if dir == "" {
+		return "sha256sum -c " + shellQuote(base+".sha256")
+	}
+	return "(cd " + shellQuote(filepath.Clean(dir)) + " && sha256sum -c " + shellQuote(base+".sha256") + ")"
 }
 
 // caseVerify says how to check a case that is not sealed yet: seal it,
