@@ -3,6 +3,7 @@ package report_test
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -102,5 +103,51 @@ func TestMarkdownEscapes(t *testing.T) {
 		if strings.Contains(line, "data/a") && strings.Count(strings.ReplaceAll(line, `\|`, ""), "|") != 5 {
 			t.Errorf("the row's cells are broken: %s", line)
 		}
+	}
+}
+
+// TestCaseItems acquires a memory image and a snapshot descriptor into a
+// real case: both reach their sections; then the descriptor is changed on
+// disk, and the case's report says tampered, naming it.
+func TestCaseItems(t *testing.T) {
+	root := t.TempDir()
+	clock := newClock("2026-11-30T08:00:00Z")
+	c, err := evidence.OpenCase(t.Context(), evidence.CaseOptions{Dir: root, Incident: "INC-3", Signer: fixtureSigner(), Tool: "t", Actor: "bob@host", Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem, err := c.Add(t.Context(), "aws/instances/i-1/memory.lime", evidence.ItemInfo{Source: evidence.Source{Instance: "i-1"},
+		Method: "ssm avml; instance sha256 feedbeef"}, strings.NewReader("LiME image"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := `{"snapshot":"snap-1","volume":"vol-1","state":"completed","size_gib":8,"encrypted":true,"kms_key":"k","start":"2026-11-30T08:00:00Z"}`
+	if _, err := c.Add(t.Context(), "aws/snapshots/snap-1.json", evidence.ItemInfo{Source: evidence.Source{Instance: "i-1"}, Method: "describe"}, strings.NewReader(desc)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	dir := filepath.Join(root, "INC-3")
+	r, err := report.FromCase(t.Context(), dir, report.Options{Keys: fixtureKeys(), Now: generatedAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.MemoryImages) != 1 || r.MemoryImages[0].SHA256 != mem.SHA256 || r.MemoryImages[0].SourceSHA256 != "feedbeef" || r.MemoryImages[0].Target != "instance/i-1" {
+		t.Errorf("memory images %+v", r.MemoryImages)
+	}
+	want := report.Snapshot{SnapshotID: "snap-1", VolumeID: "vol-1", Instance: "i-1", State: "completed", SizeGiB: 8, Encrypted: true, KMSKeyID: "k",
+		Started: "2026-11-30T08:00:00.000000000Z", Descriptor: "data/aws/snapshots/snap-1.json", DescriptorSHA256: evidence.SumHex([]byte(desc))}
+	if len(r.Snapshots) != 1 || r.Snapshots[0] != want || r.Integrity.Status != report.IntegrityVerified {
+		t.Errorf("snapshots %+v (integrity %s)", r.Snapshots, r.Integrity.Status)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data", "aws", "snapshots", "snap-1.json"), []byte(strings.Replace(desc, "vol-1", "vol-2", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err = report.FromCase(t.Context(), dir, report.Options{Keys: fixtureKeys(), Now: generatedAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := r.Integrity.Checks[len(r.Integrity.Checks)-1]
+	if r.Integrity.Status != report.IntegrityTampered || last.Name != "item-checksum" || last.Path != "data/aws/snapshots/snap-1.json" || r.Snapshots[0].VolumeID != "" {
+		t.Errorf("changed descriptor: integrity %+v, snapshots %+v", r.Integrity, r.Snapshots)
 	}
 }
