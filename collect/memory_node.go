@@ -9,6 +9,7 @@ import (
 
 	"github.com/eksir/eksir/action"
 	"github.com/eksir/eksir/evidence"
+	"github.com/eksir/eksir/internal/awstarget"
 )
 
 // memoryNode is the node of collect.memory's node-pod method, as a pod
@@ -21,15 +22,34 @@ func memoryNode(call action.Call) ([]corev1.Pod, string, error) {
 	return []corev1.Pod{{Spec: corev1.PodSpec{NodeName: name}}}, name, nil
 }
 
+// nodeMemoryRel is the node-pod method's image, shared with
+// collect.node-files.
+func nodeMemoryRel(node string) string { return "node/" + node + "/memory.lime" }
+
+// memoryUncollectable is the image no collector pod can take on a Fargate
+// node, with the reason; nil for any other node.
+func memoryUncollectable(n *corev1.Node) []uncollectable {
+	if !awstarget.IsFargate(n) {
+		return nil
+	}
+	return []uncollectable{{fargateNode(n.Name), []string{nodeMemoryRel(n.Name)}}}
+}
+
 func planNodeMemory(ctx context.Context, env *action.Env, call action.Call) (action.Plan, error) {
 	on, name, err := memoryNode(call)
 	if err != nil {
 		return action.Plan{}, err
 	}
-	if _, err := env.Kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{}); err != nil {
+	node, err := env.Kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
 		return action.Plan{}, fmt.Errorf("%w: node: %s: %w (hint: kubectl get nodes)", action.ErrBadInput, name, err)
 	}
 	var p action.Plan
+	if gone := memoryUncollectable(node); gone != nil {
+		// Not even a dry run of the collector pod onto a Fargate node.
+		p.Done = planUncollectable(env, gone, &p)
+		return p, nil
+	}
 	if p.Checks, err = action.CheckAccess(ctx, env.Kube, collectorChecks...); err != nil {
 		return p, err
 	}
@@ -38,7 +58,7 @@ func planNodeMemory(ctx context.Context, env *action.Env, call action.Call) (act
 		return p, err
 	}
 	p.Changes = append(collectorPodChanges(env, call, on, admission),
-		action.Change{Verb: "collect", Object: "node " + name, Detail: "memory image with AVML (the collector image must hold avml) into data/node/" + name + "/memory.lime"})
+		action.Change{Verb: "collect", Object: "node " + name, Detail: "memory image with AVML (the collector image must hold avml) into data/" + nodeMemoryRel(name)})
 	return p, nil
 }
 
@@ -53,12 +73,17 @@ func runNodeMemory(ctx context.Context, env *action.Env, call action.Call) (acti
 	if err != nil {
 		return action.Result{}, fmt.Errorf("%w: node: %s: %w (hint: kubectl get nodes)", action.ErrBadInput, name, err)
 	}
+	if gone := memoryUncollectable(node); gone != nil {
+		s := newStore(env)
+		warnings, err := s.recordUncollectable(gone)
+		return s.result(nil, warnings), err
+	}
 	kc, cfg, err := streaming(env)
 	if err != nil {
 		return action.Result{}, err
 	}
 	ex, s := remoteExec{kc: kc, cfg: cfg}, newStore(env)
-	rel := "node/" + name + "/memory.lime"
+	rel := nodeMemoryRel(name)
 	if s.has(rel) {
 		return s.result(nil, nil), nil
 	}

@@ -39,11 +39,21 @@ func (NodeFiles) Spec() action.Spec {
 
 // Plan implements action.Action.
 func (NodeFiles) Plan(ctx context.Context, env *action.Env, call action.Call) (action.Plan, error) {
-	pods, err := Select(ctx, env.Kube, TargetFrom(call))
+	selected, err := Select(ctx, env.Kube, TargetFrom(call))
+	if err != nil {
+		return action.Plan{}, err
+	}
+	pods, gone, err := splitReachable(ctx, env.Kube, selected, false)
 	if err != nil {
 		return action.Plan{}, err
 	}
 	var p action.Plan
+	// No collector pod is planned onto a Fargate node, not even as a dry run.
+	allRecorded := planUncollectable(env, nodeFilesUncollectable(call, gone), &p)
+	if len(pods) == 0 && len(gone) > 0 {
+		p.Done = allRecorded
+		return p, nil
+	}
 	if p.Checks, err = action.CheckAccess(ctx, env.Kube, collectorChecks...); err != nil {
 		return p, err
 	}
@@ -51,7 +61,7 @@ func (NodeFiles) Plan(ctx context.Context, env *action.Env, call action.Call) (a
 	if err != nil {
 		return p, err
 	}
-	p.Changes = collectorPodChanges(env, call, pods, admission)
+	p.Changes = append(p.Changes, collectorPodChanges(env, call, pods, admission)...)
 	for _, name := range nodesOf(pods) {
 		p.Changes = append(p.Changes, action.Change{Verb: "collect", Object: "node " + name,
 			Detail: fmt.Sprintf("journals of %s, /var/log/pods of the selected pods, memory=%v", strings.Join(call.Strings("units"), ", "), call.Bool("memory"))})
@@ -68,11 +78,18 @@ func podLogDir(p corev1.Pod) string {
 
 // Run implements action.Action.
 func (NodeFiles) Run(ctx context.Context, env *action.Env, call action.Call) (action.Result, error) {
-	pods, ex, s, err := execRun(ctx, env, call)
+	selected, ex, s, err := execRun(ctx, env, call)
 	if err != nil {
 		return action.Result{}, err
 	}
-	var warnings []string
+	pods, gone, err := splitReachable(ctx, env.Kube, selected, false)
+	if err != nil {
+		return action.Result{}, err
+	}
+	warnings, err := s.recordUncollectable(nodeFilesUncollectable(call, gone))
+	if err != nil {
+		return s.result(nil, warnings), err
+	}
 	for _, name := range nodesOf(pods) {
 		node, err := env.Kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -83,6 +100,34 @@ func (NodeFiles) Run(ctx context.Context, env *action.Env, call action.Call) (ac
 		}
 	}
 	return s.result(nil, warnings), nil
+}
+
+// nodeFilesUncollectable lists what collect.node-files would have written
+// for the pods on Fargate nodes: each pod's log listing, and each node's
+// journals and memory image. A pod not scheduled has no node to read, as
+// before: it is not selected for node files at all.
+func nodeFilesUncollectable(call action.Call, gone []unreachable) []uncollectable {
+	var out []uncollectable
+	nodes := map[string]bool{}
+	for _, u := range gone {
+		base := "node/" + u.node + "/"
+		out = append(out, uncollectable{u, []string{base + "pods/" + path.Base(podLogDir(*u.pod)) + ".logs"}})
+		if nodes[u.node] {
+			continue
+		}
+		nodes[u.node] = true
+		var rels []string
+		for _, unit := range call.Strings("units") {
+			rels = append(rels, base+"journal/"+unit+".jsonl")
+		}
+		if call.Bool("memory") {
+			rels = append(rels, nodeMemoryRel(u.node))
+		}
+		if len(rels) > 0 {
+			out = append(out, uncollectable{fargateNode(u.node), rels})
+		}
+	}
+	return out
 }
 
 // journalDir is where the journal files of an EKS node live (persistent

@@ -11,6 +11,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/eksir/eksir/action"
+	"github.com/eksir/eksir/evidence"
+	"github.com/eksir/eksir/internal/awstarget"
 	"github.com/eksir/eksir/internal/naming"
 )
 
@@ -186,4 +188,146 @@ func allContainers(p corev1.Pod) []container {
 		out = append(out, container{c.Name, c.Image, "ephemeral"})
 	}
 	return out
+}
+
+// noCollectorOnFargate is why nothing runs beside a pod on a Fargate node:
+// Fargate admits no privileged, hostPID or hostNetwork pod and no DaemonSet,
+// so a node collector pod would wait, unscheduled, until the step's timeout.
+const noCollectorOnFargate = "Fargate runs no privileged collector pods; volatile state is not collectable; use the pod's own logs and the control-plane audit log"
+
+// unreachable is a pod, or a node named without a pod, that no collector
+// can reach, and why.
+type unreachable struct {
+	pod    *corev1.Pod // nil for a node named without a pod
+	node   string      // "" for a pod not scheduled
+	reason string
+}
+
+// fargateReason says why no collector runs on Fargate node node; pod is
+// the pod reached through it (namespace/name), "" for the node's own items.
+func fargateReason(node, pod string) string {
+	if pod == "" {
+		return "node " + node + " runs on Fargate: " + noCollectorOnFargate
+	}
+	return "pod " + pod + " runs on Fargate node " + node + ": " + noCollectorOnFargate
+}
+
+// fargateNode is the unreachable entry of a Fargate node's own items.
+func fargateNode(node string) unreachable {
+	return unreachable{node: node, reason: fargateReason(node, "")}
+}
+
+// pendingReason says why no collector reaches a pod not scheduled.
+func pendingReason(p corev1.Pod) string {
+	return "pod " + p.Namespace + "/" + p.Name + " is not scheduled on a node (phase " + string(p.Status.Phase) +
+		"): no container of it runs, so there is no volatile state to collect; collect again once it is scheduled"
+}
+
+// splitReachable keeps the pods a node collector (or an ephemeral
+// container) can reach and returns the others with the reason: a pod on a
+// Fargate node (by awstarget.IsFargate's rule) and, with pending, a pod not
+// scheduled on any node. Nodes are read once each.
+func splitReachable(ctx context.Context, kc kubernetes.Interface, pods []corev1.Pod, pending bool) ([]corev1.Pod, []unreachable, error) {
+	var ok []corev1.Pod
+	var out []unreachable
+	nodes := map[string]*corev1.Node{}
+	for i, p := range pods {
+		if p.Spec.NodeName == "" {
+			if pending {
+				out = append(out, unreachable{pod: &pods[i], reason: pendingReason(p)})
+			}
+			continue
+		}
+		n, seen := nodes[p.Spec.NodeName]
+		if !seen {
+			var err error
+			if n, err = kc.CoreV1().Nodes().Get(ctx, p.Spec.NodeName, metav1.GetOptions{}); err != nil {
+				return nil, nil, fmt.Errorf("get node %s: %w", p.Spec.NodeName, err)
+			}
+			nodes[p.Spec.NodeName] = n
+		}
+		if awstarget.IsFargate(n) {
+			out = append(out, unreachable{pod: &pods[i], node: n.Name, reason: fargateReason(n.Name, p.Namespace+"/"+p.Name)})
+			continue
+		}
+		ok = append(ok, p)
+	}
+	return ok, out, nil
+}
+
+// unreachableMethod is the custody method of a not-collected record for an
+// unreachable target: what eksir read to decide.
+const unreachableMethod = "kubernetes: get pod and node (spec.nodeName, spec.providerID, " + awstarget.FargateLabel + "); no collector started"
+
+func (u unreachable) source(env *action.Env) evidence.Source {
+	src := evidence.Source{Cluster: env.Cluster, Node: u.node}
+	if u.pod != nil {
+		src.Namespace, src.Pod = u.pod.Namespace, u.pod.Name
+	}
+	return src
+}
+
+// recorded reports whether an earlier run already recorded rel as not
+// collected for the same reason: a resumed run says so again without a
+// second custody record, as nothing has changed that a retry could fix.
+func recorded(env *action.Env, rel, reason string) bool {
+	if env.Evidence == nil {
+		return false
+	}
+	it, ok := env.Evidence.Lookup(rel)
+	return ok && it.Status == evidence.StatusNotCollected && it.Reason == reason
+}
+
+// uncollectable is an unreachable target and the items a collector would
+// have written for it.
+type uncollectable struct {
+	unreachable
+	rels []string
+}
+
+// recordUncollectable records the items of each of gs as not collected
+// with its reason and returns the step's warnings, one per target. An item
+// recorded earlier with the same reason is only reported missing again: the
+// capture stays incomplete, and the custody log gets no second record of a
+// fact no retry can change.
+func (s *store) recordUncollectable(gs []uncollectable) ([]string, error) {
+	var warnings []string
+	for _, g := range gs {
+		info := evidence.ItemInfo{Source: g.source(s.env), Method: unreachableMethod}
+		for _, rel := range g.rels {
+			if recorded(s.env, rel, g.reason) {
+				s.mu <- struct{}{}
+				s.missing = append(s.missing, "data/"+rel+": "+g.reason)
+				<-s.mu
+				continue
+			}
+			if err := s.notCollected(rel, info, g.reason); err != nil {
+				return warnings, err
+			}
+		}
+		warnings = append(warnings, "not collected: "+g.reason)
+	}
+	return warnings, nil
+}
+
+// planUncollectable adds to p what Run does for gs: a warning per target
+// and a record change for its items not recorded yet; nothing is created
+// for them. It reports whether every item is recorded already.
+func planUncollectable(env *action.Env, gs []uncollectable, p *action.Plan) (allRecorded bool) {
+	allRecorded = true
+	for _, g := range gs {
+		var todo []string
+		for _, rel := range g.rels {
+			if !recorded(env, rel, g.reason) {
+				todo = append(todo, rel)
+			}
+		}
+		p.Warnings = append(p.Warnings, "not collected: "+g.reason)
+		if len(todo) > 0 {
+			allRecorded = false
+			p.Changes = append(p.Changes, action.Change{Verb: "record", Object: strings.Join(todo, ", "),
+				Detail: "not collected, no collector started: " + g.reason})
+		}
+	}
+	return allRecorded
 }

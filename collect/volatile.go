@@ -29,6 +29,9 @@ const (
 	// cluster admits: the node pod (nothing in the suspect pod changes),
 	// else the ephemeral container.
 	MethodAuto = "auto"
+	// MethodNone is the method output when no selected pod could be
+	// reached (all on Fargate or not scheduled): nothing was started.
+	MethodNone = "none"
 )
 
 // Spec implements action.Action.
@@ -64,11 +67,22 @@ var (
 
 // Plan implements action.Action.
 func (v Volatile) Plan(ctx context.Context, env *action.Env, call action.Call) (action.Plan, error) {
-	pods, err := Select(ctx, env.Kube, TargetFrom(call))
+	selected, err := Select(ctx, env.Kube, TargetFrom(call))
+	if err != nil {
+		return action.Plan{}, err
+	}
+	pods, gone, err := splitReachable(ctx, env.Kube, selected, true)
 	if err != nil {
 		return action.Plan{}, err
 	}
 	var p action.Plan
+	// Nothing is created for a pod no collector reaches: planning its
+	// method would dry-run a collector pod onto a Fargate node.
+	allRecorded := planUncollectable(env, volatileUncollectable(call, gone), &p)
+	if len(pods) == 0 && len(gone) > 0 {
+		p.Done = allRecorded
+		return p, nil
+	}
 	if p.Checks, err = action.CheckAccess(ctx, env.Kube, append(collectorChecks, authzv1.ResourceAttributes{Verb: "update", Resource: "pods", Subresource: "ephemeralcontainers"})...); err != nil {
 		return p, err
 	}
@@ -107,6 +121,30 @@ func (v Volatile) Plan(ctx context.Context, env *action.Env, call action.Call) (
 		p.Changes = append(p.Changes, action.Change{Verb: "collect", Object: "pod " + pod.Namespace + "/" + pod.Name, Detail: detail})
 	}
 	return p, nil
+}
+
+// volatileUncollectable lists what collect.volatile would have written for
+// the pods no collector reaches: each pod's documents and, unless the call
+// asks for the ephemeral method (which writes none), each Fargate node's own.
+func volatileUncollectable(call action.Call, gone []unreachable) []uncollectable {
+	var out []uncollectable
+	nodes := map[string]bool{}
+	for _, u := range gone {
+		var rels []string
+		for _, a := range podArtefacts {
+			rels = append(rels, "volatile/"+u.pod.Namespace+"/"+u.pod.Name+"/"+a+".json")
+		}
+		out = append(out, uncollectable{u, rels})
+		if u.node != "" && !nodes[u.node] && call.String("method") != MethodEphemeral {
+			nodes[u.node] = true
+			var rels []string
+			for _, a := range nodeArtefacts {
+				rels = append(rels, "volatile/nodes/"+u.node+"/"+a[0]+".json")
+			}
+			out = append(out, uncollectable{fargateNode(u.node), rels})
+		}
+	}
+	return out
 }
 
 // methodChoice is the capture method a call uses and why.
@@ -218,14 +256,28 @@ func nodesOf(pods []corev1.Pod) []string {
 
 // Run implements action.Action.
 func (v Volatile) Run(ctx context.Context, env *action.Env, call action.Call) (action.Result, error) {
-	pods, ex, s, err := execRun(ctx, env, call)
+	selected, ex, s, err := execRun(ctx, env, call)
 	if err != nil {
 		return action.Result{}, err
 	}
+	// Fargate and unscheduled pods first: recorded, and no collector
+	// started for them, before anything else is tried.
+	pods, gone, err := splitReachable(ctx, env.Kube, selected, true)
+	if err != nil {
+		return action.Result{}, err
+	}
+	goneWarnings, err := s.recordUncollectable(volatileUncollectable(call, gone))
+	if err != nil {
+		return s.result(nil, goneWarnings), err
+	}
+	if len(pods) == 0 && len(gone) > 0 {
+		return s.result(map[string]any{"method": MethodNone}, goneWarnings), nil
+	}
 	m, err := chooseMethod(ctx, env, call, pods)
 	if err != nil {
-		return s.result(nil, nil), err
+		return s.result(nil, goneWarnings), err
 	}
+	m.warnings = append(goneWarnings, m.warnings...)
 	outputs := map[string]any{"method": m.method}
 	warn := func(w string) { m.warnings = append(m.warnings, w) }
 	if m.method == MethodEphemeral {

@@ -211,6 +211,14 @@ find . -type f ! -path './data/*' ! -path './signatures/*' ! -path './tagmanifes
 	-exec sh "$self" --hash {} + >"$tmp/have"
 tags=$(compare tagmanifest-sha256.txt)
 ok "tag files: ${tags#*.} files match tagmanifest-sha256.txt"
+# The incident report, when the seal carries it, is two of those tag files:
+# checked above, and signed through the tag manifest (step 6). It was made
+# just before sealing, so it never shows the "sealed" custody record.
+report=
+for f in metadata/report.json metadata/report.html; do
+	[ ! -f "$f" ] || report="$report $f"
+done
+[ -z "$report" ] || ok "incident report in the bag:$report (tag files, signed through the tag manifest)"
 
 # 6. The seal: the DSSE signature over PAE(payloadType, statement), then the
 #    statement against the bag.

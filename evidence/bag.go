@@ -17,6 +17,8 @@ const (
 	custodyJSONL   = "metadata/custody.jsonl"
 	sealDSSE       = "signatures/seal.dsse.json"
 	sealPub        = "signatures/seal.pub"
+	reportHTML     = "metadata/report.html"
+	reportJSON     = "metadata/report.json"
 	bagitContent   = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
 )
 

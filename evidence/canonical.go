@@ -42,8 +42,11 @@ const (
 )
 
 // sealTagFiles are the tag files seal writes, in the order it writes them
-// after the payload; bagit.txt comes first, before the payload.
-var sealTagFiles = []string{bagInfoTxt, manifestTxt, custodyJSONL, itemsJSON, tagManifestTxt, sealDSSE, sealPub}
+// after the payload; bagit.txt comes first, before the payload. The two
+// report files are optional (SealOptions.TagFiles): archives sealed before
+// them, or without a report, have neither. They sit in path order among the
+// metadata/ files, so the order stays the byte order of the tag paths.
+var sealTagFiles = []string{bagInfoTxt, manifestTxt, custodyJSONL, itemsJSON, reportHTML, reportJSON, tagManifestTxt, sealDSSE, sealPub}
 
 // tagLimit returns the most bytes the tag file rel may hold, or 0 when rel
 // is not a tag file seal writes.
@@ -53,7 +56,7 @@ func tagLimit(rel string) int64 {
 		return maxSmallTag
 	case manifestTxt, custodyJSONL:
 		return maxListTag
-	case itemsJSON:
+	case itemsJSON, reportHTML, reportJSON:
 		// Only hashed, never held: no limit needed.
 		return -1
 	}

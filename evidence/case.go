@@ -148,8 +148,19 @@ func OpenCase(ctx context.Context, opts CaseOptions) (*Case, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Case{root: root, opts: opts, log: log, created: created, items: map[string]Item{}, pending: map[string]bool{}}
-	for _, rec := range log.Records() {
+	c := &Case{root: root, opts: opts, log: log, created: created, pending: map[string]bool{}}
+	if c.items, err = indexRecords(log.Records()); err != nil {
+		log.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// indexRecords builds the items index from custody records, the one way
+// both OpenCase and ReadCase derive items from a log.
+func indexRecords(recs []Record) (map[string]Item, error) {
+	items := map[string]Item{}
+	for _, rec := range recs {
 		if rec.Action != ActionAcquired && rec.Action != ActionNotCollected && rec.Action != ActionRecovered {
 			continue
 		}
@@ -158,27 +169,29 @@ func OpenCase(ctx context.Context, opts CaseOptions) (*Case, error) {
 			if rec.Action == ActionRecovered {
 				continue // a torn-record note, not an item
 			}
-			log.Close()
 			return nil, fmt.Errorf("custody record %d: %w", rec.Seq, err)
 		}
 		if it.Path == "" {
 			continue
 		}
-		c.index(it)
+		indexItem(items, it)
 	}
-	return c, nil
+	return items, nil
 }
 
-// index puts it in the items index. A later acquisition of an item once
+// indexItem puts it in the items index. A later acquisition of an item once
 // recorded as not collected supersedes that record (a resume retried it);
-// a not-collected record never supersedes a collected item. Callers hold
-// c.mu or own c.
-func (c *Case) index(it Item) {
-	if old, ok := c.items[it.Path]; ok && old.Status == StatusCollected && it.Status != StatusCollected {
+// a not-collected record never supersedes a collected item.
+func indexItem(items map[string]Item, it Item) {
+	if old, ok := items[it.Path]; ok && old.Status == StatusCollected && it.Status != StatusCollected {
 		return
 	}
-	c.items[it.Path] = it
+	items[it.Path] = it
 }
+
+// index puts it in the case's items index (indexItem). Callers hold c.mu
+// or own c.
+func (c *Case) index(it Item) { indexItem(c.items, it) }
 
 // collected reports whether bagPath is a collected (acquired or recovered)
 // item. Callers hold c.mu.

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
@@ -57,6 +58,34 @@ type SealOptions struct {
 	CustodyKeys KeyRing
 	// Now is the clock that bounds SealTime; time.Now when nil.
 	Now func() time.Time
+	// TagFiles are extra tag files to seal into the bag, by bag path:
+	// ReportJSONTag and ReportHTMLTag only (the incident report, built by
+	// the caller: evidence does not know the report). They are listed in
+	// the tag manifest, so the signature over it covers them. Their
+	// content must be UTF-8 text without a byte-order mark.
+	TagFiles map[string][]byte
+}
+
+// Tag files a seal may add (SealOptions.TagFiles): the incident report as
+// JSON and as one HTML page. Made before the seal, they cannot mention the
+// "sealed" custody record that follows them.
+const (
+	ReportJSONTag = reportJSON
+	ReportHTMLTag = reportHTML
+)
+
+// checkTagFiles refuses tag files other than the report's, and content a
+// BagIt text tag file may not have.
+func checkTagFiles(files map[string][]byte) error {
+	for name, data := range files {
+		switch {
+		case name != ReportJSONTag && name != ReportHTMLTag:
+			return invalidf(fmt.Sprintf("only %s and %s may be added as tag files", ReportJSONTag, ReportHTMLTag), "tag file %q is not one a seal adds", name)
+		case bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) || !utf8.Valid(data):
+			return invalidf("write the report as UTF-8 without a byte-order mark", "tag file %s is not UTF-8 text without a byte-order mark", name)
+		}
+	}
+	return nil
 }
 
 // MaxClockSkew is how far into the future a seal time may lie.
@@ -75,6 +104,9 @@ type SealResult struct {
 	KeyID          string `json:"key_id"`
 	// Adopted lists the items SealCase adopted (SealOptions.Adopt).
 	Adopted []Item `json:"adopted,omitempty"`
+	// TagFiles lists the extra tag files sealed (SealOptions.TagFiles),
+	// in archive order.
+	TagFiles []string `json:"tag_files,omitempty"`
 }
 
 // ArchiveName returns the archive file name for an incident.
@@ -187,6 +219,9 @@ func SealCase(ctx context.Context, c *Case, opts SealOptions) (SealResult, error
 func prepareSeal(opts *SealOptions) (explicit bool, err error) {
 	if opts.Signer == nil {
 		return false, errNoKey()
+	}
+	if err := checkTagFiles(opts.TagFiles); err != nil {
+		return false, err
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -715,6 +750,17 @@ func (aw *archiveWriter) writeBag(ctx context.Context, files []payloadFile, item
 		name string
 		data []byte
 	}{{bagInfoTxt, info}, {manifestTxt, manifest}, {custodyJSONL, custodyData}, {itemsJSON, index}}
+	// The report files follow items.json, in the order sealTagFiles gives
+	// (canonical.go), which verify checks.
+	for _, name := range []string{reportHTML, reportJSON} {
+		if data, ok := opts.TagFiles[name]; ok {
+			tags = append(tags, struct {
+				name string
+				data []byte
+			}{name, data})
+			res.TagFiles = append(res.TagFiles, name)
+		}
+	}
 	tagLines := []manifestLine{{SumHex([]byte(bagitContent)), bagitTxt}}
 	for _, t := range tags {
 		if err := aw.writeSmall(t.name, t.data); err != nil {

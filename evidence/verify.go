@@ -58,6 +58,15 @@ type Report struct {
 	SealedHead chainHead `json:"-"`
 	// Statement is the verified seal statement.
 	Statement *Statement `json:"statement,omitempty"`
+	// ArchiveSHA256 is the archive file's SHA-256 as the pass hashed it
+	// (archives only).
+	ArchiveSHA256 string `json:"archive_sha256,omitempty"`
+	// Metadata holds, with VerifyOptions.KeepMetadata, the bytes of
+	// bag-info.txt, metadata/items.json and metadata/custody.jsonl as the
+	// pass read them, and of the payload files VerifyOptions.KeepPayload
+	// chose, by bag path. Nothing is read twice for it. Archives only: an
+	// extracted folder's files can be read in place.
+	Metadata map[string][]byte `json:"-"`
 	// handOverLog is the SHA-256 of the <archive>.custody.jsonl bytes this
 	// verification read ("" when there was none): AppendHandOver continues
 	// the chain only from the log this report checked.
@@ -101,7 +110,18 @@ type VerifyOptions struct {
 	// slower, but a few MiB instead of tens, for a verification that runs
 	// beside a transfer which is slower still.
 	Sequential bool
+	// KeepMetadata keeps the metadata a report is built from in
+	// Report.Metadata (within MaxTagBytes, as every held tag file).
+	KeepMetadata bool
+	// KeepPayload, with KeepMetadata, chooses small payload files (bag
+	// paths, at most MaxKeptPayload bytes each) to keep as well, such as
+	// the snapshot descriptors a report lists; their bytes are the ones
+	// hashed in the same pass.
+	KeepPayload func(rel string) bool
 }
+
+// MaxKeptPayload bounds a payload file VerifyOptions.KeepPayload keeps.
+const MaxKeptPayload = 1 << 20
 
 // bagContent is what one pass over a bag yields: the hash of every payload
 // file and the bytes of every tag file. Payload bytes are never kept.
@@ -241,6 +261,7 @@ func (bc *bagContent) readArchive(ctx context.Context, archive string, opts Veri
 		return nil
 	}
 	bc.archiveSum = hexSum(archiveSum)
+	bc.report.ArchiveSHA256 = bc.archiveSum
 	bc.checkSidecar(archive, bc.archiveSum)
 	return nil
 }
@@ -365,14 +386,35 @@ func (bc *bagContent) entryName(cr *canonReader, e rawEntry, seen map[string]str
 func (bc *bagContent) entryContent(rel string, r io.Reader, size int64, buf []byte, opts VerifyOptions) (keep bool, err error) {
 	if strings.HasPrefix(rel, "data/") {
 		h := NewHash()
-		n, err := io.CopyBuffer(h, r, buf)
+		var kept *bytes.Buffer
+		var w io.Writer = h
+		if opts.KeepMetadata && opts.KeepPayload != nil && size <= MaxKeptPayload && bc.tagBytes+size <= opts.MaxTagBytes && opts.KeepPayload(rel) {
+			kept = bytes.NewBuffer(make([]byte, 0, size))
+			w = io.MultiWriter(h, kept)
+		}
+		n, err := io.CopyBuffer(w, r, buf)
 		if err != nil {
 			return false, truncated(err)
 		}
 		bc.payload[rel] = fileSum{n, hexSum(h)}
+		if kept != nil {
+			bc.tagBytes += n
+			bc.keep(rel, kept.Bytes())
+		}
 		return true, nil
 	}
 	limit := tagLimit(rel)
+	if limit < 0 && opts.KeepMetadata && size <= maxListTag && bc.tagBytes+size <= opts.MaxTagBytes {
+		// items.json: hashed as always, and its bytes kept for the caller.
+		b := make([]byte, size)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return false, truncated(err)
+		}
+		bc.tagBytes += size
+		bc.tagSums[rel] = SumHex(b)
+		bc.keep(rel, b)
+		return true, nil
+	}
 	switch {
 	case limit == 0:
 		bc.report.add("tag-manifest", StatusFail, rel, "not a tag file seal writes; refused (added after sealing?)")
@@ -395,7 +437,18 @@ func (bc *bagContent) entryContent(rel string, r io.Reader, size int64, buf []by
 	}
 	bc.tagBytes += size
 	bc.tags[rel] = b
+	if opts.KeepMetadata && (rel == bagInfoTxt || rel == custodyJSONL) {
+		bc.keep(rel, b)
+	}
 	return true, nil
+}
+
+// keep hands b to the caller in Report.Metadata.
+func (bc *bagContent) keep(rel string, b []byte) {
+	if bc.report.Metadata == nil {
+		bc.report.Metadata = map[string][]byte{}
+	}
+	bc.report.Metadata[rel] = b
 }
 
 // checkSidecar compares the archive's hash with its .sha256 file, in any
@@ -709,7 +762,9 @@ func (bc *bagContent) checkBag(ctx context.Context, opts VerifyOptions) {
 		}
 	}
 	for _, p := range slices.Sorted(maps.Keys(tagManifest)) {
-		if !slices.Contains([]string{bagitTxt, bagInfoTxt, manifestTxt, custodyJSONL, itemsJSON}, p) {
+		// The report files are optional: a bag sealed without them, or
+		// before they existed, lists neither.
+		if !slices.Contains([]string{bagitTxt, bagInfoTxt, manifestTxt, custodyJSONL, itemsJSON, reportHTML, reportJSON}, p) {
 			rep.add("tag-manifest", StatusFail, p, "the tag manifest lists a file seal does not list there")
 			bad++
 		}
@@ -1034,4 +1089,24 @@ func unionKeys(a, b KeyRing) KeyRing {
 		out[id] = k
 	}
 	return out
+}
+
+// ReadCustodyLog replays the custody log at path (a case's
+// metadata/custody.jsonl) read-only, as verify replays the one in a bag:
+// every record's seq, link to the one before, signature by one of keys, and
+// times that never run backwards. Unlike OpenCase, which may append a
+// record or save a torn one aside, it never writes. A problem with a record
+// marks it and every later one not OK in the result; the error is for I/O.
+func ReadCustodyLog(path string, keys KeyRing) (ChainResult, error) {
+	var res ChainResult
+	f, err := os.Open(path)
+	if err != nil {
+		return res, fmt.Errorf("read custody log: %w", err)
+	}
+	defer f.Close()
+	err = replayChain(f, filepath.Base(path), emptyHead(), "", keys, maxListTag, &res)
+	if err != nil {
+		return res, fmt.Errorf("read custody log %s: %w", path, err)
+	}
+	return res, nil
 }

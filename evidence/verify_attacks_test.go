@@ -304,3 +304,46 @@ func TestGarbageOneFailure(t *testing.T) {
 		t.Errorf("folder without bag-info.txt: %+v", rep.Checks)
 	}
 }
+
+// TestAppendHandOverRefusesAChangedLog: a hand-over appended from a
+// verification is refused when the custody log changed after that
+// verification (another hand-over in between would fork the chain), and
+// the log is left as it was.
+func TestAppendHandOverRefusesAChangedLog(t *testing.T) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := evidence.NewSigner(priv)
+	res := sealedDir(t, signer, "inc-append", evidence.CompressNone)
+	keys := evidence.KeyRing{}
+	keys.Add(signer.Public())
+	opts := evidence.VerifyOptions{Keys: keys, CustodyKeys: keys}
+	stale := verify(t, res.Archive, opts)
+	at := time.Now()
+	h := evidence.HandOver{From: "alice", To: "lab", Reason: "analysis"}
+	if _, _, err := evidence.RecordHandOver(t.Context(), res.Archive, evidence.ActionTransferred, h, signer, "alice", at, opts); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(res.Archive + ".custody.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := evidence.AppendHandOver(res.Archive, evidence.ActionTransferred, h, signer, "alice", at, stale); err == nil || !strings.Contains(err.Error(), "changed after it was verified") {
+		t.Fatalf("append from a stale verification: %v, want a refusal", err)
+	}
+	after, err := os.ReadFile(res.Archive + ".custody.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Error("the refused append changed the log")
+	}
+	fresh := verify(t, res.Archive, opts)
+	if _, err := evidence.AppendHandOver(res.Archive, evidence.ActionTransferred, h, signer, "alice", at, fresh); err != nil {
+		t.Fatalf("append from a fresh verification: %v", err)
+	}
+	if rep := verify(t, res.Archive, opts); !rep.OK || len(rep.Custody.Records) < 3 {
+		t.Errorf("chain after two hand-overs: ok=%v records=%d %+v", rep.OK, len(rep.Custody.Records), rep.Failed())
+	}
+}

@@ -62,6 +62,9 @@ type Options struct {
 	// Yes approves every step; Approved approves the named steps.
 	Yes      bool
 	Approved []string
+	// ApprovedBy names who approves (answers prompts, passes --approve or
+	// --yes); journaled with each approval. Empty: the custody actor.
+	ApprovedBy string
 	// Parallel bounds concurrently running steps; 4 when 0.
 	Parallel int
 	Observer Observer
@@ -117,6 +120,16 @@ func (o *Options) connect(ctx context.Context, c *Checked) error {
 }
 
 func (o *Options) approved(id string) bool { return o.Yes || slices.Contains(o.Approved, id) }
+
+// approvedHow says how a step approved without a prompt was: --yes or
+// --approve naming the step (its ID or, in a run over many targets, its
+// playbook ID).
+func (o *Options) approvedHow() string {
+	if o.Yes {
+		return ApprovedYes
+	}
+	return ApprovedFlag
+}
 
 // StepSummary is one line of the summary table.
 type StepSummary struct {
@@ -899,7 +912,12 @@ func (r *runner) step(id string) error {
 	if err != nil {
 		return r.finish(id, StepResult{Status: StatusFailed, Error: err.Error()})
 	}
+	var approval *StepApproval
+	if cs.Approve {
+		approval = &StepApproval{How: r.o.approvedHow(), By: r.o.ApprovedBy}
+	}
 	if cs.Approve && !r.o.approved(id) && !r.o.approved(cs.local) {
+		approval.How = ApprovedPrompt
 		// The prompt listens to the first interrupt: nothing is in flight yet.
 		ok, err := r.ask(r.stop, cs, call)
 		if r.stop.Err() != nil {
@@ -917,7 +935,7 @@ func (r *runner) step(id string) error {
 		return fmt.Errorf("step %s: encode parameters: %w", id, err)
 	}
 	started := r.o.Now().UTC().Format(time.RFC3339Nano)
-	if _, err := r.o.Journal.Record(RecIntent, Intent{Step: id, Action: cs.Action, Params: params}, nil); err != nil {
+	if _, err := r.o.Journal.Record(RecIntent, Intent{Step: id, Action: cs.Action, Params: params, Approval: approval}, nil); err != nil {
 		return fmt.Errorf("journal intent of step %s: %w", id, err)
 	}
 	r.o.Observer.Event(Event{Time: r.o.Now(), Step: id, Action: cs.Action, State: "running", Done: r.done(), Total: len(r.c.Order)})

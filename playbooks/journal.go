@@ -89,6 +89,25 @@ type Intent struct {
 	Step   string          `json:"step"`
 	Action string          `json:"action"`
 	Params json.RawMessage `json:"params"`
+	// Approval is how a step that requires approval got it (absent for a
+	// step that does not, and in journals older than this field).
+	Approval *StepApproval `json:"approval,omitempty"`
+}
+
+// Approval methods.
+const (
+	ApprovedPrompt = "prompt" // a person answered the prompt
+	ApprovedFlag   = "flag"   // --approve STEP
+	ApprovedYes    = "yes"    // --yes
+)
+
+// StepApproval is who let a step that requires approval run, and how.
+type StepApproval struct {
+	// How is ApprovedPrompt, ApprovedFlag or ApprovedYes.
+	How string `json:"how"`
+	// By is Options.ApprovedBy; when empty, the record's custody actor
+	// (the OS user@host who ran eksir) is the approver.
+	By string `json:"by,omitempty"`
 }
 
 // StepResult is journaled after a step ends, whatever the outcome.

@@ -87,6 +87,11 @@ func TestLabTriageInstanceMetadata(t *testing.T) {
 	if st := f.status(t, "tri-2")["metadata"]; st.Status != "succeeded" {
 		t.Errorf("metadata step on a Fargate pod: %+v\n%v", st, r)
 	}
+	// Fargate runs no collector: the volatile step succeeds with nothing
+	// captured, and triage must not claim the pod's evidence captured.
+	if !strings.Contains(r.stdout, "captured = false") {
+		t.Errorf("triage on a Fargate pod claims its evidence captured: %v", r)
+	}
 	items = f.caseItems(t, "tri-2")
 	if it, ok := items["data/"+rel]; !ok || it.Status != evidence.StatusNotCollected || it.Reason != reason || it.Source.Node != node.Name || it.Source.Pod != pod.Name {
 		t.Errorf("%s: %+v", rel, it)

@@ -311,4 +311,8 @@ type DrillPoint struct {
 	TimeToSealedEvidenceMS int64   `json:"timeToSealedEvidenceMs,omitempty"`
 	StepsFailed            int     `json:"stepsFailed"`
 	Completeness           float64 `json:"completeness"`
+	// Problem says why this drill's custody log did not verify with the
+	// reader's keys (a tampered case, or one signed by another examiner);
+	// empty when it verified or was read without keys.
+	Problem string `json:"problem,omitempty"`
 }

@@ -42,6 +42,7 @@ func newApp() *cli.App {
 			resumeCommand(),
 			releaseCommand(),
 			statusCommand(),
+			reportCommand(),
 			permissionsCommand(),
 		})
 }

@@ -3,6 +3,7 @@ package main
 // keygen, acquire and seal: the commands that make evidence.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -222,11 +223,13 @@ func sealCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "seal",
 		Usage:     "seal a case (or any folder) into a signed BagIt archive",
-		UsageText: "eksir seal --incident ID [DIR] [--compress zstd|none] [--out DIR] [--seal-time TIME] [--adopt] [--custodian-key FILE]...",
+		UsageText: "eksir seal --incident ID [DIR] [--compress zstd|none] [--out DIR] [--seal-time TIME] [--adopt] [--no-report] [--custodian-key FILE]...",
 		Description: "Without DIR, seals the case folder <case-dir>/<ID>: every item is re-hashed and must match its\n" +
 			"acquisition hash, and every custody record's signature must verify. Files in data/ that no custody\n" +
 			"record acquired stop the seal unless --adopt records each as recovered; links, devices and FIFOs\n" +
-			"stop it always. With DIR, seals that folder's files as a new bag named ID.\n" +
+			"stop it always. The incident report of the case, as it is before the seal, goes into the bag as\n" +
+			"metadata/report.json and metadata/report.html, covered by the signature (--no-report leaves it out).\n" +
+			"With DIR, seals that folder's files as a new bag named ID.\n" +
 			"Seal never replaces an archive (or its .sha256 or .custody.jsonl) and never writes into the folder\n" +
 			"it seals. --seal-time may not precede the case's last custody record nor lie more than 5 minutes ahead.",
 		Flags: []cli.Flag{incFlag, keyFlag, actFlag,
@@ -236,6 +239,7 @@ func sealCommand() *cli.Command {
 			&cli.TimestampFlag{Name: "seal-time", Layout: time.RFC3339Nano, Usage: "seal time to record (RFC 3339), not before the last custody record nor in the future; the same case sealed twice with the same time gives identical bytes"},
 			&cli.BoolFlag{Name: "adopt", Usage: "record files found in the case without a custody record as recovered, with their hash, instead of refusing"},
 			custodianKeyFlag,
+			noReportFlag,
 		},
 		Action: func(c *cli.Context) error {
 			evidencecli.RelaxGC()
@@ -280,7 +284,11 @@ func sealCommand() *cli.Command {
 				if openErr != nil {
 					return openErr
 				}
-				res, err = evidence.SealCase(c.Context, cs, opts)
+				build := caseReport
+				if c.Bool(noReportFlag.Name) {
+					build = nil
+				}
+				res, err = sealCaseWithReport(c.Context, cs, opts, build)
 				err = errors.Join(err, cs.Close())
 				for _, it := range res.Adopted {
 					fmt.Fprintf(c.App.ErrWriter, "warning: adopted %s (%d bytes, sha256 %s): found in the case without a custody record, recorded as recovered\n", it.Path, it.Size, it.SHA256)
@@ -299,7 +307,46 @@ func sealCommand() *cli.Command {
 			fmt.Fprintf(w, "payload\t%d bytes in %d files\n", res.PayloadBytes, res.PayloadFiles)
 			fmt.Fprintf(w, "custody\t%d records, head %s\n", res.CustodyRecords, res.CustodyHead)
 			fmt.Fprintf(w, "signed by\tkey %s\n", res.KeyID)
+			if len(res.TagFiles) > 0 {
+				fmt.Fprintf(w, "report\t%s (tag files, covered by the signature)\n", strings.Join(res.TagFiles, ", "))
+			}
 			return w.Flush()
 		},
 	}
+}
+
+// noReportFlag seals a case without the incident report in the bag.
+var noReportFlag = &cli.BoolFlag{Name: "no-report", Usage: "seal without the incident report (metadata/report.json and metadata/report.html) in the bag, for example when the report cannot be built"}
+
+// reportBuilder builds the incident report files of the case in caseDir,
+// by bag path (evidence.ReportJSONTag, evidence.ReportHTMLTag); nil or an
+// empty map seals no report.
+type reportBuilder func(ctx context.Context, caseDir string) (map[string][]byte, error)
+
+// caseReport builds the report of the case as it is at sealing: before the
+// "sealed" record, which the report therefore cannot show.
+//
+// TODO(issue 15): connect report.FromCase + report.RenderJSON +
+// report.RenderHTML here once they are on main (reportbuild and
+// reporthtml); until then a seal carries no report files.
+func caseReport(ctx context.Context, caseDir string) (map[string][]byte, error) {
+	_, _ = ctx, caseDir
+	return nil, nil
+}
+
+// sealCaseWithReport seals cs with the report that build makes of it (no
+// report when build is nil). A report that cannot be built stops the seal:
+// the hint says how to seal without it.
+func sealCaseWithReport(ctx context.Context, cs *evidence.Case, opts evidence.SealOptions, build reportBuilder) (evidence.SealResult, error) {
+	if build != nil {
+		files, err := build(ctx, cs.Dir())
+		if err != nil {
+			return evidence.SealResult{}, evidencecli.Hint(fmt.Errorf("build the incident report to seal into the bag: %w", err),
+				"nothing was sealed; fix the cause, or seal without the report: eksir seal --incident "+cs.Incident()+" --no-report")
+		}
+		if len(files) > 0 {
+			opts.TagFiles = files
+		}
+	}
+	return evidence.SealCase(ctx, cs, opts)
 }

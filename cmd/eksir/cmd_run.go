@@ -159,15 +159,16 @@ func runAction(c *cli.Context) error {
 }
 
 // sealCase returns the seal of a drill: the case into the case folder,
-// signed with --key, as `eksir seal --incident` would.
+// signed with --key, with the incident report in the bag, as `eksir seal
+// --incident` would.
 func sealCase(c *cli.Context, cs *evidence.Case, incident string) func(context.Context) error {
 	return func(ctx context.Context) error {
 		signer, err := loadSigner(c)
 		if err != nil {
 			return err
 		}
-		_, err = evidence.SealCase(ctx, cs, evidence.SealOptions{Incident: incident, OutDir: c.String(flagCaseDir), Signer: signer,
-			Examiner: evidence.Actor(c.String(actFlag.Name)), Actor: c.String(actFlag.Name), Tool: toolName(), Collector: collector()})
+		_, err = sealCaseWithReport(ctx, cs, evidence.SealOptions{Incident: incident, OutDir: c.String(flagCaseDir), Signer: signer,
+			Examiner: evidence.Actor(c.String(actFlag.Name)), Actor: c.String(actFlag.Name), Tool: toolName(), Collector: collector()}, caseReport)
 		return err
 	}
 }

@@ -188,6 +188,16 @@ func newBag(t *testing.T) string {
 	return dir
 }
 
+// addReport adds the incident report tag files a seal writes
+// (metadata/report.json and metadata/report.html) and lists them in the tag
+// manifest.
+func addReport(t *testing.T, dir string) {
+	t.Helper()
+	writeFile(t, filepath.Join(dir, "metadata", "report.json"), []byte(`{"apiVersion":"eksir.dev/report/v1","kind":"IncidentReport"}`+"\n"))
+	writeFile(t, filepath.Join(dir, "metadata", "report.html"), []byte("<!doctype html><title>INC</title><p>Zoë contained it</p>\n"))
+	resealTags(t, dir)
+}
+
 func rules(vs []Violation) []string {
 	var out []string
 	for _, v := range vs {
@@ -493,6 +503,16 @@ func TestCheck(t *testing.T) {
 		{name: "tag file listed but missing", want: []string{"3"}, wantPath: "metadata/custody.jsonl", mutate: func(t *testing.T, dir string) {
 			os.Remove(p(dir, "metadata", "custody.jsonl"))
 		}},
+		// The incident report a seal adds as tag files (issue 15).
+		{name: "valid: report tag files", mutate: func(t *testing.T, dir string) { addReport(t, dir) }},
+		{name: "report changed after sealing", want: []string{"3"}, wantPath: "metadata/report.html", mutate: func(t *testing.T, dir string) {
+			addReport(t, dir)
+			replaceInFile(t, p(dir, "metadata", "report.html"), "contained", "nothing happened")
+		}},
+		{name: "report listed but removed", want: []string{"3"}, wantPath: "metadata/report.json", mutate: func(t *testing.T, dir string) {
+			addReport(t, dir)
+			os.Remove(p(dir, "metadata", "report.json"))
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -555,6 +575,17 @@ func TestCheckProfile(t *testing.T) {
 		}},
 		{name: "metadata file not in tag manifest", wantErr: true, wantPath: "metadata/report.html", mutate: func(t *testing.T, dir string) {
 			writeFile(t, p(dir, "metadata", "report.html"), []byte("<p>report</p>\n"))
+		}},
+		{name: "report tag files listed", mutate: func(t *testing.T, dir string) { addReport(t, dir) }},
+		{name: "report.json not JSON", wantErr: true, wantPath: "metadata/report.json", mutate: func(t *testing.T, dir string) {
+			addReport(t, dir)
+			writeFile(t, p(dir, "metadata", "report.json"), []byte("{\"kind\":\n"))
+			resealTags(t, dir)
+		}},
+		{name: "report.html not UTF-8", wantErr: true, wantPath: "metadata/report.html", mutate: func(t *testing.T, dir string) {
+			addReport(t, dir)
+			writeFile(t, p(dir, "metadata", "report.html"), []byte("<p>\xff</p>\n"))
+			resealTags(t, dir)
 		}},
 		{name: "new signature need not be in tag manifest", mutate: func(t *testing.T, dir string) {
 			writeFile(t, p(dir, "signatures", "seal.minisig"), []byte("untrusted comment: x\n"))

@@ -2,6 +2,7 @@ package bagitcheck
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"unicode/utf8"
 )
@@ -31,6 +32,7 @@ func CheckProfile(dir string) []Violation {
 	checkProfileBagInfo(b)
 	checkProfileTagCoverage(b)
 	checkProfileMetadataText(b)
+	checkProfileMetadataJSON(b)
 	return b.vs
 }
 
@@ -151,6 +153,22 @@ func checkProfileMetadataText(b *bag) {
 		}
 		if !utf8.Valid(raw) {
 			b.add(ruleProfile, p, "not valid UTF-8")
+		}
+	}
+}
+
+// checkProfileMetadataJSON: every .json file eksir writes under metadata/
+// (items.json, and the incident report, report.json, when the seal carries
+// it) is one JSON document, for a lab's tools to read.
+func checkProfileMetadataJSON(b *bag) {
+	for _, p := range b.sortedFiles(func(p string) bool { return strings.HasPrefix(p, "metadata/") && strings.HasSuffix(p, ".json") }) {
+		raw, err := b.read(p)
+		if err != nil {
+			b.add(ruleProfile, p, "cannot read: %v", err)
+			continue
+		}
+		if !json.Valid(raw) {
+			b.add(ruleProfile, p, "not a JSON document")
 		}
 	}
 }

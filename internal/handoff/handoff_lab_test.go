@@ -320,3 +320,62 @@ func TestUploadUnlockedBucket(t *testing.T) {
 		t.Errorf("objects: %v %+v", err, list)
 	}
 }
+
+// TestUploadUnverifiedArchiveNeverStored: an archive whose payload was
+// changed after sealing (its sidecar rewritten to match, as an attacker
+// would) fails the verification that runs beside the upload. A single PUT
+// never starts; a multipart upload is aborted before completion, so the
+// bucket holds no version of it, no unfinished upload is left behind and
+// nothing is recorded.
+func TestUploadUnverifiedArchiveNeverStored(t *testing.T) {
+	s := labtest.SeedScenario(t, 1, 1, func(*action.Registry) {})
+	bucket := s.Seed.EvidenceBucket
+	client := eaws.S3(s.Lab.AWS)
+	signer := newSigner(t)
+	for _, tc := range []struct {
+		name      string
+		threshold int64
+	}{{"single", 64 << 20}, {"multipart", 5 << 20}} {
+		t.Run(tc.name, func(t *testing.T) {
+			archive := sealed(t, "inc-tampered-"+tc.name, 12<<20, signer)
+			b, err := os.ReadFile(archive)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[len(b)/2] ^= 0x01 // inside memory.lime's bytes
+			if err := os.WriteFile(archive, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(b)
+			if err := os.WriteFile(archive+".sha256", []byte(hex.EncodeToString(sum[:])+"  "+filepath.Base(archive)+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			prefix := "tampered-" + tc.name + "/"
+			res, err := handoff.Upload(t.Context(), client, archive, handoff.UploadOptions{Bucket: bucket, Prefix: prefix, RetainDays: 1,
+				MultipartThreshold: tc.threshold, PartSize: 5 << 20, HandOver: handOver(), Signer: signer, Verify: keys(signer)})
+			if err == nil || !strings.Contains(err.Error(), "verification failed") {
+				t.Fatalf("upload of a tampered archive: %v, want a verification failure", err)
+			}
+			if res == nil || res.Report == nil || res.Report.OK {
+				t.Fatalf("no failing report returned: %+v", res)
+			}
+			versions, err := client.ListObjectVersions(t.Context(), &s3.ListObjectVersionsInput{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(versions.Versions) != 0 {
+				t.Errorf("the tampered archive was stored: %d versions under %s", len(versions.Versions), prefix)
+			}
+			ups, err := client.ListMultipartUploads(t.Context(), &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ups.Uploads) != 0 {
+				t.Errorf("an unfinished multipart upload was left: %d", len(ups.Uploads))
+			}
+			if got := actions(t, archive); len(got) != 0 {
+				t.Errorf("custody records after a refused upload: %v", got)
+			}
+		})
+	}
+}
