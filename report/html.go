@@ -82,7 +82,7 @@ type htmlView struct {
 	Chart          timelineChart
 	StepGroups     []stepGroup
 	StepsOpen      bool
-	EvidenceGroups []itemGroup
+	EvidenceGroups []evidenceGroup
 	EvidenceOpen   bool
 	EvidenceBytes  int64
 	// EvidenceBy and EvidenceTool are set when every item shares them.
@@ -123,9 +123,9 @@ type stepGroup struct {
 	DatePrefix string
 }
 
-// itemGroup is the evidence of one Item.Group. A collector or tool shared
+// evidenceGroup is the evidence of one Item.Group. A collector or tool shared
 // by every item is said once above the table instead of on every row.
-type itemGroup struct {
+type evidenceGroup struct {
 	Group      string
 	Items      []Item
 	Bytes      int64
@@ -188,8 +188,8 @@ func newHTMLView(r *Report) *htmlView {
 	v.EvidenceBy = common(r.Evidence, func(it Item) string { return it.By })
 	v.EvidenceTool = common(r.Evidence, func(it Item) string { return it.Tool })
 	v.EvidenceGroups = groupBy(r.Evidence, func(it Item) string { return cmp.Or(it.Group, "(ungrouped)") },
-		func(key string, items []Item) itemGroup {
-			g := itemGroup{Group: key, Items: items}
+		func(key string, items []Item) evidenceGroup {
+			g := evidenceGroup{Group: key, Items: items}
 			for _, it := range items {
 				g.Bytes += it.Size
 			}

@@ -2,23 +2,24 @@ package report
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/xml"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files (and docs/report-screenshot.png) from the current renderer")
+	"github.com/eksir/eksir/evidence"
+	golden "github.com/eksir/eksir/internal/golden"
+)
 
 // smallReport is a hand-made model of a small pod-compromise run with one
 // of everything the page shows: an approval, a retried and resumed step, a
@@ -272,7 +273,7 @@ func count(xs []int, x int) int {
 }
 
 func TestRenderHTMLPassesChecks(t *testing.T) {
-	for name, r := range map[string]*Report{"small": smallReport(), "tampered": tamperedReport(), "1000 pods": syntheticReport(1000, 100), "empty": {}} {
+	for name, r := range map[string]*Report{"small": smallReport(), "tampered": tamperedReport(), "1000 pods": syntheticReport(1000, 100), "empty": {}, "lab run": labRunReport(t)} {
 		t.Run(name, func(t *testing.T) {
 			for _, p := range htmlProblems(render(t, r), r) {
 				t.Error(p)
@@ -324,20 +325,23 @@ func TestHTMLChecksCatchFaults(t *testing.T) {
 }
 
 func TestRenderHTMLGolden(t *testing.T) {
-	got := render(t, smallReport())
-	golden := filepath.Join("testdata", "html", "small.html")
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
+	golden.Check(t, filepath.Join("testdata", "html", "small.html"), render(t, smallReport()))
+}
+
+// labRunReport is the report of the lab run committed under
+// testdata/cases (fixture_test.go made it), built as eksir report builds it.
+func labRunReport(t testing.TB) *Report {
+	t.Helper()
+	seed := make([]byte, ed25519.SeedSize)
+	copy(seed, "eksir report fixture key seed 01") // fixture_test.go's examiner key
+	keys := evidence.KeyRing{}
+	keys.Add(evidence.NewSigner(ed25519.NewKeyFromSeed(seed)).Public())
+	r, err := FromCase(t.Context(), filepath.Join("testdata", "cases", "INC-REPORT-1"), Options{Keys: keys,
+		Now: func() time.Time { return time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC) }, Tool: "eksir test"})
 	if err != nil {
-		t.Fatalf("%v (run go test ./report -run TestRenderHTMLGolden -update)", err)
+		t.Fatalf("build the lab run's report: %v", err)
 	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("the page differs from %s; if the change is intended, run with -update and review the diff", golden)
-	}
+	return r
 }
 
 // sectionOrder lists the page's sections in the order the model has them.
