@@ -7,6 +7,6 @@ import (
 	"github.com/eksir/eksir/internal/labtest"
 )
 
-// TestMain lets the lab tests (drill_lab_test.go) start the lab; the
-// others never touch it.
+// TestMain lets the lab tests (the fixture run, the drills) start the
+// lab; the others never touch it.
 func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
