@@ -1091,22 +1091,3 @@ func unionKeys(a, b KeyRing) KeyRing {
 	return out
 }
 
-// ReadCustodyLog replays the custody log at path (a case's
-// metadata/custody.jsonl) read-only, as verify replays the one in a bag:
-// every record's seq, link to the one before, signature by one of keys, and
-// times that never run backwards. Unlike OpenCase, which may append a
-// record or save a torn one aside, it never writes. A problem with a record
-// marks it and every later one not OK in the result; the error is for I/O.
-func ReadCustodyLog(path string, keys KeyRing) (ChainResult, error) {
-	var res ChainResult
-	f, err := os.Open(path)
-	if err != nil {
-		return res, fmt.Errorf("read custody log: %w", err)
-	}
-	defer f.Close()
-	err = replayChain(f, filepath.Base(path), emptyHead(), "", keys, maxListTag, &res)
-	if err != nil {
-		return res, fmt.Errorf("read custody log %s: %w", path, err)
-	}
-	return res, nil
-}

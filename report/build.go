@@ -66,7 +66,43 @@ func FromCase(ctx context.Context, dir string, o Options) (*Report, error) {
 		r.Integrity.Checks = append(r.Integrity.Checks, bad...)
 	}
 	r.Verify = caseVerify(cl.Incident, o.CaseRoot, dir)
+	root := o.CaseRoot
+	if root == "" {
+		root = filepath.Dir(filepath.Clean(dir))
+	}
+	if r.Drill, err = drillSection(ctx, cl.Incident, recordsOf(cl.Records), root, keys); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+func recordsOf(checks []evidence.RecordCheck) []evidence.Record {
+	recs := make([]evidence.Record, 0, len(checks))
+	for _, rc := range checks {
+		recs = append(recs, rc.Record)
+	}
+	return recs
+}
+
+// drillSection scores a drill journaled in recs (nil when the run is not
+// one) with its trend: the drills of the same playbook in caseRoot, or,
+// without a case folder to look in (an archive), this drill alone.
+func drillSection(ctx context.Context, incident string, recs []evidence.Record, caseRoot string, keys evidence.KeyRing) (*Drill, error) {
+	d, err := ScoreDrill(recs)
+	if err != nil || d == nil {
+		return nil, err
+	}
+	d.Trend = []DrillPoint{}
+	if caseRoot != "" {
+		if d.Trend, err = DrillTrend(ctx, caseRoot, d.Playbook, keys); err != nil {
+			return nil, err
+		}
+	}
+	if len(d.Trend) == 0 {
+		d.Trend = append(d.Trend, DrillPoint{Incident: incident, Started: runStarted(recs), TimeToContainMS: d.TimeToContainMS,
+			TimeToSealedEvidenceMS: d.TimeToSealedEvidenceMS, StepsFailed: d.StepsFailed, Completeness: d.Completeness})
+	}
+	return d, nil
 }
 
 // caseIntegrity is the verdict on a case's custody log.
@@ -156,6 +192,9 @@ func FromArchive(ctx context.Context, archive string, o Options) (*Report, error
 		r.Summary.SealedAt = st.Predicate.SealedAt
 	}
 	r.Verify = archiveVerify(archive, rep.Bag)
+	if r.Drill, err = drillSection(ctx, rep.Bag, bagRecs, "", nil); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 

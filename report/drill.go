@@ -5,13 +5,10 @@ package report
 // same from a case folder, an archive, or years later.
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -211,8 +208,8 @@ func stringList(v any) []string {
 // opened as a case (which may write). With keys, every record must verify
 // (link and signature by one of keys); a case whose log does not keeps its
 // point, with Problem saying what is wrong, so a tampered or foreign drill
-// is shown as such rather than silently dropped. Without keys the records
-// are read unchecked. Folders without a custody log, and cases whose run is
+// is shown as such rather than silently dropped. Without keys only the
+// chain links and times are checked. Folders without a custody log, and cases whose run is
 // not a drill of playbook, are left out.
 func DrillTrend(ctx context.Context, caseRoot, playbook string, keys evidence.KeyRing) ([]DrillPoint, error) {
 	ents, err := os.ReadDir(caseRoot)
@@ -227,11 +224,10 @@ func DrillTrend(ctx context.Context, caseRoot, playbook string, keys evidence.Ke
 		if !e.IsDir() {
 			continue
 		}
-		log := filepath.Join(caseRoot, e.Name(), "metadata", "custody.jsonl")
-		recs, problem, err := readCustody(log, keys)
-		if errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(caseRoot, e.Name(), "metadata", "custody.jsonl")); errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
+		recs, problem, err := readCustody(ctx, filepath.Join(caseRoot, e.Name()), keys)
 		if err != nil {
 			return nil, fmt.Errorf("drill trend: case %s: %w", e.Name(), err)
 		}
@@ -273,42 +269,19 @@ func runStarted(recs []evidence.Record) string {
 	return ""
 }
 
-// readCustody reads a custody log's records: checked with keys (problem
-// names the first record that fails), or unchecked without keys.
-func readCustody(path string, keys evidence.KeyRing) (recs []evidence.Record, problem string, err error) {
-	if len(keys) > 0 {
-		res, err := evidence.ReadCustodyLog(path, keys)
-		if err != nil {
-			return nil, "", err
-		}
-		for _, rc := range res.Records {
-			recs = append(recs, rc.Record)
-			if !rc.OK && problem == "" {
-				problem = fmt.Sprintf("custody record %d: %s", rc.Record.Seq, rc.Problem)
-			}
-		}
-		return recs, problem, nil
-	}
-	f, err := os.Open(path)
+// readCustody reads a case's custody records read-only (evidence.ReadCase):
+// with keys, every signature is checked; without, the chain links and
+// times only. problem names the first record that fails.
+func readCustody(ctx context.Context, caseDir string, keys evidence.KeyRing) (recs []evidence.Record, problem string, err error) {
+	cl, err := evidence.ReadCase(ctx, caseDir, keys)
 	if err != nil {
 		return nil, "", err
 	}
-	defer f.Close()
-	br := bufio.NewReader(f)
-	for n := 1; ; n++ {
-		line, err := br.ReadBytes('\n')
-		if line = bytes.TrimSpace(line); len(line) > 0 {
-			var r evidence.Record
-			if jerr := json.Unmarshal(line, &r); jerr != nil {
-				return recs, fmt.Sprintf("line %d is not a custody record: %v", n, jerr), nil
-			}
-			recs = append(recs, r)
-		}
-		if err == io.EOF {
-			return recs, "", nil
-		}
-		if err != nil {
-			return nil, "", err
+	for _, rc := range cl.Records {
+		recs = append(recs, rc.Record)
+		if !rc.OK && problem == "" {
+			problem = fmt.Sprintf("custody record %d: %s", rc.Record.Seq, rc.Problem)
 		}
 	}
+	return recs, problem, nil
 }

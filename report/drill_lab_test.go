@@ -147,7 +147,7 @@ func TestLabDrillTrend(t *testing.T) {
 			t.Errorf("%s: point %+v; the run printed %+v", p.Incident, p, d)
 		}
 		// ScoreDrill on the case's own records says the same.
-		res, err := evidence.ReadCustodyLog(filepath.Join(cases, p.Incident, "metadata", "custody.jsonl"), keys)
+		res, err := evidence.ReadCase(t.Context(), filepath.Join(cases, p.Incident), keys)
 		if err != nil || !res.OK {
 			t.Fatalf("%s: custody log: %v %+v", p.Incident, err, res.OK)
 		}

@@ -24,8 +24,6 @@ import (
 	"github.com/eksir/eksir/report"
 )
 
-func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
-
 // fixtureIncident is the committed lab run's incident ID.
 const fixtureIncident = "INC-REPORT-1"
 
