@@ -1090,4 +1090,3 @@ func unionKeys(a, b KeyRing) KeyRing {
 	}
 	return out
 }
-
