@@ -100,17 +100,10 @@ step "the incident report of $incident: one self-contained HTML page"
 # Made from the case as it is now (sealed, handed over, released); the
 # archive carries the report made at sealing (metadata/report.html).
 report="$work/$incident-report.html"
-# ISSUE 15, for the lead: `eksir report` comes from the reportbuild branch.
-# Once it is on main, drop this guard and keep the one report line.
-if "$eksir" report --help >/dev/null 2>&1; then
-  "$eksir" report --incident "$incident" --format html --out "$report"
-else
-  echo "eksir report is not in this build yet (issue 15): no HTML report written" >&2
-  report=
-fi
+"$eksir" report --incident "$incident" --pubkey "$work/demo.key.pub" --out "$report"
 
 step "done"
 echo "archive:    $EKSIR_CASE_DIR/$incident.tar.zst"
 echo "sidecar:    $EKSIR_CASE_DIR/$incident.tar.zst.sha256"
 echo "public key: $work/demo.key.pub"
-if [ -n "$report" ]; then echo "report:     $report"; fi
+echo "report:     $report"

@@ -27,6 +27,10 @@ type Options struct {
 	// CaseRoot is the folder holding every case folder, where the drill
 	// trend looks for earlier drills; the case folder's parent when empty.
 	CaseRoot string
+	// AtSeal builds the report a seal puts into the bag: the case as it is
+	// before its "sealed" record, so that sealing again with the same time
+	// (which reuses that record) gives the same report and the same bytes.
+	AtSeal bool
 }
 
 func (o Options) now() time.Time {
@@ -54,6 +58,11 @@ func FromCase(ctx context.Context, dir string, o Options) (*Report, error) {
 	cl, err := evidence.ReadCase(ctx, dir, keys)
 	if err != nil {
 		return nil, err
+	}
+	if o.AtSeal {
+		for n := len(cl.Records); n > 0 && cl.Records[n-1].Record.Action == evidence.ActionSealed; n-- {
+			cl.Records = cl.Records[:n-1]
+		}
 	}
 	r := newReport(o, Source{Kind: SourceCase, Path: dir, Incident: cl.Incident})
 	r.Integrity = caseIntegrity(cl)

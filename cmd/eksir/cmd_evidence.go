@@ -3,6 +3,7 @@ package main
 // keygen, acquire and seal: the commands that make evidence.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/eksir/eksir/cmd/internal/evidencecli"
 	"github.com/eksir/eksir/evidence"
+	"github.com/eksir/eksir/report"
 )
 
 func keygenCommand() *cli.Command {
@@ -318,20 +320,35 @@ func sealCommand() *cli.Command {
 // noReportFlag seals a case without the incident report in the bag.
 var noReportFlag = &cli.BoolFlag{Name: "no-report", Usage: "seal without the incident report (metadata/report.json and metadata/report.html) in the bag, for example when the report cannot be built"}
 
-// reportBuilder builds the incident report files of the case in caseDir,
-// by bag path (evidence.ReportJSONTag, evidence.ReportHTMLTag); nil or an
-// empty map seals no report.
-type reportBuilder func(ctx context.Context, caseDir string) (map[string][]byte, error)
+// reportBuilder builds the incident report files of the case in caseDir
+// for the seal opts describes.
+type reportBuilder func(ctx context.Context, caseDir string, opts evidence.SealOptions) (map[string][]byte, error)
 
-// caseReport builds the report of the case as it is at sealing: before the
-// "sealed" record, which the report therefore cannot show.
-//
-// TODO(issue 15): connect report.FromCase + report.RenderJSON +
-// report.RenderHTML here once they are on main (reportbuild and
-// reporthtml); until then a seal carries no report files.
-func caseReport(ctx context.Context, caseDir string) (map[string][]byte, error) {
-	_, _ = ctx, caseDir
-	return nil, nil
+// caseReport builds the report of the case as it is at sealing, before the
+// "sealed" record, which the report therefore cannot show: JSON and HTML,
+// dated at the seal time when one is given (a seal with --seal-time stays
+// reproducible) and checked against the sealer's own key.
+func caseReport(ctx context.Context, caseDir string, opts evidence.SealOptions) (map[string][]byte, error) {
+	keys := evidence.KeyRing{}
+	if opts.Signer != nil {
+		keys.Add(opts.Signer.Public())
+	}
+	at := opts.SealTime
+	if at.IsZero() {
+		at = time.Now()
+	}
+	r, err := report.FromCase(ctx, caseDir, report.Options{Keys: keys, Now: func() time.Time { return at }, Tool: opts.Tool, AtSeal: true})
+	if err != nil {
+		return nil, err
+	}
+	var j, h bytes.Buffer
+	if err := report.RenderJSON(&j, r); err != nil {
+		return nil, err
+	}
+	if err := report.RenderHTML(&h, r); err != nil {
+		return nil, err
+	}
+	return map[string][]byte{evidence.ReportJSONTag: j.Bytes(), evidence.ReportHTMLTag: h.Bytes()}, nil
 }
 
 // sealCaseWithReport seals cs with the report that build makes of it (no
@@ -339,7 +356,7 @@ func caseReport(ctx context.Context, caseDir string) (map[string][]byte, error) 
 // the hint says how to seal without it.
 func sealCaseWithReport(ctx context.Context, cs *evidence.Case, opts evidence.SealOptions, build reportBuilder) (evidence.SealResult, error) {
 	if build != nil {
-		files, err := build(ctx, cs.Dir())
+		files, err := build(ctx, cs.Dir(), opts)
 		if err != nil {
 			return evidence.SealResult{}, evidencecli.Hint(fmt.Errorf("build the incident report to seal into the bag: %w", err),
 				"nothing was sealed; fix the cause, or seal without the report: eksir seal --incident "+cs.Incident()+" --no-report")

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,10 +20,6 @@ const (
 	formatMarkdown = "md"
 	formatJSON     = "json"
 )
-
-// renderHTML renders the HTML report. It is nil until report.RenderHTML
-// (written separately) is wired here; --format html is refused meanwhile.
-var renderHTML func(w io.Writer, r *report.Report) error
 
 var formatFlag = &cli.StringFlag{Name: "format", Usage: "html, md or json (default: from --out's extension, .html, .json or .md; else md)"}
 
@@ -61,9 +56,6 @@ func reportFormat(c *cli.Context) (string, error) {
 	case formatJSON:
 		return formatJSON, nil
 	case formatHTML:
-		if renderHTML == nil {
-			return "", usagef("use --format md or --format json", "--format html is not available in this build yet")
-		}
 		return formatHTML, nil
 	}
 	return "", usagef("use html, md or json", "unknown --format %q", f)
@@ -117,7 +109,7 @@ func reportAction(c *cli.Context) error {
 	case formatJSON:
 		err = report.RenderJSON(&buf, r)
 	case formatHTML:
-		err = renderHTML(&buf, r)
+		err = report.RenderHTML(&buf, r)
 	default:
 		err = report.RenderMarkdown(&buf, r)
 	}

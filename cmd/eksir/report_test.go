@@ -43,8 +43,12 @@ func TestReportCase(t *testing.T) {
 	if r.Integrity.Status != report.IntegrityUnpinned || r.Source.Kind != report.SourceCase || len(r.Evidence) == 0 {
 		t.Errorf("report: integrity %+v, source %+v, %d items", r.Integrity, r.Source, len(r.Evidence))
 	}
-	res = run(t, root, "--case-dir", cases, "report", "-i", "INC-REPORT-1", "--format", "html")
-	expectExit(t, res, 2, "--format html before RenderHTML is wired")
+	html := filepath.Join(root, "r.html")
+	res = run(t, root, "--case-dir", cases, "report", "-i", "INC-REPORT-1", "--out", html)
+	expectExit(t, res, 0, "report to r.html")
+	if b, err := os.ReadFile(html); err != nil || !strings.HasPrefix(string(b), "<!DOCTYPE html>") || !strings.Contains(string(b), "INC-REPORT-1") {
+		t.Errorf("--out r.html is not the HTML report: %v %.80q", err, b)
+	}
 	res = run(t, root, "--case-dir", cases, "report", "-i", "NO-SUCH-CASE")
 	expectExit(t, res, 2, "a case that does not exist")
 }

@@ -7,7 +7,9 @@ package main
 // each of them.
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/eksir/eksir/evidence"
 	"github.com/eksir/eksir/internal/bagitcheck"
+	"github.com/eksir/eksir/report"
 )
 
 var fixedReport = map[string][]byte{
@@ -52,7 +55,7 @@ func sealedWithReport(t *testing.T, incident string, build reportBuilder) (archi
 
 func TestSealCarriesReport(t *testing.T) {
 	var gotDir string
-	archive, pub, err := sealedWithReport(t, "INC-RPT", func(_ context.Context, dir string) (map[string][]byte, error) {
+	archive, pub, err := sealedWithReport(t, "INC-RPT", func(_ context.Context, dir string, _ evidence.SealOptions) (map[string][]byte, error) {
 		gotDir = dir
 		return fixedReport, nil
 	})
@@ -128,7 +131,7 @@ func checkBagit(bag string) string {
 // before anything is written, and says how to seal without it.
 func TestSealReportBuildFails(t *testing.T) {
 	boom := errors.New("custody log unreadable")
-	archive, _, err := sealedWithReport(t, "INC-NORPT", func(context.Context, string) (map[string][]byte, error) { return nil, boom })
+	archive, _, err := sealedWithReport(t, "INC-NORPT", func(context.Context, string, evidence.SealOptions) (map[string][]byte, error) { return nil, boom })
 	if !errors.Is(err, boom) || !strings.Contains(hintOf(err), "--no-report") {
 		t.Fatalf("seal with a failing report: %v (hint %q), want the cause and a --no-report hint", err, hintOf(err))
 	}
@@ -142,7 +145,7 @@ func TestSealReportBuildFails(t *testing.T) {
 func TestSealWithoutReport(t *testing.T) {
 	for name, build := range map[string]reportBuilder{
 		"no-report":    nil,
-		"empty report": func(context.Context, string) (map[string][]byte, error) { return nil, nil },
+		"empty report": func(context.Context, string, evidence.SealOptions) (map[string][]byte, error) { return nil, nil },
 	} {
 		t.Run(name, func(t *testing.T) {
 			archive, pub, err := sealedWithReport(t, "INC-PLAIN", build)
@@ -170,4 +173,60 @@ func hintOf(err error) string {
 // bagitViolations runs both independent BagIt checks on an extracted bag.
 func bagitViolations(bag string) []bagitcheck.Violation {
 	return append(bagitcheck.Check(bag), bagitcheck.CheckProfile(bag)...)
+}
+
+// TestSealCarriesTheCaseReport seals a case with `eksir seal` as a
+// responder would: the bag carries the report of that case (JSON naming
+// every item's hash, HTML), sealing again with the same --seal-time gives
+// the same bytes (the report is dated at the seal time and made from the
+// case before its sealed record), and `eksir report ARCHIVE` reads it back
+// verified.
+func TestSealCarriesTheCaseReport(t *testing.T) {
+	root := t.TempDir()
+	key, pub := newKey(t)
+	files := map[string]string{"host/miner.bin": strings.Repeat("xmrig ", 100), "k8s/pod.json": `{"kind":"Pod"}`}
+	cases := newCase(t, root, key, "INC-SEALRPT", files)
+	at := time.Now().UTC().Add(time.Minute).Format(time.RFC3339)
+	seal := func(out string) []byte {
+		mustRun(t, root, "--case-dir", cases, "seal", "--incident", "INC-SEALRPT", "--key", key, "--seal-time", at, "--out", out)
+		b, err := os.ReadFile(filepath.Join(out, "INC-SEALRPT.tar.zst"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	first, second := seal(filepath.Join(root, "out1")), seal(filepath.Join(root, "out2"))
+	if !bytes.Equal(first, second) {
+		t.Error("sealing the same case twice with the same --seal-time gave different archives")
+	}
+	archive := filepath.Join(root, "out1", "INC-SEALRPT.tar.zst")
+	var rj, rh []byte
+	for _, e := range readEntries(t, archive) {
+		switch e.hdr.Name {
+		case "INC-SEALRPT/" + evidence.ReportJSONTag:
+			rj = e.data
+		case "INC-SEALRPT/" + evidence.ReportHTMLTag:
+			rh = e.data
+		}
+	}
+	var r report.Report
+	if err := json.Unmarshal(rj, &r); err != nil {
+		t.Fatalf("metadata/report.json: %v", err)
+	}
+	if r.APIVersion != report.APIVersion || r.Summary.Incident != "INC-SEALRPT" || r.Integrity.Status != report.IntegrityVerified || len(r.Evidence) != len(files) {
+		t.Errorf("sealed report: %s %q integrity %q, %d items", r.APIVersion, r.Summary.Incident, r.Integrity.Status, len(r.Evidence))
+	}
+	for _, it := range r.Evidence {
+		if it.SHA256 == "" || !bytes.Contains(rh, []byte(it.SHA256)) {
+			t.Errorf("metadata/report.html does not show %s's sha256 %q", it.Path, it.SHA256)
+		}
+	}
+	if r.GeneratedAt != strings.Replace(at, "Z", ".000000000Z", 1) {
+		t.Errorf("sealed report dated %s, seal time %s", r.GeneratedAt, at)
+	}
+	res := run(t, root, "report", archive, "--pubkey", pub, "--format", "json")
+	expectExit(t, res, 0, "eksir report of the sealed archive")
+	if !strings.Contains(res.stdout, `"status": "verified"`) {
+		t.Errorf("report of the archive is not verified:\n%.400s", res.stdout)
+	}
 }

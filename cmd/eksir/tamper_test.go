@@ -293,7 +293,7 @@ func TestTamperMatrix(t *testing.T) {
 	// whole bag.
 	want := []string{"bagit.txt", "data/manual/a.txt", "data/manual/b.bin", "data/manual/empty", "data/sub/c.log",
 		"bag-info.txt", "manifest-sha256.txt", "metadata/custody.jsonl", "metadata/items.json",
-		"tagmanifest-sha256.txt", "signatures/seal.dsse.json", "signatures/seal.pub"}
+		"metadata/report.html", "metadata/report.json", "tagmanifest-sha256.txt", "signatures/seal.dsse.json", "signatures/seal.pub"}
 	if strings.Join(files, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("sealed bag holds\n%q\nwant (in this order)\n%q", files, want)
 	}
