@@ -78,7 +78,7 @@ bench: build lab-check ## every benchmark, each beside its baseline; figures in 
 	  $(GO) test -run '^$$' -bench 'BenchmarkCustodyUpload' -benchtime 1x -count 1 -timeout 30m ./cmd/eksir/ && \
 	  $(GO) test -run '^$$' -bench 'BenchmarkReport1000Pods' -benchtime 5x -count 3 ./report/; } 2>&1 | tee $(BENCH_OUT)
 
-demo: build lab-check ## end to end on the local lab: up, seed, collect, seal, verify, down
+demo: build lab-check ## end to end on the local lab: up, seed, collect, seal, verify, hand off, release, report, down
 	./lab/demo.sh $(BIN)
 
 clean: ## remove build output
