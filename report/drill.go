@@ -171,7 +171,7 @@ func completeness(got, want int, missing []string) (float64, string) {
 // capture outputs, its items less those listed as missing.
 func collectedItems(res playbooks.StepResult) []string {
 	if c, ok := res.Outputs["collected"]; ok {
-		return stringList(c)
+		return strList(c)
 	}
 	gone := map[string]bool{}
 	for _, m := range missingItems(res) {
@@ -188,19 +188,7 @@ func collectedItems(res playbooks.StepResult) []string {
 }
 
 // missingItems is a collection step's "missing" output ("data/PATH: reason").
-func missingItems(res playbooks.StepResult) []string { return stringList(res.Outputs["missing"]) }
-
-// stringList reads a JSON list of strings decoded as []any.
-func stringList(v any) []string {
-	l, _ := v.([]any)
-	out := make([]string, 0, len(l))
-	for _, x := range l {
-		if s, ok := x.(string); ok {
-			out = append(out, s)
-		}
-	}
-	return out
-}
+func missingItems(res playbooks.StepResult) []string { return strList(res.Outputs["missing"]) }
 
 // DrillTrend scores every drill of playbook found in caseRoot, the folder
 // holding one folder per incident (the case dir), oldest first by the run's

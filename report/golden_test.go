@@ -1,6 +1,7 @@
 package report_test
 
 import (
+	"bytes"
 	"path/filepath"
 	"testing"
 
@@ -18,10 +19,15 @@ func fixtureReport(t *testing.T) *report.Report {
 	return r
 }
 
-// TestGolden renders the committed fixture as JSON and Markdown and
+// TestGolden renders the committed fixture as JSON, Markdown and HTML and
 // compares with the goldens (-update refreshes them).
 func TestGolden(t *testing.T) {
 	js, md := render(t, fixtureReport(t))
 	golden.Check(t, filepath.Join("testdata", "report.golden.json"), []byte(js))
 	golden.Check(t, filepath.Join("testdata", "report.golden.md"), []byte(md))
+	var html bytes.Buffer
+	if err := report.RenderHTML(&html, fixtureReport(t)); err != nil {
+		t.Fatal(err)
+	}
+	golden.Check(t, filepath.Join("testdata", "report.golden.html"), html.Bytes())
 }

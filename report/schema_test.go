@@ -49,18 +49,7 @@ func TestGoldensMatchSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource("report.schema.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	sch, err := c.Compile("report.schema.json")
-	if err != nil {
-		t.Fatalf("compile the schema: %v", err)
-	}
+	sch := golden.Schema(t, "report.schema.json", raw)
 	files, err := filepath.Glob(filepath.Join("testdata", "*.golden.json"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no golden JSON reports: %v", err)

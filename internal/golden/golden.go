@@ -8,6 +8,8 @@ import (
 	"flag"
 	"os"
 	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files instead of comparing with them")
@@ -32,4 +34,24 @@ func Check(t testing.TB, path string, got []byte) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("%s differs (run the test with -update to accept, then review the diff):\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
+}
+
+// Schema compiles the JSON Schema document raw, named name, with an
+// independent validator (santhosh-tekuri/jsonschema), for tests that check
+// what eksir writes or accepts against the schema it publishes.
+func Schema(t testing.TB, name string, raw []byte) *jsonschema.Schema {
+	t.Helper()
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource(name, doc); err != nil {
+		t.Fatal(err)
+	}
+	sch, err := c.Compile(name)
+	if err != nil {
+		t.Fatalf("compile %s: %v", name, err)
+	}
+	return sch
 }

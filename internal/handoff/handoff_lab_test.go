@@ -258,16 +258,20 @@ func flipper(t *testing.T, endpoint, name string) (*httptest.Server, *atomic.Int
 	return srv, &flipped
 }
 
+// uploadModes are the two ways an archive is sent: one PUT under the
+// multipart threshold, parts of 5 MiB over it.
+var uploadModes = []struct {
+	name      string
+	threshold int64
+}{{"single", 64 << 20}, {"multipart", 5 << 20}}
+
 // TestUploadCorruptedInTransitNotRecorded: the read-back catches a flipped
 // byte, single PUT and multipart alike, before any transferred record.
 func TestUploadCorruptedInTransitNotRecorded(t *testing.T) {
 	s := labtest.SeedScenario(t, 1, 1, func(*action.Registry) {})
 	bucket := s.Seed.EvidenceBucket
 	signer := newSigner(t)
-	for _, tc := range []struct {
-		name      string
-		threshold int64
-	}{{"single", 64 << 20}, {"multipart", 5 << 20}} {
+	for _, tc := range uploadModes {
 		t.Run(tc.name, func(t *testing.T) {
 			archive := sealed(t, "inc-flip-"+tc.name, 6<<20, signer)
 			proxy, flipped := flipper(t, s.Lab.State.AWSEndpoint, filepath.Base(archive))
@@ -332,10 +336,7 @@ func TestUploadUnverifiedArchiveNeverStored(t *testing.T) {
 	bucket := s.Seed.EvidenceBucket
 	client := eaws.S3(s.Lab.AWS)
 	signer := newSigner(t)
-	for _, tc := range []struct {
-		name      string
-		threshold int64
-	}{{"single", 64 << 20}, {"multipart", 5 << 20}} {
+	for _, tc := range uploadModes {
 		t.Run(tc.name, func(t *testing.T) {
 			archive := sealed(t, "inc-tampered-"+tc.name, 12<<20, signer)
 			b, err := os.ReadFile(archive)
