@@ -76,7 +76,8 @@ bench: build lab-check ## every benchmark, each beside its baseline; figures in 
 	  $(GO) test -run '^$$' -bench 'BenchmarkSnapshots' -benchtime 1x -count 1 -timeout 30m ./collect/ && \
 	  $(GO) test -run '^$$' -bench 'BenchmarkAWSMemoryStream' -benchtime 1x -count 1 -timeout 30m ./collect/ && \
 	  $(GO) test -run '^$$' -bench 'BenchmarkCustodyUpload' -benchtime 1x -count 1 -timeout 30m ./cmd/eksir/ && \
-	  $(GO) test -run '^$$' -bench 'BenchmarkReport1000Pods' -benchtime 5x -count 3 ./report/; } 2>&1 | tee $(BENCH_OUT)
+	  $(GO) test -run '^$$' -bench 'BenchmarkReport1000Pods' -benchtime 5x -count 3 ./report/ && \
+	  $(GO) test -run '^$$' -bench 'BenchmarkReportFromCase1000Pods' -benchtime 3x -count 1 ./report/; } 2>&1 | tee $(BENCH_OUT)
 
 demo: build lab-check ## end to end on the local lab: up, seed, collect, seal, verify, hand off, release, report, down
 	./lab/demo.sh $(BIN)

@@ -59,6 +59,9 @@ func FromCase(ctx context.Context, dir string, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The whole log, sealed records included, as DrillTrend reads it: the
+	// drill trend's point for this case comes from it.
+	whole := &readCase{dir: dir, records: cl.Records}
 	if o.AtSeal {
 		for n := len(cl.Records); n > 0 && cl.Records[n-1].Record.Action == evidence.ActionSealed; n-- {
 			cl.Records = cl.Records[:n-1]
@@ -79,7 +82,7 @@ func FromCase(ctx context.Context, dir string, o Options) (*Report, error) {
 	if root == "" {
 		root = filepath.Dir(filepath.Clean(dir))
 	}
-	if r.Drill, err = drillSection(ctx, cl.Incident, recordsOf(cl.Records), root, keys); err != nil {
+	if r.Drill, err = drillSection(ctx, cl.Incident, recordsOf(cl.Records), root, keys, whole); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -95,15 +98,17 @@ func recordsOf(checks []evidence.RecordCheck) []evidence.Record {
 
 // drillSection scores a drill journaled in recs (nil when the run is not
 // one) with its trend: the drills of the same playbook in caseRoot, or,
-// without a case folder to look in (an archive), this drill alone.
-func drillSection(ctx context.Context, incident string, recs []evidence.Record, caseRoot string, keys evidence.KeyRing) (*Drill, error) {
+// without a case folder to look in (an archive), this drill alone. known,
+// when not nil, is this case as already read, so that the trend does not
+// read and verify its log again.
+func drillSection(ctx context.Context, incident string, recs []evidence.Record, caseRoot string, keys evidence.KeyRing, known *readCase) (*Drill, error) {
 	d, err := ScoreDrill(recs)
 	if err != nil || d == nil {
 		return nil, err
 	}
 	d.Trend = []DrillPoint{}
 	if caseRoot != "" {
-		if d.Trend, err = DrillTrend(ctx, caseRoot, d.Playbook, keys); err != nil {
+		if d.Trend, err = drillTrend(ctx, caseRoot, d.Playbook, keys, known); err != nil {
 			return nil, err
 		}
 	}
@@ -201,7 +206,7 @@ func FromArchive(ctx context.Context, archive string, o Options) (*Report, error
 		r.Summary.SealedAt = st.Predicate.SealedAt
 	}
 	r.Verify = archiveVerify(archive, rep.Bag)
-	if r.Drill, err = drillSection(ctx, rep.Bag, bagRecs, "", nil); err != nil {
+	if r.Drill, err = drillSection(ctx, rep.Bag, bagRecs, "", nil, nil); err != nil {
 		return nil, err
 	}
 	return r, nil
