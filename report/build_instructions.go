@@ -2,6 +2,7 @@ package report
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/eksir/eksir/evidence"
@@ -78,15 +79,21 @@ func releaseInstructions(r *Report) []Instruction {
 	if r.Source.Kind == SourceCase {
 		base += " --case-dir " + shellQuote(filepath.Dir(filepath.Clean(r.Source.Path)))
 	}
+	// A run over many targets names its steps ID@POD; --approve ID
+	// approves the step for every target, so each playbook step is named
+	// once.
 	var steps, creds []string
 	for _, c := range r.Containment {
 		if !c.StillInPlace {
 			continue
 		}
-		steps = append(steps, c.Step)
+		local, _, _ := strings.Cut(c.Step, "@")
+		if !slices.Contains(steps, local) {
+			steps = append(steps, local)
+		}
 		for _, cr := range r.Credentials {
-			if cr.Step == c.Step {
-				creds = append(creds, c.Step)
+			if cr.Step == c.Step && !slices.Contains(creds, local) {
+				creds = append(creds, local)
 			}
 		}
 	}

@@ -395,13 +395,16 @@ func itemGroup(it evidence.Item) string {
 
 func itemSource(s evidence.Source) string {
 	var parts []string
-	for _, kv := range [][2]string{{"cluster", s.Cluster}, {"namespace", s.Namespace}, {"pod", s.Pod}, {"container", s.Container},
-		{"node", s.Node}, {"instance", s.Instance}, {"arn", s.ARN}, {"region", s.Region}, {"host", s.Host}, {"path", s.Path}} {
+	for _, kv := range [][2]string{{"cluster", s.Cluster}, {"namespace", s.Namespace}, {"pod", s.Pod}, {"node", s.Node},
+		{"container", s.Container}, {"instance", s.Instance}, {"arn", s.ARN}, {"region", s.Region}, {"host", s.Host}, {"path", s.Path}} {
 		if kv[1] != "" {
 			parts = append(parts, kv[0]+"="+kv[1])
 		}
 	}
-	return strings.Join(parts, " ")
+	// ", " joins them, widest first (the pod before its node, the node
+	// before a container), as the HTML expects: it states once, above a
+	// group's table, the leading elements all its rows share.
+	return strings.Join(parts, ", ")
 }
 
 func collectorOf(c evidence.Collector) string {

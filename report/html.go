@@ -31,7 +31,18 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"stclass":    statusClass,
 	"mod2":       func(i int) int { return i % 2 },
 	"after":      trimShared,
+	"stepName":   stepName,
 }).Parse(htmlTemplateText))
+
+// stepName is a step's ID as the steps table shows it: in a run over many
+// targets the engine names a step ID@POD, and the table's Target column
+// already says the pod, so the ID is shown without it.
+func stepName(s Step) string {
+	if id, target, ok := strings.Cut(s.ID, "@"); ok && target != "" && strings.HasSuffix(s.Target, target) {
+		return id
+	}
+	return s.ID
+}
 
 // RenderHTML writes r as one self-contained HTML page: inline CSS (light,
 // dark and print), an SVG timeline and drill trend drawn on the server, no
