@@ -17,7 +17,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -40,51 +39,13 @@ func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
 // (crash_eksirtest.go).
 const crashEnv = "EKSIR_TEST_CRASH_AT"
 
-// builtBin is a binary built once per test binary, on first use.
-type builtBin struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-var (
-	normalBin builtBin // eksir as responders get it; EKSIR_BIN overrides (make test)
-	crashBin  builtBin // eksir with the crash hooks (-tags eksirtest)
-)
-
-// get builds ../cmd/eksir with args into a temporary folder once, or takes
-// the binary from env when env names a set variable.
-func (b *builtBin) get(t *testing.T, env string, args ...string) string {
-	t.Helper()
-	b.once.Do(func() {
-		if p := os.Getenv(env); env != "" && p != "" {
-			b.path, b.err = filepath.Abs(p)
-			return
-		}
-		dir, err := os.MkdirTemp("", "eksir-pb-bin-")
-		if err != nil {
-			b.err = err
-			return
-		}
-		b.path = filepath.Join(dir, "eksir")
-		cmd := exec.Command("go", append(append([]string{"build"}, args...), "-o", b.path, "../cmd/eksir")...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("build eksir %q: %v\n%s", args, err, out)
-		}
-	})
-	if b.err != nil {
-		t.Fatal(b.err)
-	}
-	return b.path
-}
-
-// eksirBin is the binary under test, built on first use so that unit tests
-// and the fuzz target do not pay for it.
-func eksirBin(t *testing.T) string { return normalBin.get(t, "EKSIR_BIN") }
+// eksirBin is the binary under test: EKSIR_BIN (make test), else built on
+// first use so that unit tests and the fuzz target do not pay for it.
+func eksirBin(t *testing.T) string { return labtest.Eksir(t) }
 
 // crashingBin is eksir built with the crash hooks, which a responder's
 // binary does not have.
-func crashingBin(t *testing.T) string { return crashBin.get(t, "", "-tags", "eksirtest") }
+func crashingBin(t *testing.T) string { return labtest.Eksir(t, "eksirtest") }
 
 type labFixture struct {
 	le      *labtest.Env

@@ -7,12 +7,10 @@ package report_test
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,35 +22,8 @@ import (
 	"github.com/eksir/eksir/report"
 )
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// eksirBin builds ../cmd/eksir once, or takes EKSIR_BIN (make test).
-func eksirBin(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		if p := os.Getenv("EKSIR_BIN"); p != "" {
-			binPath, binErr = filepath.Abs(p)
-			return
-		}
-		dir, err := os.MkdirTemp("", "eksir-report-bin-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "eksir")
-		if out, err := exec.Command("go", "build", "-o", binPath, "../cmd/eksir").CombinedOutput(); err != nil {
-			binErr = errors.New(string(out))
-		}
-	})
-	if binErr != nil {
-		t.Fatalf("build eksir: %v", binErr)
-	}
-	return binPath
-}
+// eksirBin is EKSIR_BIN (make test), else ../cmd/eksir built once.
+func eksirBin(t *testing.T) string { return labtest.Eksir(t) }
 
 func TestLabDrillTrend(t *testing.T) {
 	if testing.Short() {

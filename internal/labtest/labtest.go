@@ -74,6 +74,7 @@ func Main(m *testing.M) int {
 	go func() {
 		if _, ok := <-sig; ok {
 			teardown()
+			removeBuiltBins()
 			os.Exit(130)
 		}
 	}()
@@ -83,6 +84,7 @@ func Main(m *testing.M) int {
 		return 1
 	}
 	defer cleanup()
+	defer removeBuiltBins()
 	code := m.Run()
 	signal.Stop(sig)
 	close(sig)
