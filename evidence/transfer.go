@@ -69,11 +69,23 @@ func RecordHandOver(ctx context.Context, archive, action string, h HandOver, sig
 // custody log is still the one rep checked (another hand-over appended in
 // between would fork the chain).
 func AppendHandOver(archive, action string, h HandOver, signer *Signer, actor string, at time.Time, rep *Report) (Record, error) {
+	rec, sync, err := WriteHandOver(archive, action, h, signer, actor, at, rep)
+	if err != nil {
+		return rec, err
+	}
+	return rec, sync()
+}
+
+// WriteHandOver is AppendHandOver without the wait for the disk: the record
+// is appended, and sync, which the caller must call, makes it durable and
+// closes the log. A hand-off that also stores the log in a bucket runs the
+// two side by side; the record holds only once sync has returned nil.
+func WriteHandOver(archive, action string, h HandOver, signer *Signer, actor string, at time.Time, rep *Report) (rec Record, sync func() error, err error) {
 	if signer == nil {
-		return Record{}, errNoKey()
+		return Record{}, nil, errNoKey()
 	}
 	if !rep.OK {
-		return Record{}, &Error{Kind: ErrVerification, Msg: fmt.Sprintf("%s failed verification; no %s record was written", archive, action),
+		return Record{}, nil, &Error{Kind: ErrVerification, Msg: fmt.Sprintf("%s failed verification; no %s record was written", archive, action),
 			hint: "do not hand over evidence that fails verification; run 'eksir verify' for the details"}
 	}
 	for _, c := range rep.Checks {
@@ -82,39 +94,48 @@ func AppendHandOver(archive, action string, h HandOver, signer *Signer, actor st
 		}
 	}
 	if !h.Verified {
-		return Record{}, invalidf("keep the .sha256 file next to the archive", "%s has no sidecar hash to re-check", archive)
+		return Record{}, nil, invalidf("keep the .sha256 file next to the archive", "%s has no sidecar hash to re-check", archive)
 	}
 	if n := len(rep.Custody.Records); n > 0 && FormatTime(at) < rep.Custody.Records[n-1].Record.Time {
-		return Record{}, invalidf("check the clock of this machine", "the hand-over time %s is before the last custody record's %s; custody times never run backwards",
+		return Record{}, nil, invalidf("check the clock of this machine", "the hand-over time %s is before the last custody record's %s; custody times never run backwards",
 			FormatTime(at), rep.Custody.Records[n-1].Record.Time)
 	}
-	rec, err := newRecord(Actor(actor), action, at, h, nil)
+	rec, err = newRecord(Actor(actor), action, at, h, nil)
 	if err != nil {
-		return rec, err
+		return rec, nil, err
 	}
 	line, rec, err := signRecord(rep.Custody.Head, signer, rec)
 	if err != nil {
-		return rec, err
+		return rec, nil, err
 	}
 	logFile := archive + ".custody.jsonl"
 	f, err := os.OpenFile(logFile, os.O_RDWR|os.O_CREATE|os.O_APPEND, fileMode)
 	if err != nil {
-		return rec, fmt.Errorf("open hand-over log: %w", err)
+		return rec, nil, fmt.Errorf("open hand-over log: %w", err)
 	}
-	defer f.Close()
+	fail := func(err error) (Record, func() error, error) {
+		f.Close()
+		return rec, nil, err
+	}
 	sum := NewHash()
 	n, err := io.Copy(sum, io.LimitReader(f, maxHandOverLog+1))
 	if err != nil {
-		return rec, fmt.Errorf("read hand-over log: %w", err)
+		return fail(fmt.Errorf("read hand-over log: %w", err))
 	}
 	if got := hexSum(sum); (n > 0 || rep.handOverLog != "") && got != rep.handOverLog {
-		return rec, invalidf("run the hand-over again: it verifies the log as it is now", "%s changed after it was verified; no %s record was written", filepath.Base(logFile), action)
+		return fail(invalidf("run the hand-over again: it verifies the log as it is now", "%s changed after it was verified; no %s record was written", filepath.Base(logFile), action))
 	}
 	if _, err := f.Write(append(line, '\n')); err != nil {
-		return rec, fmt.Errorf("append hand-over record: %w", err)
+		return fail(fmt.Errorf("append hand-over record: %w", err))
 	}
-	if err := f.Sync(); err != nil {
-		return rec, fmt.Errorf("sync hand-over log: %w", err)
-	}
-	return rec, nil
+	return rec, func() error {
+		err := f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("sync hand-over log: %w", err)
+		}
+		return nil
+	}, nil
 }
