@@ -16,9 +16,16 @@ import (
 	"github.com/eksir/eksir/cmd/internal/evidencecli"
 )
 
+// version and commit are stamped in by `make build` (-X main.version).
+var (
+	version = "dev"
+	commit  = "none"
+)
+
 func newApp() *cli.App {
 	return evidencecli.NewApp("eksir-verify", "verify sealed eksir evidence and show its custody chain", nil, []*cli.Command{
 		evidencecli.VerifyCommand("eksir-verify"),
+		evidencecli.VersionCommand("eksir-verify", version, commit),
 		{
 			Name:        "custody",
 			Usage:       "show the custody chain",

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"runtime"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/eksir/eksir/cmd/internal/evidencecli"
@@ -29,7 +26,7 @@ func newApp() *cli.App {
 	return evidencecli.NewApp("eksir", "incident response and forensics for Amazon EKS",
 		[]cli.Flag{&cli.StringFlag{Name: flagCaseDir, Value: "./cases", EnvVars: []string{"EKSIR_CASE_DIR"}, Usage: "folder that holds one case folder per incident"}},
 		[]*cli.Command{
-			versionCommand(),
+			evidencecli.VersionCommand("eksir", version, commit),
 			keygenCommand(),
 			acquireCommand(),
 			sealCommand(),
@@ -45,19 +42,4 @@ func newApp() *cli.App {
 			reportCommand(),
 			permissionsCommand(),
 		})
-}
-
-func versionCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "version",
-		Usage: "print version, commit and Go version",
-		Action: func(c *cli.Context) error {
-			info := map[string]string{"version": version, "commit": commit, "go": runtime.Version()}
-			if jsonOutput(c) {
-				return writeJSON(c.App.Writer, info)
-			}
-			fmt.Fprintf(c.App.Writer, "eksir %s (commit %s, %s)\n", version, commit, runtime.Version())
-			return nil
-		},
-	}
 }

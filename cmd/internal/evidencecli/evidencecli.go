@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -142,4 +143,21 @@ func OneArg(c *cli.Context, name string) (string, error) {
 		return "", Usagef(fmt.Sprintf("usage: %s %s %s", c.App.Name, c.Command.Name, strings.ToUpper(name)), "%s expects one %s, got %d arguments", c.Command.Name, name, c.NArg())
 	}
 	return c.Args().First(), nil
+}
+
+// VersionCommand prints the binary's version, commit and Go version, which
+// `make build` stamps in: a lab's report names the verifier it ran.
+func VersionCommand(prog, version, commit string) *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print version, commit and Go version",
+		Action: func(c *cli.Context) error {
+			info := map[string]string{"version": version, "commit": commit, "go": runtime.Version()}
+			if JSONOutput(c) {
+				return WriteJSON(c.App.Writer, info)
+			}
+			fmt.Fprintf(c.App.Writer, "%s %s (commit %s, %s)\n", prog, version, commit, runtime.Version())
+			return nil
+		},
+	}
 }
