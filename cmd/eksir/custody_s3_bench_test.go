@@ -96,12 +96,16 @@ test "$got" = "$(cut -d' ' -f1 %[2]s.sha256)"`, aws1, archive, bucket, endpoint,
 		_, eksirIdle, eksirIdleAnon := onFreshMoto(b, bins.Moto, bucket, upload(small))
 		_, awsIdle, awsIdleAnon := onFreshMoto(b, bins.Moto, bucket, cp(small))
 		for r := 0; r < rounds; r++ {
+			// One log line per round: the testing package keeps only the
+			// first lines of a benchmark's log.
+			var line strings.Builder
 			for j := range tools {
 				t := tools[(j+r)%len(tools)]
 				s, rss, anon := onFreshMoto(b, bins.Moto, bucket, t.run)
-				b.Logf("round %d: %-17s %6.1f s  peak RSS %5.1f MiB  private %5.1f MiB", r+1, t.name, s, rss, anon)
+				fmt.Fprintf(&line, "  %s %.1f s (%.0f/%.0f MiB)", t.name, s, rss, anon)
 				t.secs, t.rss, t.private = append(t.secs, s), append(t.rss, rss), append(t.private, anon)
 			}
+			b.Logf("round %d, in order, time (peak RSS/private):%s", r+1, line.String())
 		}
 		for _, t := range tools {
 			b.ReportMetric(median(t.secs), t.name+"-s")
