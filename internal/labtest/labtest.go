@@ -63,12 +63,16 @@ var (
 	startErr error
 	dir      string
 	counter  atomic.Int64
+	// underMain is set by Main: only Main stops the lab, so a lab started
+	// in a test binary without it would outlive the tests.
+	underMain atomic.Bool
 )
 
 // Main runs the tests and stops the lab if one was started. It also stops
 // the lab on SIGINT/SIGTERM so an interrupted `go test` leaves no processes.
 func Main(m *testing.M) int {
 	lab.RunPodProcessIfAsked() // a PodProcess is a copy of this test binary
+	underMain.Store(true)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -167,6 +171,9 @@ func SkipOrFail(t testing.TB, msg string) {
 // Start returns the test's Env, starting the binary's lab on first use.
 func Start(t testing.TB) *Env {
 	t.Helper()
+	if !underMain.Load() {
+		t.Fatal("labtest.Start in a test binary whose TestMain is not labtest.Main: nothing would stop the lab when the tests end; add func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }")
+	}
 	if msg := Unavailable(); msg != "" {
 		SkipOrFail(t, msg)
 	}

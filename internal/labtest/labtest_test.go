@@ -7,6 +7,10 @@ import (
 	"testing"
 )
 
+// TestMain stops the lab TestAWSSnapshotSeesChanges starts: without it,
+// every run of these tests left a lab's processes behind.
+func TestMain(m *testing.M) { os.Exit(Main(m)) }
+
 // TestMissingBinary checks the contract for a machine without the lab:
 // locally the test skips, with CI=true it fails, and both name the command
 // that provides the binary. The cases run in a child test process so that
