@@ -78,22 +78,20 @@ func FromCase(ctx context.Context, dir string, o Options) (*Report, error) {
 		r.Integrity.Checks = append(r.Integrity.Checks, bad...)
 	}
 	r.Verify = caseVerify(cl.Incident, o.CaseRoot, dir)
-	root := o.CaseRoot
-	if root == "" {
-		root = filepath.Dir(filepath.Clean(dir))
+	// The report a seal puts into the bag is about this case alone: the
+	// trend would read every other case folder, and their changes would
+	// change a sealed report that must come out the same when resealed.
+	root := ""
+	if !o.AtSeal {
+		if root = o.CaseRoot; root == "" {
+			root = filepath.Dir(filepath.Clean(dir))
+		}
 	}
-	if r.Drill, err = drillSection(ctx, cl.Incident, recordsOf(cl.Records), root, keys, whole); err != nil {
+	recs, _ := checkedRecords(cl.Records)
+	if r.Drill, err = drillSection(ctx, cl.Incident, recs, root, keys, whole); err != nil {
 		return nil, err
 	}
 	return r, nil
-}
-
-func recordsOf(checks []evidence.RecordCheck) []evidence.Record {
-	recs := make([]evidence.Record, 0, len(checks))
-	for _, rc := range checks {
-		recs = append(recs, rc.Record)
-	}
-	return recs
 }
 
 // drillSection scores a drill journaled in recs (nil when the run is not
@@ -108,7 +106,7 @@ func drillSection(ctx context.Context, incident string, recs []evidence.Record, 
 	}
 	d.Trend = []DrillPoint{}
 	if caseRoot != "" {
-		if d.Trend, err = drillTrend(ctx, caseRoot, d.Playbook, keys, known); err != nil {
+		if d.Trend, d.TrendUnread, err = drillTrend(ctx, caseRoot, d.Playbook, keys, known); err != nil {
 			return nil, err
 		}
 	}

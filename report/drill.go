@@ -75,7 +75,7 @@ func ScoreDrill(records []evidence.Record) (*Drill, error) {
 	if err != nil {
 		return nil, fmt.Errorf("custody record %d: time %q: %w", records[startAt].Seq, records[startAt].Time, err)
 	}
-	d := &Drill{Playbook: start.Playbook, Trend: []DrillPoint{}}
+	d := &Drill{Playbook: start.Playbook, Trend: []DrillPoint{}, TrendUnread: []string{}}
 	last := map[string]playbooks.StepResult{}
 	var order []string
 	collected := map[string][]string{} // step -> items collected over its attempts
@@ -198,8 +198,10 @@ func missingItems(res playbooks.StepResult) []string { return strList(res.Output
 // point, with Problem saying what is wrong, so a tampered or foreign drill
 // is shown as such rather than silently dropped. Without keys only the
 // chain links and times are checked. Folders without a custody log, and cases whose run is
-// not a drill of playbook, are left out.
-func DrillTrend(ctx context.Context, caseRoot, playbook string, keys evidence.KeyRing) ([]DrillPoint, error) {
+// not a drill of playbook, are left out. unread names, with the reason,
+// the cases whose log could not be read or scored at all: one broken case
+// does not stop the trend.
+func DrillTrend(ctx context.Context, caseRoot, playbook string, keys evidence.KeyRing) (points []DrillPoint, unread []string, err error) {
 	return drillTrend(ctx, caseRoot, playbook, keys, nil)
 }
 
@@ -214,19 +216,19 @@ type readCase struct {
 
 // drillTrend is DrillTrend, with known (nil or a case already read) used
 // for its folder when caseRoot holds it.
-func drillTrend(ctx context.Context, caseRoot, playbook string, keys evidence.KeyRing, known *readCase) ([]DrillPoint, error) {
+func drillTrend(ctx context.Context, caseRoot, playbook string, keys evidence.KeyRing, known *readCase) (points []DrillPoint, unread []string, err error) {
 	var knownInfo os.FileInfo
 	if known != nil {
 		knownInfo, _ = os.Stat(known.dir) // unreadable: every case is read from its folder
 	}
 	ents, err := os.ReadDir(caseRoot)
 	if err != nil {
-		return nil, fmt.Errorf("drill trend: read the case folder: %w", err)
+		return nil, nil, fmt.Errorf("drill trend: read the case folder: %w", err)
 	}
-	var points []DrillPoint
+	unread = []string{}
 	for _, e := range ents {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if !e.IsDir() {
 			continue
@@ -240,14 +242,20 @@ func drillTrend(ctx context.Context, caseRoot, playbook string, keys evidence.Ke
 		if fi, err := os.Stat(dir); err == nil && knownInfo != nil && os.SameFile(fi, knownInfo) {
 			recs, problem = checkedRecords(known.records)
 		} else if recs, problem, err = readCustody(ctx, dir, keys); err != nil {
-			return nil, fmt.Errorf("drill trend: case %s: %w", e.Name(), err)
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
+			}
+			// Another case's broken log does not stop this case's report.
+			unread = append(unread, fmt.Sprintf("%s: %v", e.Name(), err))
+			continue
 		}
 		if !drillOf(recs, playbook) {
 			continue
 		}
 		d, err := ScoreDrill(recs)
 		if err != nil {
-			return nil, fmt.Errorf("drill trend: case %s: %w", e.Name(), err)
+			unread = append(unread, fmt.Sprintf("%s: %v", e.Name(), err))
+			continue
 		}
 		points = append(points, DrillPoint{Incident: e.Name(), Started: runStarted(recs), TimeToContainMS: d.TimeToContainMS,
 			TimeToSealedEvidenceMS: d.TimeToSealedEvidenceMS, StepsFailed: d.StepsFailed, Completeness: d.Completeness, Problem: problem})
@@ -256,7 +264,7 @@ func drillTrend(ctx context.Context, caseRoot, playbook string, keys evidence.Ke
 	slices.SortStableFunc(points, func(a, b DrillPoint) int {
 		return strings.Compare(a.Started+"\x00"+a.Incident, b.Started+"\x00"+b.Incident)
 	})
-	return points, nil
+	return points, unread, nil
 }
 
 // drillOf reports whether the first run in recs is a drill of playbook.
@@ -301,4 +309,13 @@ func checkedRecords(checks []evidence.RecordCheck) (recs []evidence.Record, prob
 		}
 	}
 	return recs, problem
+}
+
+// custodyOf is what a trend row says of its case's custody log: the
+// problem found, else whether its signatures were checked at all.
+func custodyOf(p DrillPoint) string {
+	if p.Problem != "" {
+		return p.Problem
+	}
+	return "ok"
 }

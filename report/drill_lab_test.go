@@ -96,7 +96,7 @@ func TestLabDrillTrend(t *testing.T) {
 	}
 	keys := evidence.KeyRing{}
 	keys.Add(pub)
-	pts, err := report.DrillTrend(t.Context(), cases, "game-day", keys)
+	pts, _, err := report.DrillTrend(t.Context(), cases, "game-day", keys)
 	if err != nil {
 		t.Fatal(err)
 	}

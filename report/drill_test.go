@@ -226,7 +226,7 @@ func TestDrillTrend(t *testing.T) {
 
 	check := func(name string, k evidence.KeyRing, wantProblem string) []report.DrillPoint {
 		t.Helper()
-		pts, err := report.DrillTrend(t.Context(), root, "game-day", k)
+		pts, _, err := report.DrillTrend(t.Context(), root, "game-day", k)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -260,7 +260,7 @@ func TestDrillTrend(t *testing.T) {
 	if err := os.WriteFile(log, bytes.Replace(b, []byte(`"volatile"`), []byte(`"volatilE"`), 1), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pts, err := report.DrillTrend(t.Context(), root, "game-day", keys)
+	pts, _, err := report.DrillTrend(t.Context(), root, "game-day", keys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,12 +280,24 @@ func TestDrillTrend(t *testing.T) {
 		}
 	}
 
-	if _, err := report.DrillTrend(t.Context(), filepath.Join(root, "none"), "game-day", nil); err == nil {
+	// A case whose log cannot be read at all is named, and the trend stands.
+	if err := os.MkdirAll(filepath.Join(root, "g-broken", "metadata", "custody.jsonl"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	pts, unread, err := report.DrillTrend(t.Context(), root, "game-day", keys)
+	if err != nil {
+		t.Fatalf("one unreadable case stopped the trend: %v", err)
+	}
+	if len(pts) != 2 || len(unread) != 1 || !strings.HasPrefix(unread[0], "g-broken: ") {
+		t.Errorf("with g-broken: points %+v, unread %q", pts, unread)
+	}
+
+	if _, _, err := report.DrillTrend(t.Context(), filepath.Join(root, "none"), "game-day", nil); err == nil {
 		t.Error("a missing case root: no error")
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := report.DrillTrend(ctx, root, "game-day", nil); err == nil {
+	if _, _, err := report.DrillTrend(ctx, root, "game-day", nil); err == nil {
 		t.Error("a cancelled context: no error")
 	}
 }

@@ -25,6 +25,7 @@ var htmlTemplateText string
 var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"bytes":      humanBytes,
 	"ms":         humanMS,
+	"contain":    containTime,
 	"percent":    func(f float64) string { return strconv.FormatFloat(f*100, 'f', 0, 64) + "%" },
 	"join":       strings.Join,
 	"checkClass": checkClass,
@@ -559,12 +560,15 @@ func newTrendChart(points []DrillPoint) *trendChart {
 	for i, p := range points {
 		x := round1(left + float64(i)*float64(w-left-right)/float64(len(points)-1))
 		y := round1(top + (1-float64(p.TimeToContainMS)/float64(hi))*float64(h-top-bottom))
-		c.Points = append(c.Points, trendPoint{X: x, Y: y, Label: clip(p.Incident, 14), Value: humanMS(p.TimeToContainMS), LabelY: max(y-6, 12)})
+		if p.TimeToContainMS == 0 { // not contained: at the top, the worst
+			y = top
+		}
+		c.Points = append(c.Points, trendPoint{X: x, Y: y, Label: clip(p.Incident, 14), Value: containTime(p.TimeToContainMS), LabelY: max(y-6, 12)})
 		pts = append(pts, strconv.FormatFloat(x, 'f', -1, 64)+","+strconv.FormatFloat(y, 'f', -1, 64))
 	}
 	c.Polyline = strings.Join(pts, " ")
 	first, last := points[0], points[len(points)-1]
-	c.Desc = fmt.Sprintf("Time to contain over %d drills, from %s (%s) to %s (%s).", len(points), humanMS(first.TimeToContainMS), first.Incident, humanMS(last.TimeToContainMS), last.Incident)
+	c.Desc = fmt.Sprintf("Time to contain over %d drills, from %s (%s) to %s (%s).", len(points), containTime(first.TimeToContainMS), first.Incident, containTime(last.TimeToContainMS), last.Incident)
 	return c
 }
 
@@ -605,6 +609,17 @@ func humanBytes(n int64) string {
 	}
 	return strconv.FormatFloat(float64(n)/float64(div), 'f', 1, 64) + " " + string("KMGTPE"[exp]) + "iB"
 }
+
+// containTime is a drill's time to contain; 0 is a drill in which no
+// containment step succeeded, never the fastest one.
+func containTime(ms int64) string {
+	if ms == 0 {
+		return notContained
+	}
+	return humanMS(ms)
+}
+
+const notContained = "not contained"
 
 func humanMS(ms int64) string {
 	d := time.Duration(ms) * time.Millisecond

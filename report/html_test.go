@@ -78,7 +78,8 @@ func smallReport() *Report {
 		},
 		Release: []Instruction{{Title: "Release the quarantine of shop/cart-5d9f", Commands: []string{"eksir release --incident INC-7 --step isolate"}}},
 		Drill: &Drill{Playbook: "pod-compromise", TimeToContainMS: 120000, TimeToSealedEvidenceMS: 600000, StepsFailed: 1, Completeness: 0.8, CompletenessDetail: "checkpoint of shop/cart-5d9f",
-			Trend: []DrillPoint{{Incident: "DRILL-1", Started: "2026-10-01T10:00:00Z", TimeToContainMS: 300000, StepsFailed: 2, Completeness: 0.6}, {Incident: "DRILL-2", Started: "2026-11-01T10:00:00Z", TimeToContainMS: 180000, Completeness: 0.8}, {Incident: "INC-7", Started: "2026-11-30T10:00:00Z", TimeToContainMS: 120000, StepsFailed: 1, Completeness: 0.8}}},
+			Trend:       []DrillPoint{{Incident: "DRILL-1", Started: "2026-10-01T10:00:00Z", TimeToContainMS: 300000, StepsFailed: 2, Completeness: 0.6}, {Incident: "DRILL-2", Started: "2026-11-01T10:00:00Z", TimeToContainMS: 180000, Completeness: 0.8, Problem: "custody record 7: signature does not verify"}, {Incident: "DRILL-3", Started: "2026-11-15T10:00:00Z", StepsFailed: 3, Completeness: 0.4}, {Incident: "INC-7", Started: "2026-11-30T10:00:00Z", TimeToContainMS: 120000, StepsFailed: 1, Completeness: 0.8}},
+			TrendUnread: []string{"DRILL-0: read metadata/custody.jsonl: is a directory"}},
 	}
 }
 
@@ -380,7 +381,7 @@ func TestRenderHTMLContent(t *testing.T) {
 		"container &lt;sidecar&gt; &amp; friends",                         // warnings are escaped
 		"<pre>eksir-verify INC-7.tar --pubkey alice.pub</pre>",
 		"eksir release --incident INC-7 --step isolate",
-		`<polyline points="60,20 260,68 460,92"/>`, // the drill trend
+		`<polyline points="60,20 193.3,68 326.7,20 460,92"/>`, // the drill trend; not contained drawn at the top
 		"2 attempts", "resumed", "prompt by alice@ir-ws1",
 	} {
 		if !strings.Contains(page, want) {
@@ -389,7 +390,7 @@ func TestRenderHTMLContent(t *testing.T) {
 	}
 
 	// A single drill has no trend to draw.
-	r.Drill.Trend = r.Drill.Trend[2:]
+	r.Drill.Trend = r.Drill.Trend[3:]
 	if page := string(render(t, r)); strings.Contains(page, "<polyline") || !strings.Contains(page, `id="drill"`) {
 		t.Error("one drill: want the score and no trend chart")
 	}
@@ -549,4 +550,27 @@ func luminance(hex string) float64 {
 		}
 	}
 	return 0.2126*rgb[0] + 0.7152*rgb[1] + 0.0722*rgb[2]
+}
+
+// TestDrillNotContained: a drill in which nothing was contained shows as
+// such, never as a time of 0 that would read as the fastest drill, and a
+// trend row from a case whose log failed shows the failure.
+func TestDrillNotContained(t *testing.T) {
+	r := smallReport()
+	page := string(render(t, r))
+	var md bytes.Buffer
+	if err := RenderMarkdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	for name, out := range map[string]string{"html": page, "markdown": md.String()} {
+		if !strings.Contains(out, "DRILL-3") || !strings.Contains(out, "not contained") {
+			t.Errorf("%s: no 'not contained' for DRILL-3", name)
+		}
+		if strings.Contains(out, "| 0 ms |") || strings.Contains(out, ">0 ms<") {
+			t.Errorf("%s: a time to contain of 0 ms", name)
+		}
+		if !strings.Contains(out, "custody record 7: signature does not verify") || !strings.Contains(out, "Not in the trend, unreadable: DRILL-0") {
+			t.Errorf("%s: the trend hides a custody problem or an unread case", name)
+		}
+	}
 }

@@ -64,6 +64,7 @@ func withEmptyLists(r Report) Report {
 	if r.Drill != nil {
 		d := *r.Drill
 		d.Trend = orEmpty(d.Trend)
+		d.TrendUnread = orEmpty(d.TrendUnread)
 		r.Drill = &d
 	}
 	return r

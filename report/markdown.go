@@ -301,7 +301,7 @@ func (m *md) drill(r *Report) {
 	m.f("## Drill\n\n")
 	m.table([]string{"", ""}, [][]string{
 		{"Playbook", esc(d.Playbook)},
-		{"Time to contain", fmt.Sprintf("%d ms", d.TimeToContainMS)},
+		{"Time to contain", mdContain(d.TimeToContainMS)},
 		{"Time to sealed evidence", fmt.Sprintf("%d ms", d.TimeToSealedEvidenceMS)},
 		{"Steps failed / skipped", fmt.Sprintf("%d / %d", d.StepsFailed, d.StepsSkipped)},
 		{"Completeness", fmt.Sprintf("%.0f%% %s", d.Completeness*100, esc(d.CompletenessDetail))},
@@ -309,10 +309,16 @@ func (m *md) drill(r *Report) {
 	if len(d.Trend) > 0 {
 		var rows [][]string
 		for _, p := range d.Trend {
-			rows = append(rows, []string{esc(p.Incident), esc(p.Started), fmt.Sprintf("%d ms", p.TimeToContainMS), fmt.Sprint(p.StepsFailed), fmt.Sprintf("%.0f%%", p.Completeness*100)})
+			rows = append(rows, []string{esc(p.Incident), esc(p.Started), mdContain(p.TimeToContainMS), fmt.Sprint(p.StepsFailed), fmt.Sprintf("%.0f%%", p.Completeness*100), esc(custodyOf(p))})
 		}
 		m.f("### Trend\n\n")
-		m.table([]string{"Incident", "Started", "Time to contain", "Steps failed", "Completeness"}, rows)
+		m.table([]string{"Incident", "Started", "Time to contain", "Steps failed", "Completeness", "Custody log"}, rows)
+	}
+	for _, u := range d.TrendUnread {
+		m.f("- Not in the trend, unreadable: %s\n", esc(u))
+	}
+	if len(d.TrendUnread) > 0 {
+		m.f("\n")
 	}
 }
 
@@ -354,4 +360,11 @@ func (m *md) custody(r *Report) {
 		rows = append(rows, []string{fmt.Sprint(c.Seq), esc(c.Time), esc(c.Actor), codeOr(c.Action), esc(c.What), codeOr(c.KeyID), esc(c.File), ok})
 	}
 	m.table([]string{"Seq", "Time", "Actor", "Action", "What", "Key", "File", "Verdict"}, rows)
+}
+
+func mdContain(ms int64) string {
+	if ms == 0 {
+		return notContained
+	}
+	return fmt.Sprintf("%d ms", ms)
 }

@@ -301,6 +301,10 @@ type Drill struct {
 	// Trend is this drill and the earlier drills of the same playbook
 	// found in the case folder, oldest first.
 	Trend []DrillPoint `json:"trend"`
+	// TrendUnread names the case folders the trend could not read, with
+	// why: a broken or unreadable case beside this one leaves the report
+	// standing, and the reader knows the trend may miss a drill.
+	TrendUnread []string `json:"trendUnread"`
 }
 
 // DrillPoint is one drill in the trend.

@@ -327,7 +327,9 @@ type reportBuilder func(ctx context.Context, caseDir string, opts evidence.SealO
 // caseReport builds the report of the case as it is at sealing, before the
 // "sealed" record, which the report therefore cannot show: JSON and HTML,
 // dated at the seal time when one is given (a seal with --seal-time stays
-// reproducible) and checked against the sealer's own key.
+// reproducible) and checked against the keys the seal itself trusts: the
+// sealer's and the --custodian-key ones (a case with another examiner's
+// records seals, and its report must not call it tampered).
 func caseReport(ctx context.Context, caseDir string, opts evidence.SealOptions) (map[string][]byte, error) {
 	keys := evidence.KeyRing{}
 	if opts.Signer != nil {
@@ -337,7 +339,7 @@ func caseReport(ctx context.Context, caseDir string, opts evidence.SealOptions) 
 	if at.IsZero() {
 		at = time.Now()
 	}
-	r, err := report.FromCase(ctx, caseDir, report.Options{Keys: keys, Now: func() time.Time { return at }, Tool: opts.Tool, AtSeal: true})
+	r, err := report.FromCase(ctx, caseDir, report.Options{Keys: keys, CustodyKeys: opts.CustodyKeys, Now: func() time.Time { return at }, Tool: opts.Tool, AtSeal: true})
 	if err != nil {
 		return nil, err
 	}

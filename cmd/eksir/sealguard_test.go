@@ -7,6 +7,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eksir/eksir/evidence"
 	"github.com/eksir/eksir/internal/bagitcheck"
+	"github.com/eksir/eksir/report"
 )
 
 // newCase acquires files (name -> content) into a new case and returns the
@@ -230,6 +233,19 @@ func TestSealChecksCustodySignatures(t *testing.T) {
 	expectCode(t, res, 3, "record 2", "not trusted", "--custodian-key")
 	expectNoOutput(t, out)
 	mustRun(t, root, "--case-dir", cases, "seal", "--incident", "SIG", "--key", key, "--custodian-key", otherPub, "--out", out, "--seal-time", caseSealTime())
+	// The report in the bag trusts the keys the seal trusted: the other
+	// examiner's record is not reported as tampering.
+	var sealed report.Report
+	for _, e := range readEntries(t, filepath.Join(out, "SIG.tar.zst")) {
+		if e.hdr.Name == "SIG/"+evidence.ReportJSONTag {
+			if err := json.Unmarshal(e.data, &sealed); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if sealed.Integrity.Status != "verified" || len(sealed.Integrity.Checks) == 0 {
+		t.Errorf("the sealed report of a case with a custodian's record: integrity %q, %d checks", sealed.Integrity.Status, len(sealed.Integrity.Checks))
+	}
 
 	// An edited last record: links still hold, the signature does not.
 	root = t.TempDir()
