@@ -208,7 +208,7 @@ func volatileWant(ref, node string, reason []string, withNode bool) map[string][
 func TestVolatileFargate(t *testing.T) {
 	f := setupFargate(t)
 	fargate := []string{"pod " + f.pod + " runs on Fargate node " + f.node +
-		": Fargate runs no privileged collector pods; volatile state is not collectable; use the pod's own logs and the control-plane audit log"}
+		": Fargate runs no privileged collector pods; nothing on its host (process state, journals, log files, memory) is collectable; use the pod's own logs and the control-plane audit log"}
 	for _, method := range []string{collect.MethodAuto, collect.MethodNodePod, collect.MethodEphemeral} {
 		t.Run(method, func(t *testing.T) {
 			a, call := f.call(t, "collect.volatile", map[string]any{"pod": f.pod, "method": method})
@@ -289,6 +289,6 @@ func TestMemoryNodePodFargate(t *testing.T) {
 	f := setupFargate(t)
 	a, call := f.call(t, "collect.memory", map[string]any{"method": collect.MemoryNodePod, "node": f.node})
 	f.checkUncollected(t, a, call, map[string][]string{
-		"node/" + f.node + "/memory.lime": {"node " + f.node + " runs on Fargate: Fargate runs no privileged collector pods; volatile state is not collectable"},
+		"node/" + f.node + "/memory.lime": {"node " + f.node + " runs on Fargate: Fargate runs no privileged collector pods; nothing on its host (process state, journals, log files, memory) is collectable"},
 	})
 }

@@ -193,7 +193,7 @@ func allContainers(p corev1.Pod) []container {
 // noCollectorOnFargate is why nothing runs beside a pod on a Fargate node:
 // Fargate admits no privileged, hostPID or hostNetwork pod and no DaemonSet,
 // so a node collector pod would wait, unscheduled, until the step's timeout.
-const noCollectorOnFargate = "Fargate runs no privileged collector pods; volatile state is not collectable; use the pod's own logs and the control-plane audit log"
+const noCollectorOnFargate = "Fargate runs no privileged collector pods; nothing on its host (process state, journals, log files, memory) is collectable; use the pod's own logs and the control-plane audit log"
 
 // unreachable is a pod, or a node named without a pod, that no collector
 // can reach, and why.

@@ -40,7 +40,7 @@ func TestLabPodCompromiseFargate(t *testing.T) {
 	}
 	ref := f.ns + "/" + pod.Name
 	reason := "pod " + ref + " runs on Fargate node " + node.Name +
-		": Fargate runs no privileged collector pods; volatile state is not collectable; use the pod's own logs and the control-plane audit log"
+		": Fargate runs no privileged collector pods; nothing on its host (process state, journals, log files, memory) is collectable; use the pod's own logs and the control-plane audit log"
 	noCollector := func(when string) {
 		t.Helper()
 		pods, err := k.CoreV1().Pods("").List(t.Context(), metav1.ListOptions{FieldSelector: "spec.nodeName=" + node.Name})

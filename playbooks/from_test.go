@@ -129,7 +129,7 @@ func TestInputFromAWS(t *testing.T) {
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", Annotations: map[string]string{"eks.amazonaws.com/role-arn": role}}},
 		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "ec2"}, Spec: corev1.NodeSpec{ProviderID: "aws:///us-east-1a/i-0abc123"}},
 		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "fargate-ip-10-0-1-9", Labels: map[string]string{"eks.amazonaws.com/compute-type": "fargate"}},
-			Spec: corev1.NodeSpec{ProviderID: "aws:///us-east-1a/fargate-ip-10-0-1-9"}},
+			Spec: corev1.NodeSpec{ProviderID: "aws:///us-east-1a/0a1b2c3d4e/fargate-ip-10-0-1-9"}},
 		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "bare"}},
 	)
 	res := map[action.Cloud]TargetResolver{action.Kubernetes: KubeTargets(k)}

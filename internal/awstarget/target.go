@@ -37,10 +37,27 @@ func ParseProviderID(id string) (az, instanceID string, err error) {
 // this from a failure and record the instance as not collected.
 var ErrNoEC2Instance = errors.New("no EC2 instance")
 
-// IsFargate reports whether n is an EKS Fargate node: by its compute-type
-// label, or by the Fargate task in its provider ID when the label is gone.
+// IsFargate reports whether n is an EKS Fargate node. The provider ID
+// decides: an EC2 instance's (aws:///ZONE/i-...) is never Fargate, a
+// Fargate task's is aws:///ZONE/TASK/fargate-NAME. The compute-type label
+// counts only on a node without a provider ID: a kubelet may set its own
+// node's eks.amazonaws.com labels (NodeRestriction guards the kubernetes.io
+// ones), and a compromised EC2 node that called itself Fargate would escape
+// isolation and collection; its provider ID cannot be changed once set.
 func IsFargate(n *corev1.Node) bool {
-	return n.Labels[FargateLabel] == "fargate" || strings.Contains(n.Spec.ProviderID, "/fargate-")
+	pid := n.Spec.ProviderID
+	if pid == "" {
+		return n.Labels[FargateLabel] == "fargate"
+	}
+	if _, _, err := ParseProviderID(pid); err == nil {
+		return false
+	}
+	rest, ok := strings.CutPrefix(pid, "aws:///")
+	if !ok {
+		return false
+	}
+	parts := strings.Split(rest, "/")
+	return len(parts) == 3 && parts[0] != "" && parts[1] != "" && strings.HasPrefix(parts[2], "fargate-") && len(parts[2]) > len("fargate-")
 }
 
 // NodeInstance returns the EC2 instance ID behind a node. A node without a

@@ -31,6 +31,27 @@ func TestNodeInstance(t *testing.T) {
 			t.Errorf("%s: IsFargate %v", name, IsFargate(n))
 		}
 	}
+	// The provider ID decides; the label, which a kubelet can set on its own
+	// node, counts only where there is no provider ID.
+	fargatePID := "aws:///us-east-1a/0a1b2c3d4e/fargate-ip-192-168-1-1.ec2.internal"
+	for name, tc := range map[string]struct {
+		n    *corev1.Node
+		want bool
+	}{
+		"EC2 node labelled fargate (spoofed)": {node("aws:///us-east-1a/i-0123456789abcdef0", map[string]string{FargateLabel: "fargate"}), false},
+		"Fargate provider ID, no label":       {node(fargatePID, nil), true},
+		"no provider ID, fargate label":       {node("", map[string]string{FargateLabel: "fargate"}), true},
+		"fargate- deeper in the path":         {node("aws:///us-east-1a/x/y/fargate-ip", nil), false},
+		"fargate- in another cloud's ID":      {node("gce://p/z/fargate-x", nil), false},
+		"empty Fargate name":                  {node("aws:///us-east-1a/0a1b/fargate-", nil), false},
+	} {
+		if got := IsFargate(tc.n); got != tc.want {
+			t.Errorf("%s: IsFargate %v, want %v", name, got, tc.want)
+		}
+	}
+	if id, err := NodeInstance(node("aws:///us-east-1a/i-0123456789abcdef0", map[string]string{FargateLabel: "fargate"})); err != nil || id != "i-0123456789abcdef0" {
+		t.Errorf("a spoofed fargate label hid the instance: %q, %v", id, err)
+	}
 }
 
 func TestReadPodCredentials(t *testing.T) {
